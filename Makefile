@@ -1,0 +1,35 @@
+# Two entry points for a fresh machine: `make run` (the main job) and `make test` (the tests).
+# Both create .venv with tfpvi installed editable, and fetch the data sets into the cache.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+OUTPUT_DIR ?= runs/iwae
+ARGS ?=
+
+.PHONY: setup data run test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+data: setup
+	$(PY) -m tfpvi.data fetch mnist fashion_mnist
+
+run: data
+	$(PY) -m experiments.iwae --output_dir $(OUTPUT_DIR) $(ARGS)
+
+test: data
+	$(PY) -m pytest -n 2 --dist loadfile tests
+
+lint: setup
+	$(VENV)/bin/ruff check tfpvi experiments tests benchmarks
+
+bench: setup
+	$(PY) -m benchmarks.core
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,87 @@
+"""Importance-sampled log p(x) against the linear-Gaussian truth."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+import tfpvi
+from tfpvi import evaluation
+
+
+def setup(num_examples=50):
+  truth = tfpvi.LinearGaussian.random(data_size=6, latent_size=3, noise_scale=0.6, seed=11)
+  return truth, truth.sample(num_examples, seed=[3, 3])
+
+
+class LogMarginalLikelihoodTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.parameters((1, 1), (7, 3), (64, 10), (100, 100))
+  def test_exact_with_exact_posterior_for_any_num_samples(self, num_samples, chunk_size):
+    truth, x = setup()
+    estimate = evaluation.log_marginal_likelihood(
+        truth.as_vae(), x, num_samples, chunk_size=chunk_size, seed=[1, 1]
+    )
+    self.assertEqual(estimate.shape, [50])
+    self.assertAllClose(estimate, truth.log_marginal(x), atol=2e-3)
+
+  def test_converges_as_num_samples_grows(self):
+    truth, x = setup(100)
+    model = truth.as_vae(truth.perturbed_posterior(shift=0.15, scale_factor=1.3))
+    exact = truth.log_marginal(x)
+    errors = []
+    for num_samples in (1, 10, 100, 2000):
+      estimate = evaluation.log_marginal_likelihood(model, x, num_samples, chunk_size=256, seed=[2, 2])
+      errors.append(float(tf.reduce_mean(tf.abs(estimate - exact))))
+    self.assertEqual(errors, sorted(errors, reverse=True), msg=str(errors))
+    self.assertLess(errors[-1], 0.03)
+    self.assertGreater(errors[0], 10 * errors[-1])
+
+  def test_chunking_does_not_change_the_estimator(self):
+    truth, x = setup(200)
+    model = truth.as_vae(truth.perturbed_posterior(shift=0.3, scale_factor=1.2))
+    exact = truth.log_marginal(x)
+    # Different chunkings draw different samples; both must be unbiased to within their error.
+    for chunk_size in (1000, 37):
+      stats = evaluation.importance_sampling_stats(model, x, 1000, chunk_size=chunk_size, seed=[4, 4])
+      error = stats.log_mean_weight - exact
+      self.assertLess(abs(float(tf.reduce_mean(error))), 4 * float(tf.reduce_mean(stats.standard_error)) / math.sqrt(200.0) + 1e-3)
+      self.assertAllInRange(stats.effective_sample_size, 1.0, 1000.0)
+
+  def test_prior_proposal_is_worse_than_posterior(self):
+    truth, x = setup(100)
+    model = truth.as_vae(truth.perturbed_posterior(shift=0.2, scale_factor=1.1))
+    exact = truth.log_marginal(x)
+    kwargs = dict(num_samples=200, chunk_size=200, seed=[5, 5])
+    naive = evaluation.log_marginal_likelihood(model, x, proposal="prior", **kwargs)
+    informed = evaluation.log_marginal_likelihood(model, x, **kwargs)
+    self.assertLess(
+        float(tf.reduce_mean(tf.abs(informed - exact))), float(tf.reduce_mean(tf.abs(naive - exact)))
+    )
+
+  def test_largest_log_weights_are_sorted_and_bounded(self):
+    truth, x = setup(4)
+    model = truth.as_vae(truth.perturbed_posterior())
+    stats = evaluation.importance_sampling_stats(model, x, 500, chunk_size=64, tail_size=25, seed=[6, 6])
+    tail = stats.largest_log_weights.numpy()
+    self.assertEqual(tail.shape, (4, 25))
+    self.assertTrue(np.all(np.diff(tail, axis=1) <= 0))
+    self.assertAllLessEqual(tail[:, 0] - stats.log_sum_weights.numpy(), 1e-5)
+
+  def test_compiles_with_xla(self):
+    truth, x = setup(8)
+    fn = tf.function(
+        lambda x: evaluation.log_marginal_likelihood(truth.as_vae(), x, 1001, chunk_size=100),
+        jit_compile=True,
+    )
+    self.assertAllClose(fn(x), truth.log_marginal(x), atol=2e-3)
+
+
+class BitsPerDimTest(tf.test.TestCase):
+
+  def test_units(self):
+    self.assertAllClose(evaluation.bits_per_dim(-784 * math.log(2.0), 784), 1.0)
+    self.assertAllClose(evaluation.bits_per_dim([-87.08], 784), [87.08 / 784 / math.log(2.0)])
+    with self.assertRaisesRegex(ValueError, "num_dims must be >= 1"):
+      evaluation.bits_per_dim(-1.0, 0)
