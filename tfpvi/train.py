@@ -114,6 +114,7 @@ def fit(
     epochs: Optional[float] = None,
     batch_size: Optional[int] = None,
     objective_kwargs: Optional[Mapping[str, Any]] = None,
+    learning_rate: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
     preprocess: Optional[Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = None,
     eval_data=None,
     eval_every: Optional[int] = None,
@@ -146,6 +147,9 @@ def fit(
     objective_kwargs: keyword arguments for the objective; a callable value is a schedule
       `step -> value` evaluated at every step (KL warm-up: `beta=lambda s: min(1., s / 1e4)`);
       scheduled values are logged.
+    learning_rate: a schedule `step -> learning rate`, assigned before every step to the
+      optimizer's `learning_rate`, which must then be a `tf.Variable` (e.g.
+      `snt.optimizers.Adam(tf.Variable(1e-3))`); logged as learning_rate.
     preprocess: `preprocess(x, seed) -> x` applied to each batch inside the compiled step, e.g.
       `tfpvi.data.binarize_dynamic`.
     eval_data: examples or a Dataset to evaluate the objective on every `eval_every` steps
@@ -203,6 +207,11 @@ def fit(
   if steps < 1:
     raise ValueError(f"steps must be >= 1, got {steps}.")
   should_log = _log_predicate(log_every, steps)
+  if learning_rate is not None and not isinstance(getattr(optimizer, "learning_rate", None), tf.Variable):
+    raise ValueError(
+        "a learning_rate schedule needs an optimizer whose learning_rate is a tf.Variable, e.g. "
+        f"snt.optimizers.Adam(tf.Variable(1e-3)); got {type(getattr(optimizer, 'learning_rate', None)).__name__}."
+    )
   strategy = strategy or tf.distribute.get_strategy()
   base_seed = tf.constant([seed, 0x5EED], tf.int64)
 
@@ -233,6 +242,8 @@ def fit(
   with strategy.scope():
     value, terms, scheduled = objective_at(first, tf.constant(1, tf.int64), tf.constant([0, 0]))
   term_names = ["loss"] + [f"{k}" for k in terms] + list(scheduled)
+  if learning_rate is not None:
+    term_names.append("learning_rate")
   variables = model.trainable_variables
   if hasattr(optimizer, "_initialize"):  # Sonnet optimizers create their slots lazily.
     with strategy.scope():
@@ -277,6 +288,11 @@ def fit(
       )
     else:
       grads, metrics, finite = replica_step(x, step)
+
+    if learning_rate is not None:
+      rate = tf.cast(learning_rate(tf.cast(step, tf.float32)), optimizer.learning_rate.dtype)
+      optimizer.learning_rate.assign(rate)
+      metrics = list(metrics) + [tf.cast(rate, tf.float32)]
 
     def apply():
       optimizer.apply(grads, variables)

@@ -15,22 +15,20 @@ BINARIZATIONS = (None, "dynamic", "static")
 STATIC_BINARIZATION_SEED = 1234
 
 
-def binarize_static(images: tf.Tensor, indices: tf.Tensor, seed: int = STATIC_BINARIZATION_SEED):
-  """Bernoulli pixels drawn once per example: example i always gets the same draw.
+def binarize_static(images, seed: int = STATIC_BINARIZATION_SEED) -> np.ndarray:
+  """Bernoulli pixels drawn once for a whole split, identical on every call (for evaluation).
 
   Args:
-    images: float [..., 28, 28, 1] grey levels in [0, 1].
-    indices: int64 example indices, shape images.shape[:-3].
-    seed: Python int; the same seed and index give the same binary image on every call.
-  """
-  def one(args):
-    image, index = args
-    uniform = tf.random.stateless_uniform(tf.shape(image), seed=tf.stack([seed, index]))
-    return tf.cast(uniform < image, tf.float32)
+    images: float [N, 28, 28, 1] grey levels in [0, 1]: the whole split, in file order, so that
+      example i always gets the same draw.
+    seed: Python int.
 
-  if images.shape.rank == 3:
-    return one((images, tf.cast(indices, tf.int64)))
-  return tf.map_fn(one, (images, tf.cast(indices, tf.int64)), fn_output_signature=tf.float32)
+  Returns:
+    float32 numpy array of 0s and 1s, same shape.
+  """
+  images = np.asarray(images, np.float32)
+  uniform = tf.random.stateless_uniform(images.shape, seed=[seed, images.shape[0]]).numpy()
+  return (uniform < images).astype(np.float32)
 
 
 def binarize_dynamic(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -77,9 +75,10 @@ def load(
   if eight_bit and binarize is not None:
     raise ValueError("eight_bit=True gives integer intensities; it cannot be combined with binarize.")
   arrays = load_arrays(name, split, data_dir=data_dir)
-  dataset = tf.data.Dataset.from_tensor_slices(
-      {"image": arrays.images, "label": arrays.labels, "index": np.arange(len(arrays.labels))}
-  )
+  images = arrays.images
+  if binarize == "static":
+    images = binarize_static(images.astype(np.float32) / 255.0)
+  dataset = tf.data.Dataset.from_tensor_slices({"image": images, "label": arrays.labels})
   if shuffle:
     dataset = dataset.shuffle(len(arrays.labels), seed=seed, reshuffle_each_iteration=True)
   if repeat:
@@ -96,7 +95,6 @@ def load(
         lambda ex: dict(ex, image=_convert(ex, binarize, eight_bit)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-  dataset = dataset.map(lambda ex: {"image": ex["image"], "label": ex["label"]})
   if batch_size is not None:
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
   return dataset.prefetch(tf.data.AUTOTUNE)
@@ -104,9 +102,6 @@ def load(
 
 def _convert(example, binarize, eight_bit):
   image = tf.cast(example["image"], tf.float32)
-  if eight_bit:
+  if eight_bit or binarize == "static":  # static images are already binary floats
     return image
-  image = image / 255.0
-  if binarize == "static":
-    return binarize_static(image, example["index"])
-  return image
+  return image / 255.0

@@ -1,0 +1,1 @@
+"""Experiment modules, one per seed: `python -m experiments.NAME --help`."""
