@@ -27,16 +27,13 @@ import sonnet as snt  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfpvi  # noqa: E402
+from experiments import iwae  # noqa: E402
 
 HERE = pathlib.Path(__file__).parent
 
 
 def burda_model():
-  return tfpvi.VAE(
-      tfpvi.encoders.GaussianMLP([200, 200], 50, activation=tf.nn.tanh),
-      tfpvi.decoders.BernoulliMLP([200, 200], [28, 28, 1], activation=tf.nn.tanh),
-      tfpvi.standard_normal_prior(50),
-  )
+  return tfpvi.specs.build(iwae.burda_spec(iwae.Config()))
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -87,11 +84,11 @@ def fit_variant(steps_per_call: int, x_train, k: int, batch: int, steps: int):
 def lml_variant(jit: bool, x, repeats: int, num_samples: int):
   model = burda_model()
   model.log_weights(x, 1)
-  fn = tf.function(
-      lambda x: tfpvi.evaluation.log_marginal_likelihood(model, x, num_samples, chunk_size=500, seed=[1, 1]),
-      jit_compile=jit,
-  )
-  return median_seconds(lambda: fn(x).numpy(), repeats)
+  @tf.function(jit_compile=jit)
+  def log_px(x):
+    return tfpvi.evaluation.log_marginal_likelihood(model, x, num_samples, chunk_size=500, seed=[1, 1])
+
+  return median_seconds(lambda: log_px(x).numpy(), repeats)
 
 
 def main(argv=None):

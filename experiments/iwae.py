@@ -76,13 +76,16 @@ def parse_models(models) -> list[tuple[str, int]]:
   return parsed
 
 
-def burda_model(config: Config) -> tfpvi.VAE:
+def burda_spec(config: Config) -> dict:
   hidden = list(config.hidden_sizes)
-  return tfpvi.VAE(
-      tfpvi.encoders.GaussianMLP(hidden, config.latent_size, activation=tf.nn.tanh),
-      tfpvi.decoders.BernoulliMLP(hidden, [28, 28, 1], activation=tf.nn.tanh),
-      tfpvi.standard_normal_prior(config.latent_size),
-  )
+  return {
+      "encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": config.latent_size,
+                  "activation": "tanh"},
+      "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden, "output_shape": [28, 28, 1],
+                  "activation": "tanh"},
+      "prior": {"class": "standard_normal", "latent_size": config.latent_size},
+      "data": {"name": "mnist", "format": "binary"},
+  }
 
 
 def objective_for(name: str, k: int):
@@ -129,25 +132,22 @@ def active_units(model, x, batch: int = 500, threshold: float = 1e-2) -> int:
 
 
 def evaluate(model, config: Config, x_test: np.ndarray) -> dict:
-  """Test log p(x) (importance sampling), bits/dim and active units."""
-  log_px_fn = tf.function(
-      lambda x, seed: tfpvi.evaluation.log_marginal_likelihood(
-          model, x, config.eval_samples, chunk_size=config.eval_chunk, seed=seed
-      ),
-      jit_compile=True,
-  )
+  """Test log p(x) (importance sampling) with its diagnostics, bits/dim and active units."""
   started = time.time()
-  log_px = np.concatenate([
-      log_px_fn(tf.constant(x_test[i : i + config.eval_batch]), tf.constant([config.seed, i])).numpy()
-      for i in range(0, len(x_test), config.eval_batch)
-  ])
-  mean = float(np.mean(log_px))
+  summary, _ = tfpvi.evaluation.evaluate_dataset(
+      model, x_test, config.eval_samples, batch_size=config.eval_batch,
+      chunk_size=config.eval_chunk, seed=config.seed,
+  )
   return {
-      "test_log_px": mean,
-      "test_log_px_standard_error": float(np.std(log_px) / np.sqrt(len(log_px))),
-      "test_bits_per_dim": float(tfpvi.evaluation.bits_per_dim(mean, 784)),
+      "test_log_px": summary["log_px"],
+      "test_log_px_standard_error": summary["log_px_standard_error"],
+      "test_bits_per_dim": summary["bits_per_dim"],
+      "monte_carlo_standard_error": summary["monte_carlo_standard_error"],
+      "ess_mean": summary["ess_mean"],
+      "khat_mean": summary.get("khat_mean"),
+      "khat_fraction_above_0_7": summary.get("khat_fraction_above_0_7"),
       "active_units": active_units(model, x_test),
-      "eval_examples": len(log_px),
+      "eval_examples": summary["num_examples"],
       "eval_samples": config.eval_samples,
       "eval_seconds": round(time.time() - started, 1),
   }
@@ -155,7 +155,9 @@ def evaluate(model, config: Config, x_test: np.ndarray) -> dict:
 
 def train_one(name: str, k: int, config: Config, x_train: np.ndarray, run_dir: pathlib.Path):
   tf.random.set_seed(config.seed)
-  model = burda_model(config)
+  spec = burda_spec(config)
+  tfpvi.specs.save(run_dir, spec)
+  model = tfpvi.specs.build(spec)
   optimizer = snt.optimizers.Adam(
       tf.Variable(config.learning_rate, trainable=False), beta1=0.9, beta2=0.999, epsilon=1e-4
   )

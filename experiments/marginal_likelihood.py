@@ -57,19 +57,21 @@ class Config:
                eval_batch=5, train_examples=300)
 
 
-def build(config, likelihood: str) -> tfpvi.VAE:
+def model_spec(config, likelihood: str, dataset: str) -> dict:
   hidden = list(config.hidden_sizes)
+  decoder = {"hidden_sizes": hidden, "output_shape": [28, 28, 1]}
   if likelihood == "bernoulli":
-    decoder = tfpvi.decoders.BernoulliMLP(hidden, [28, 28, 1])
+    decoder["class"] = "BernoulliMLP"
   elif config.num_components > 1:
-    decoder = tfpvi.decoders.DiscretizedLogisticMixtureMLP(hidden, [28, 28, 1], config.num_components)
+    decoder.update({"class": "DiscretizedLogisticMixtureMLP", "num_components": config.num_components})
   else:
-    decoder = tfpvi.decoders.DiscretizedLogisticMLP(hidden, [28, 28, 1])
-  return tfpvi.VAE(
-      tfpvi.encoders.GaussianMLP(hidden, config.latent_size),
-      decoder,
-      tfpvi.standard_normal_prior(config.latent_size),
-  )
+    decoder["class"] = "DiscretizedLogisticMLP"
+  return {
+      "encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": config.latent_size},
+      "decoder": decoder,
+      "prior": {"class": "standard_normal", "latent_size": config.latent_size},
+      "data": {"name": dataset, "format": "binary" if likelihood == "bernoulli" else "eight_bit"},
+  }
 
 
 def data_for(name: str, config):
@@ -84,14 +86,17 @@ def data_for(name: str, config):
 
 
 def estimate(model, x_test, config, proposal: str) -> np.ndarray:
-  fn = tf.function(
-      lambda x, seed: tfpvi.evaluation.log_marginal_likelihood(
-          model, x, config.eval_samples, chunk_size=min(500, config.eval_samples), proposal=proposal, seed=seed
-      ),
-      jit_compile=True,
-  )
+  """Per-example log p(x) [N] with the posterior (importance sampling) or the prior as proposal."""
+
+  @tf.function(jit_compile=True)
+  def batch(x, seed):
+    return tfpvi.evaluation.log_marginal_likelihood(
+        model, x, config.eval_samples, chunk_size=min(500, config.eval_samples), proposal=proposal,
+        seed=seed,
+    )
+
   return np.concatenate([
-      fn(tf.constant(x_test[i : i + config.eval_batch]), tf.constant([config.seed, i])).numpy()
+      batch(tf.constant(x_test[i : i + config.eval_batch]), tf.constant([config.seed, i])).numpy()
       for i in range(0, len(x_test), config.eval_batch)
   ])
 
@@ -106,7 +111,9 @@ def main(argv=None) -> dict:
       raise ValueError(f"--models entries must be among {MODELS}, got {name!r}.")
     likelihood, x_train, x_test, preprocess = data_for(name, config)
     tf.random.set_seed(config.seed)
-    model = build(config, likelihood)
+    spec = model_spec(config, likelihood, name.partition("_")[2])
+    tfpvi.specs.save(out / name, spec)
+    model = tfpvi.specs.build(spec)
     common.say(f"[{name}] training {config.steps} steps ...")
     history = tfpvi.train.fit(
         model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x_train,

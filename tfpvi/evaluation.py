@@ -21,6 +21,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpvi import checks
+from tfpvi.jackknife import jackknife
 from tfpvi.types import Seed
 
 tfd = tfp.distributions
@@ -28,9 +29,13 @@ tfd = tfp.distributions
 __all__ = [
     "ImportanceSamplingStats",
     "bits_per_dim",
+    "evaluate_dataset",
     "importance_sampling_stats",
+    "jackknife",
     "log_marginal_likelihood",
+    "pareto_khat",
     "pareto_tail_size",
+    "summarize",
 ]
 
 _PROPOSALS = ("posterior", "prior")
@@ -199,3 +204,144 @@ def bits_per_dim(log_px, num_dims: int, *, num_bins: Optional[int] = None):
   if num_bins is not None and num_bins < 2:
     raise ValueError(f"num_bins must be >= 2, got {num_bins}.")
   return -tf.convert_to_tensor(log_px, dtype_hint=tf.float32) / (num_dims * math.log(2.0))
+
+
+# ----------------------------------------------------------------------------------------------
+# Diagnostics: Pareto k-hat of the largest weights, and a summary over a data set.
+
+
+def pareto_khat(largest_log_weights: tf.Tensor) -> tf.Tensor:
+  """Pareto k-hat of the importance-weight tail (Vehtari et al., Pareto smoothed IS).
+
+  Fits a generalized Pareto distribution to the exceedances of the M largest weights over the
+  (M+1)-th largest, with the Zhang & Stephens (2009) estimator and the weakly informative prior of
+  Vehtari et al. Reading: k < 0.5 the variance of the weights is finite and the estimate is
+  reliable; 0.5 <= k < 0.7 usable with care; k >= 0.7 the estimate is not to be trusted.
+
+  Args:
+    largest_log_weights: [B, M + 1] log weights in decreasing order (`importance_sampling_stats`
+      with `tail_size = pareto_tail_size(K) + 1`), M >= 5.
+
+  Returns:
+    float Tensor [B].
+
+  References:
+    Zhang & Stephens. A new and efficient estimation method for the generalized Pareto
+      distribution. Technometrics 2009.
+    Vehtari, Simpson, Gelman, Yao, Gabry. Pareto smoothed importance sampling. JMLR 2024.
+  """
+  largest_log_weights = tf.convert_to_tensor(largest_log_weights, tf.float32)
+  tail_size = int(largest_log_weights.shape[-1]) - 1
+  if tail_size < 5:
+    raise ValueError(f"pareto_khat needs at least 6 largest log weights, got {tail_size + 1}.")
+  top = largest_log_weights[:, :1]
+  # Exceedances over the threshold, ascending, scaled by the largest weight (k is scale-free).
+  x = tf.reverse(tf.exp(largest_log_weights[:, :-1] - top) - tf.exp(largest_log_weights[:, -1:] - top), [1])
+  x = tf.maximum(x, 1e-30)
+  n = float(tail_size)
+  m = 30 + int(math.sqrt(tail_size))
+  quartile = x[:, int(tail_size / 4 + 0.5) - 1 : int(tail_size / 4 + 0.5)]
+  grid = 1.0 - tf.sqrt(m / (tf.range(1, m + 1, dtype=tf.float32) - 0.5))  # [m]
+  b = 1.0 / x[:, -1:] + grid / (3.0 * quartile)  # [B, m]
+  k = tf.reduce_mean(tf.math.log1p(-b[:, :, None] * x[:, None, :]), axis=-1)  # [B, m]
+  log_likelihood = n * (tf.math.log(-b / k) - k - 1.0)
+  weights = tf.nn.softmax(log_likelihood, axis=-1)
+  b_hat = tf.reduce_sum(weights * b, axis=-1, keepdims=True)
+  # With theta = b_hat, the GPD shape is xi = mean(log(1 - theta x)) (Zhang & Stephens's k is -xi).
+  k_hat = tf.reduce_mean(tf.math.log1p(-b_hat * x), axis=-1)
+  prior_strength = 10.0
+  return k_hat * n / (n + prior_strength) + prior_strength * 0.5 / (n + prior_strength)
+
+
+def summarize(log_px, standard_error=None, effective_sample_size=None, khat=None, *, num_dims=None) -> dict:
+  """Summary over a data set of per-example estimates: means, standard errors and diagnostics.
+
+  Args:
+    log_px: [N] per-example log p(x) estimates, nats.
+    standard_error: [N] Monte Carlo standard errors of each estimate (optional).
+    effective_sample_size: [N] ESS of each estimate's weights (optional).
+    khat: [N] Pareto k-hat of each estimate's weights (optional).
+    num_dims: data dimensions, to report bits/dim.
+
+  Returns:
+    dict with log_px (mean), log_px_standard_error (over examples: std / sqrt(N)),
+    monte_carlo_standard_error (of the mean, from the per-example errors), and ESS / k-hat
+    summaries (mean, min, fraction of examples with k-hat >= 0.7).
+  """
+  import numpy as np
+
+  log_px = np.asarray(log_px, np.float64)
+  n = len(log_px)
+  summary = {
+      "num_examples": n,
+      "log_px": float(log_px.mean()),
+      "log_px_standard_error": float(log_px.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
+  }
+  if num_dims:
+    summary["bits_per_dim"] = float(-log_px.mean() / (num_dims * math.log(2.0)))
+  if standard_error is not None:
+    summary["monte_carlo_standard_error"] = float(np.sqrt(np.sum(np.square(standard_error))) / n)
+  if effective_sample_size is not None:
+    ess = np.asarray(effective_sample_size)
+    summary.update(ess_mean=float(ess.mean()), ess_min=float(ess.min()))
+  if khat is not None:
+    khat = np.asarray(khat)
+    summary.update(
+        khat_mean=float(khat.mean()), khat_max=float(khat.max()),
+        khat_fraction_above_0_7=float(np.mean(khat >= 0.7)),
+    )
+  return summary
+
+
+def evaluate_dataset(
+    model,
+    images,
+    num_samples: int = 5000,
+    *,
+    batch_size: int = 100,
+    chunk_size: int = 500,
+    seed: int = 0,
+    jit_compile: bool = True,
+    num_dims: Optional[int] = None,
+) -> tuple[dict, dict]:
+  """Importance-sampled log p(x) with diagnostics over a whole data set, batch by batch.
+
+  Args:
+    model: a `tfpvi.VAE`.
+    images: array [N, ...] of observations.
+    num_samples: K samples per example; memory is bounded by chunk_size * batch_size.
+    batch_size: examples per compiled call (the last batch may be smaller).
+    chunk_size: samples drawn at once.
+    seed: Python int; batch i uses the stateless seed [seed, i].
+    jit_compile: compile with XLA.
+    num_dims: data dimensions for bits/dim (default: the product of the example shape).
+
+  Returns:
+    (summary, per_example): `summarize(...)` of the estimates, and a dict of [N] numpy arrays
+    log_px, standard_error, effective_sample_size, khat.
+  """
+  import numpy as np
+
+  tail = pareto_tail_size(num_samples) + 1 if num_samples >= 30 else 0
+
+  @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+  def batch_stats(x, batch_seed):
+    stats = importance_sampling_stats(
+        model, x, num_samples, chunk_size=chunk_size, tail_size=tail, seed=batch_seed
+    )
+    khat = pareto_khat(stats.largest_log_weights) if tail else tf.fill(tf.shape(x)[:1], float("nan"))
+    return stats.log_mean_weight, stats.standard_error, stats.effective_sample_size, khat
+
+  outputs = [
+      batch_stats(tf.constant(images[i : i + batch_size], tf.float32), tf.constant([seed, i]))
+      for i in range(0, len(images), batch_size)
+  ]
+  names = ("log_px", "standard_error", "effective_sample_size", "khat")
+  per_example = {name: np.concatenate([o[j].numpy() for o in outputs]) for j, name in enumerate(names)}
+  num_dims = num_dims or int(np.prod(np.shape(images)[1:]))
+  summary = summarize(
+      per_example["log_px"], per_example["standard_error"], per_example["effective_sample_size"],
+      per_example["khat"] if tail else None, num_dims=num_dims,
+  )
+  summary["num_samples"] = num_samples
+  return summary, per_example
