@@ -112,7 +112,7 @@ def main(argv=None):
   for jit in (False, True):
     seconds = lml_variant(jit, x, max(2, args.repeats // 2), 5000)
     rows.append((f"log p(x) k=5000, 20 images, {'XLA' if jit else 'graph'}", seconds * 1e3, 20 / seconds))
-  header = f"| variant | ms per call/step | images/s |\n|---|---:|---:|"
+  header = "| variant | ms per call/step | images/s |\n|---|---:|---:|"
   lines = [header] + [f"| {name} | {ms:.2f} | {ips:.0f} |" for name, ms, ips in rows]
   context = (f"device: {device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), "
              f"TF {tf.__version__}, repeats {args.repeats}, median")

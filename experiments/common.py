@@ -34,7 +34,8 @@ def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
       parser.add_argument(f"--{field.name}", type=lambda v: v.lower() in ("1", "true", "yes"), default=None,
                           help=f"(default {default})")
     elif isinstance(default, tuple):
-      parser.add_argument(f"--{field.name}", type=str, default=None, help=f"comma-separated (default {','.join(map(str, default))})")
+      listed = ",".join(map(str, default))
+      parser.add_argument(f"--{field.name}", type=str, default=None, help=f"comma-separated (default {listed})")
     else:
       parser.add_argument(f"--{field.name}", type=kind if default is not None else str, default=None,
                           help=f"(default {default})")

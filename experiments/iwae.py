@@ -205,7 +205,9 @@ def main(argv=None) -> dict:
                f"{result['test_log_px_standard_error']:.2f} nats, active units {result['active_units']}")
   best = max(trained, key=lambda label: trained[label][1])
   best_model = trained[best][0]
-  tfpvi.plot.loss_curves(histories, terms=["loss"], title="negative training bound (nats)", path=str(out / "loss_curves.png"))
+  tfpvi.plot.loss_curves(
+      histories, terms=["loss"], title="negative training bound (nats)", path=str(out / "loss_curves.png")
+  )
   tfpvi.plot.reconstructions(best_model, x_test[:10], num_examples=10, path=str(out / "reconstructions.png"),
                              title=f"{best}: test inputs (top), reconstructions (bottom)")
   tfpvi.plot.image_grid(best_model.sample(100, seed=tf.constant([config.seed, 1])).numpy(), rows=10,

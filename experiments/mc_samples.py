@@ -19,7 +19,6 @@ import sys
 import time
 
 import numpy as np
-import tensorflow as tf
 
 import tfpvi
 from experiments import common

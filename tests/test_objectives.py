@@ -4,9 +4,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from absl.testing import parameterized
+from helpers import binary_images, small_bernoulli_vae
 
 import tfpvi
-from helpers import binary_images, small_bernoulli_vae
 
 tfd = tfp.distributions
 objectives = tfpvi.objectives

@@ -5,7 +5,19 @@ Encoders return distributions q(z|x), decoders return likelihoods p(x|z), priors
 per-example values in nats.
 """
 
-from tfpvi import checks, data, decoders, distributions, encoders, evaluation, importance, objectives, plot, specs, train
+from tfpvi import (
+    checks,
+    data,
+    decoders,
+    distributions,
+    encoders,
+    evaluation,
+    importance,
+    objectives,
+    plot,
+    specs,
+    train,
+)
 from tfpvi.linear_gaussian import LinearGaussian
 from tfpvi.vae import VAE, LogWeightTerms, standard_normal_prior
 

@@ -54,7 +54,9 @@ def _log_prob(density: LogDensity, x: tf.Tensor) -> tf.Tensor:
   return density.log_prob(x) if isinstance(density, tfd.Distribution) else density(x)
 
 
-def estimate_from_log_weights(values: tf.Tensor, log_weights: tf.Tensor, *, self_normalized: bool = False) -> ImportanceEstimate:
+def estimate_from_log_weights(
+    values: tf.Tensor, log_weights: tf.Tensor, *, self_normalized: bool = False
+) -> ImportanceEstimate:
   """The IS estimate from f(x_i) [n, ...] and log w_i [n] (samples on axis 0)."""
   values = tf.convert_to_tensor(values, tf.float32)
   log_weights = tf.convert_to_tensor(log_weights, tf.float32)
