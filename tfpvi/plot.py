@@ -118,12 +118,14 @@ def image_grid(
     rows = rows or int(np.ceil(np.sqrt(len(images))))
     cols = int(np.ceil(len(images) / rows))
   height, width = images.shape[1:3]
-  canvas = np.ones([rows * height, cols * width], np.float32)
+  gap = 1  # a light line between tiles
+  top = float(max(1.0, images.max()))
+  canvas = np.full([rows * (height + gap) - gap, cols * (width + gap) - gap], 0.6 * top, np.float32)
   for i, image in enumerate(images):
     r, c = divmod(i, cols)
-    canvas[r * height : (r + 1) * height, c * width : (c + 1) * width] = image
+    canvas[r * (height + gap) : r * (height + gap) + height, c * (width + gap) : c * (width + gap) + width] = image
   figure, axis = plt.subplots(figsize=figsize or (cols * 0.6 + 0.4, rows * 0.6 + 0.4))
-  axis.imshow(canvas, cmap=cmap, vmin=0.0, vmax=float(max(1.0, canvas.max())))
+  axis.imshow(canvas, cmap=cmap, vmin=0.0, vmax=top, interpolation="nearest")
   axis.axis("off")
   if title:
     axis.set_title(title)

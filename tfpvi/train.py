@@ -255,8 +255,6 @@ def fit(
     if replica_id is not None and strategy.num_replicas_in_sync > 1:
       # Distinct noise on each replica's slice of the batch.
       sample_seed = tf.random.experimental.stateless_fold_in(sample_seed, replica_id)
-    if preprocess is not None:
-      x = preprocess(x, step_seed(step, 2))
     with tf.GradientTape() as tape:
       value, terms, scheduled = objective_at(x, step, sample_seed)
       loss = -tf.reduce_mean(value)
@@ -278,6 +276,8 @@ def fit(
 
   def one_step(step, batches, index):
     x = draw_batch(step, batches, index)
+    if preprocess is not None:  # on the global batch, before any split over replicas
+      x = preprocess(x, step_seed(step, 2))
     if strategy.num_replicas_in_sync > 1:
       # Each replica takes its slice of the global batch; gradients and metrics are all-reduced
       # (means), so the first replica's copy is the global value, applied once to the mirrored

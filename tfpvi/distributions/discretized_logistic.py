@@ -7,7 +7,7 @@ import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 
-__all__ = ["DiscretizedLogistic", "log_bin_probability"]
+__all__ = ["DiscretizedLogistic", "IntegerSupportDistribution", "log_bin_probability"]
 
 
 def log_bin_probability(x, loc, scale, num_bins):
@@ -48,7 +48,41 @@ def log_bin_probability(x, loc, scale, num_bins):
   return tf.where(first, log_cdf_upper, tf.where(last, log_survival_lower, interior))
 
 
-class DiscretizedLogistic(tfd.Distribution):
+def positive_scale_property(dtype, event_ndims: int = 0):
+  """ParameterProperties of a positive scale parameter (softplus-constrained)."""
+  return tfp.util.ParameterProperties(
+      event_ndims=event_ndims,
+      default_constraining_bijector_fn=lambda: tfp.bijectors.Softplus(low=tfp.internal.dtype_util.eps(dtype)),
+  )
+
+
+class IntegerSupportDistribution(tfd.Distribution):
+  """Shared parts of scalar distributions on the integers {0, ..., num_bins - 1} (as floats)."""
+
+  @staticmethod
+  def _checked_num_bins(num_bins) -> int:
+    if int(num_bins) != num_bins or num_bins < 2:
+      raise ValueError(f"num_bins must be an integer >= 2, got {num_bins!r}.")
+    return int(num_bins)
+
+  @property
+  def num_bins(self) -> int:
+    """The number of integer bins in the support."""
+    return self._num_bins
+
+  def _event_shape(self):
+    return tf.TensorShape([])
+
+  def _event_shape_tensor(self):
+    return tf.constant([], dtype=tf.int32)
+
+  def _sample_control_dependencies(self, x):
+    if not self.validate_args:
+      return []
+    return support_assertions(x, self._num_bins, type(self).__name__)
+
+
+class DiscretizedLogistic(IntegerSupportDistribution):
   """A logistic distribution rounded to the integers {0, ..., num_bins - 1}.
 
   The continuous logistic(loc, scale) is rounded to the nearest integer; the first and last bins take
@@ -102,12 +136,10 @@ class DiscretizedLogistic(tfd.Distribution):
       ValueError: if `num_bins` is not an integer >= 2.
     """
     parameters = dict(locals())
-    if int(num_bins) != num_bins or num_bins < 2:
-      raise ValueError(f"num_bins must be an integer >= 2, got {num_bins!r}.")
+    self._num_bins = self._checked_num_bins(num_bins)
     with tf.name_scope(name) as name:
       self._loc = tf.convert_to_tensor(loc, dtype=dtype, name="loc")
       self._scale = tf.convert_to_tensor(scale, dtype=dtype, name="scale")
-      self._num_bins = int(num_bins)
       super().__init__(
           dtype=dtype,
           reparameterization_type=tfd.NOT_REPARAMETERIZED,
@@ -119,14 +151,7 @@ class DiscretizedLogistic(tfd.Distribution):
 
   @classmethod
   def _parameter_properties(cls, dtype, num_classes=None):
-    return dict(
-        loc=tfp.util.ParameterProperties(),
-        scale=tfp.util.ParameterProperties(
-            default_constraining_bijector_fn=lambda: tfp.bijectors.Softplus(
-                low=tfp.internal.dtype_util.eps(dtype)
-            )
-        ),
-    )
+    return dict(loc=tfp.util.ParameterProperties(), scale=positive_scale_property(dtype))
 
   @property
   def loc(self):
@@ -137,17 +162,6 @@ class DiscretizedLogistic(tfd.Distribution):
   def scale(self):
     """The logistic's scale, in bin units."""
     return self._scale
-
-  @property
-  def num_bins(self) -> int:
-    """The number of integer bins in the support."""
-    return self._num_bins
-
-  def _event_shape(self):
-    return tf.TensorShape([])
-
-  def _event_shape_tensor(self):
-    return tf.constant([], dtype=tf.int32)
 
   def _log_prob(self, x):
     x = tf.convert_to_tensor(x, dtype=self.dtype)
@@ -187,11 +201,6 @@ class DiscretizedLogistic(tfd.Distribution):
             self._scale, message="DiscretizedLogistic: scale must be positive."
         )
     ]
-
-  def _sample_control_dependencies(self, x):
-    if not self.validate_args:
-      return []
-    return support_assertions(x, self._num_bins, type(self).__name__)
 
 
 def support_assertions(x, num_bins: int, who: str):

@@ -7,8 +7,9 @@ import tensorflow_probability as tfp
 
 from tfpvi.distributions.discretized_logistic import (
     DiscretizedLogistic,
+    IntegerSupportDistribution,
     log_bin_probability,
-    support_assertions,
+    positive_scale_property,
 )
 
 tfd = tfp.distributions
@@ -16,7 +17,7 @@ tfd = tfp.distributions
 __all__ = ["DiscretizedLogisticMixture"]
 
 
-class DiscretizedLogisticMixture(tfd.Distribution):
+class DiscretizedLogisticMixture(IntegerSupportDistribution):
   """A mixture of K discretized logistics sharing the support {0, ..., num_bins - 1}.
 
   ```none
@@ -57,13 +58,11 @@ class DiscretizedLogisticMixture(tfd.Distribution):
       name: name of the distribution.
     """
     parameters = dict(locals())
-    if int(num_bins) != num_bins or num_bins < 2:
-      raise ValueError(f"num_bins must be an integer >= 2, got {num_bins!r}.")
+    self._num_bins = self._checked_num_bins(num_bins)
     with tf.name_scope(name) as name:
       self._mixture_logits = tf.convert_to_tensor(mixture_logits, dtype=dtype, name="logits")
       self._locs = tf.convert_to_tensor(locs, dtype=dtype, name="locs")
       self._scales = tf.convert_to_tensor(scales, dtype=dtype, name="scales")
-      self._num_bins = int(num_bins)
       super().__init__(
           dtype=dtype,
           reparameterization_type=tfd.NOT_REPARAMETERIZED,
@@ -78,12 +77,7 @@ class DiscretizedLogisticMixture(tfd.Distribution):
     return dict(
         mixture_logits=tfp.util.ParameterProperties(event_ndims=1),
         locs=tfp.util.ParameterProperties(event_ndims=1),
-        scales=tfp.util.ParameterProperties(
-            event_ndims=1,
-            default_constraining_bijector_fn=lambda: tfp.bijectors.Softplus(
-                low=tfp.internal.dtype_util.eps(dtype)
-            ),
-        ),
+        scales=positive_scale_property(dtype, event_ndims=1),
     )
 
   @property
@@ -99,22 +93,12 @@ class DiscretizedLogisticMixture(tfd.Distribution):
     return self._scales
 
   @property
-  def num_bins(self) -> int:
-    return self._num_bins
-
-  @property
   def num_components(self) -> int:
     return int(self._locs.shape[-1])
 
   def components(self) -> DiscretizedLogistic:
     """The K components as one DiscretizedLogistic with batch shape `batch_shape + [K]`."""
     return DiscretizedLogistic(self._locs, self._scales, self._num_bins, dtype=self.dtype)
-
-  def _event_shape(self):
-    return tf.TensorShape([])
-
-  def _event_shape_tensor(self):
-    return tf.constant([], dtype=tf.int32)
 
   def _log_prob(self, x):
     x = tf.convert_to_tensor(x, dtype=self.dtype)[..., tf.newaxis]
@@ -140,8 +124,3 @@ class DiscretizedLogisticMixture(tfd.Distribution):
   def _mean(self):
     weights = tf.math.softmax(self._mixture_logits, axis=-1)
     return tf.reduce_sum(weights * self.components().mean(), axis=-1)
-
-  def _sample_control_dependencies(self, x):
-    if not self.validate_args:
-      return []
-    return support_assertions(x, self._num_bins, type(self).__name__)
