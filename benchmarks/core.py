@@ -2,7 +2,8 @@
 
 - IWAE training step on Burda et al.'s 1-stochastic-layer MLP (784-200-200-50, tanh, k = 50,
   batch 20), Adam: one step per `tf.function` call without and with XLA, and `tfpvi.train.fit`
-  with 1 and 50 steps per compiled call (in-memory data, dynamic binarization inside the step).
+  with 1 and 50 steps per compiled call, without and with XLA (in-memory data, batch gathering
+  and dynamic binarization inside the step, finiteness checks on every step).
 - `log_marginal_likelihood` with k = 5000 (chunks of 500) on 20 images, without and with XLA.
 
 Timings: warm-up call first (compilation excluded), then the median of repeated timed runs.
@@ -68,13 +69,13 @@ def step_variant(jit: bool, x, k: int, repeats: int, steps: int):
   return median_seconds(run, repeats) / steps
 
 
-def fit_variant(steps_per_call: int, x_train, k: int, batch: int, steps: int):
+def fit_variant(steps_per_call: int, jit: bool, x_train, k: int, batch: int, steps: int):
   model = burda_model()
   history = tfpvi.train.fit(
       model, functools.partial(tfpvi.objectives.iwae, num_samples=k), x_train,
       optimizer=snt.optimizers.Adam(1e-3), steps=steps, batch_size=batch,
       preprocess=tfpvi.data.binarize_dynamic, steps_per_call=steps_per_call,
-      log_every=steps // 4, progress=False,
+      log_every=steps // 4, progress=False, jit_compile=jit,
   )
   times, steps_logged = history["wall_time"].to_numpy(), history["step"].to_numpy()
   # Exclude the first logged chunk (compilation); time per step over the rest.
@@ -106,9 +107,11 @@ def main(argv=None):
   for jit in (False, True):
     seconds = step_variant(jit, x, 50, args.repeats, steps)
     rows.append((f"IWAE k=50 step, one per call, {'XLA' if jit else 'graph'}", seconds * 1e3, 20 / seconds))
-  for steps_per_call in (1, 50):
-    seconds = fit_variant(steps_per_call, x_train, 50, 20, fit_steps)
-    rows.append((f"IWAE k=50 fit(), steps_per_call={steps_per_call}, XLA", seconds * 1e3, 20 / seconds))
+  for jit in (False, True):
+    for steps_per_call in (1, 50):
+      seconds = fit_variant(steps_per_call, jit, x_train, 50, 20, fit_steps)
+      rows.append((f"IWAE k=50 fit(), steps_per_call={steps_per_call}, {'XLA' if jit else 'graph'}",
+                   seconds * 1e3, 20 / seconds))
   for jit in (False, True):
     seconds = lml_variant(jit, x, max(2, args.repeats // 2), 5000)
     rows.append((f"log p(x) k=5000, 20 images, {'XLA' if jit else 'graph'}", seconds * 1e3, 20 / seconds))

@@ -69,7 +69,7 @@ def bias_table(model, x, config: Config, reference: np.ndarray) -> pd.DataFrame:
   for k in config.num_samples:
     orders = [m for m in config.orders if m < k]
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=tfpvi.xla.resolve())
     def estimates(x, seed, k=k, orders=tuple(orders)):
       log_weights = model.log_weights(x, k, seed=seed)  # [K, B]
       return tf.stack([tfpvi.evaluation.jackknife(log_weights, m) for m in orders])  # [orders, B]

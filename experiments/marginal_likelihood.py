@@ -88,7 +88,7 @@ def data_for(name: str, config):
 def estimate(model, x_test, config, proposal: str) -> np.ndarray:
   """Per-example log p(x) [N] with the posterior (importance sampling) or the prior as proposal."""
 
-  @tf.function(jit_compile=True)
+  @tf.function(jit_compile=tfpvi.xla.resolve())
   def batch(x, seed):
     return tfpvi.evaluation.log_marginal_likelihood(
         model, x, config.eval_samples, chunk_size=min(500, config.eval_samples), proposal=proposal,

@@ -75,7 +75,7 @@ def proposals(config: Config) -> dict[str, tuple[float, ...]]:
   }
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=tfpvi.xla.resolve())
 def _draw(nominal_means, proposal_means, num_samples, seed, deadline):
   nominal, proposal = durations(nominal_means), durations(proposal_means)
   x = proposal.sample(num_samples, seed=seed)

@@ -39,4 +39,5 @@ __all__ = [
     "specs",
     "standard_normal_prior",
     "train",
+    "xla",
 ]

@@ -20,7 +20,7 @@ from typing import NamedTuple, Optional
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi import checks
+from tfpvi import checks, xla
 from tfpvi.jackknife import jackknife
 from tfpvi.types import Seed
 
@@ -301,7 +301,7 @@ def evaluate_dataset(
     batch_size: int = 100,
     chunk_size: int = 500,
     seed: int = 0,
-    jit_compile: bool = True,
+    jit_compile: "xla.JitCompile" = "auto",
     num_dims: Optional[int] = None,
 ) -> tuple[dict, dict]:
   """Importance-sampled log p(x) with diagnostics over a whole data set, batch by batch.
@@ -313,7 +313,7 @@ def evaluate_dataset(
     batch_size: examples per compiled call (the last batch may be smaller).
     chunk_size: samples drawn at once.
     seed: Python int; batch i uses the stateless seed [seed, i].
-    jit_compile: compile with XLA.
+    jit_compile: True, False or "auto" (XLA when a GPU is visible).
     num_dims: data dimensions for bits/dim (default: the product of the example shape).
 
   Returns:
@@ -324,7 +324,7 @@ def evaluate_dataset(
 
   tail = pareto_tail_size(num_samples) + 1 if num_samples >= 30 else 0
 
-  @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+  @tf.function(jit_compile=xla.resolve(jit_compile), reduce_retracing=True)
   def batch_stats(x, batch_seed):
     stats = importance_sampling_stats(
         model, x, num_samples, chunk_size=chunk_size, tail_size=tail, seed=batch_seed

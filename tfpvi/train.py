@@ -26,6 +26,8 @@ import pandas as pd
 import sonnet as snt
 import tensorflow as tf
 
+from tfpvi import xla
+
 __all__ = ["fit", "powers_of_two"]
 
 LogSchedule = Union[int, str, Callable[[int], bool]]
@@ -126,7 +128,7 @@ def fit(
     max_to_keep: int = 2,
     steps_per_call: int = 1,
     strategy: Optional[tf.distribute.Strategy] = None,
-    jit_compile: bool = True,
+    jit_compile: xla.JitCompile = "auto",
     seed: int = 0,
     progress: Optional[bool] = None,
 ) -> pd.DataFrame:
@@ -167,7 +169,8 @@ def fit(
       log, evaluation and checkpoint steps.
     strategy: a `tf.distribute.Strategy`; the model's variables must have been created under its
       scope. Each step splits the global batch over the replicas and averages gradients.
-    jit_compile: compile the training loop with XLA.
+    jit_compile: compile the training loop with XLA: True, False, or "auto" (XLA when a GPU is
+      visible; on CPUs TensorFlow's graph kernels are faster, see benchmarks/).
     seed: seed of every random draw (batches, samples, dynamic binarization).
     progress: show a tqdm progress bar (default: when stderr is a terminal).
 
@@ -315,6 +318,7 @@ def fit(
     _, metrics, finite = tf.while_loop(cond, body, (tf.constant(0), zeros, tf.constant(True)))
     return metrics, finite
 
+  jit_compile = xla.resolve(jit_compile)
   compiled_loop = tf.function(train_loop, jit_compile=jit_compile and strategy.num_replicas_in_sync == 1)
 
   evaluate = _make_evaluator(model, objective, static_kwargs, schedules, eval_data, jit_compile, base_seed)
