@@ -5,7 +5,7 @@ Objectives: the VAE bound with k samples (`tfpvi.objectives.elbo`) and the IWAE 
 samples (`tfpvi.objectives.iwae`), for the models listed in --models as OBJECTIVE:K.
 Training: Adam (beta1 0.9, beta2 0.999, eps 1e-4), batch 20, learning rate 1e-3 * 10^(-i/7) in
 stage i = 0..7. Burda et al. run stage i for 3^i passes (3,280 in all); here stages are scaled into
---steps per model (default 10,000, about 3.3 passes, the same for every model), or --epochs, or
+--steps per model (default 50,000, about 17 passes, the same for every model), or --epochs, or
 --time_budget seconds per model (timed on this machine; k = 50 then gets fewer steps than k = 1),
 with stage i's length proportional to --schedule_growth^i (3 is Burda's; the CPU default 1 gives
 equal stages, which suits short runs).
@@ -13,7 +13,7 @@ Evaluation: test log p(x) by importance sampling with k = 5000 (`tfpvi.evaluatio
 --eval_examples of the statically binarized test set (10,000 for the full protocol), and the
 number of active units (Burda et al. section 5.2: Cov_x(E_q[u]) > 0.01).
 
-    python -m experiments.iwae --output_dir runs/iwae               # CPU default, about 20 minutes
+    python -m experiments.iwae --output_dir runs/iwae               # CPU default, about 25 minutes
     python -m experiments.iwae --full_protocol --output_dir runs/burda   # 3,280 passes per model
 
 References:
@@ -47,7 +47,7 @@ class Config:
   hidden_sizes: tuple = (200, 200)
   latent_size: int = 50
   batch_size: int = 20
-  steps: int = 10000  # per model (the same for every model: Burda et al. compare equal passes)
+  steps: int = 50000  # per model (the same for every model: Burda et al. compare equal passes)
   epochs: float = 0.0  # if > 0, replaces --steps
   time_budget: float = 0.0  # if > 0, seconds of training per model (measured here), replaces --steps
   schedule_growth: float = 1.0
