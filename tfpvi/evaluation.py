@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple, Optional
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -187,22 +188,21 @@ def log_marginal_likelihood(
   ).log_mean_weight
 
 
-def bits_per_dim(log_px, num_dims: int, *, num_bins: Optional[int] = None):
+def bits_per_dim(log_px, num_dims: int):
   """Converts log p(x) in nats per example to bits per dimension: -log2 p(x) / num_dims.
+
+  Meaningful for discrete likelihoods (Bernoulli, discretized logistic): for 8-bit data, a value
+  of 8 is no better than a uniform distribution over the 256 levels.
 
   Args:
     log_px: log p(x) in nats per example (Tensor, array or float).
     num_dims: number of data dimensions (784 for MNIST, 3072 for CIFAR-10).
-    num_bins: if given, also checks num_dims is positive and returns bits/dim for a discrete
-      likelihood over num_bins levels; a value above log2(num_bins) means worse than uniform.
 
   Returns:
     -log_px / (num_dims * ln 2), same shape as log_px.
   """
   if num_dims < 1:
     raise ValueError(f"num_dims must be >= 1, got {num_dims}.")
-  if num_bins is not None and num_bins < 2:
-    raise ValueError(f"num_bins must be >= 2, got {num_bins}.")
   return -tf.convert_to_tensor(log_px, dtype_hint=tf.float32) / (num_dims * math.log(2.0))
 
 
@@ -268,8 +268,6 @@ def summarize(log_px, standard_error=None, effective_sample_size=None, khat=None
     monte_carlo_standard_error (of the mean, from the per-example errors), and ESS / k-hat
     summaries (mean, min, fraction of examples with k-hat >= 0.7).
   """
-  import numpy as np
-
   log_px = np.asarray(log_px, np.float64)
   n = len(log_px)
   summary = {
@@ -320,8 +318,6 @@ def evaluate_dataset(
     (summary, per_example): `summarize(...)` of the estimates, and a dict of [N] numpy arrays
     log_px, standard_error, effective_sample_size, khat.
   """
-  import numpy as np
-
   tail = pareto_tail_size(num_samples) + 1 if num_samples >= 30 else 0
 
   @tf.function(jit_compile=xla.resolve(jit_compile), reduce_retracing=True)
