@@ -23,7 +23,7 @@ run: data
 	$(PY) -m experiments.iwae --output_dir $(OUTPUT_DIR) $(ARGS)
 
 test: data
-	$(PY) -m pytest -n 2 --dist loadfile tests
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -n 2 --dist loadfile tests
 
 lint: setup
 	$(VENV)/bin/ruff check tfpvi experiments tests benchmarks

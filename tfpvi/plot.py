@@ -88,9 +88,11 @@ def loss_curves(
   colour = "run" if several_runs and data["term"].nunique() == 1 else "term"
   data["run"] = pd.Categorical(data["run"], categories=list(dict.fromkeys(data["run"])))
   plot = (
-      gg.ggplot(data, gg.aes(x="step", y="value", color=colour))
+      # Line types as well as colours: terms that nearly coincide (total and reconstruction when
+      # beta is small) stay visible.
+      gg.ggplot(data, gg.aes(x="step", y="value", color=colour, linetype=colour))
       + gg.geom_line(alpha=0.85)
-      + gg.labs(x="step", y="nats per example", color="", title=title or "")
+      + gg.labs(x="step", y="nats per example", color="", linetype="", title=title or "")
       + gg.theme_bw()
       + gg.theme(figure_size=(7, 4))
   )
