@@ -32,7 +32,6 @@ class Config:
   output_dir: str = "runs/latent_2d"
   hidden_size: int = 256
   latent_size: int = 2
-  num_samples: int = 1
   learning_rate: float = 1e-3
   batch_size: int = 100
   epochs: float = 50.0
@@ -72,7 +71,7 @@ def main(argv=None) -> dict:
   out = common.output_dir(config.output_dir)
   x_train, _ = common.mnist_like("mnist", "train", config.train_examples)
   x_test, labels = common.binarized_test_set("mnist", config.eval_examples)
-  model, history = train(config, x_train, out, config.num_samples)
+  model, history = train(config, x_train, out, num_samples=1)
   test_elbo = tfpvi.objectives.elbo(model, x_test, seed=[config.seed, 1])
   metrics = {"final_train_loss": float(history["loss"].iloc[-1]), "test_elbo": float(np.mean(test_elbo))}
   tfpvi.plot.loss_curves(history, title="negative ELBO by term", path=str(out / "loss_curves.png"))

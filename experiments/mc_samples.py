@@ -21,25 +21,16 @@ import time
 import numpy as np
 
 import tfpvi
-from experiments import common
+from experiments import common, latent_2d
 from experiments.latent_2d import train
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(latent_2d.Config):
+  """latent_2d's model, data and optimizer, trained once per Monte Carlo sample size."""
+
   output_dir: str = "runs/mc_samples"
   mc_samples: tuple = (1, 5, 25)
-  hidden_size: int = 256
-  latent_size: int = 2
-  learning_rate: float = 1e-3
-  batch_size: int = 100
-  epochs: float = 50.0
-  steps: int = 0
-  train_examples: int = 60000
-  eval_examples: int = 10000
-  seed: int = 0
-
-  SMOKE = dict(hidden_size=16, epochs=0.0, steps=20, train_examples=500, eval_examples=100)
 
 
 def main(argv=None) -> dict:
