@@ -67,7 +67,9 @@ def model_spec(config, likelihood: str, dataset: str) -> dict:
   else:
     decoder["class"] = "DiscretizedLogisticMLP"
   return {
-      "encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": config.latent_size},
+      "encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": config.latent_size,
+                  # The encoder sees 8-bit intensities scaled to [0, 1].
+                  "input_scale": 1.0 if likelihood == "bernoulli" else 1.0 / 255.0},
       "decoder": decoder,
       "prior": {"class": "standard_normal", "latent_size": config.latent_size},
       "data": {"name": dataset, "format": "binary" if likelihood == "bernoulli" else "eight_bit"},

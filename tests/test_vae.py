@@ -117,3 +117,22 @@ class BadInputTest(tf.test.TestCase):
       tfpvi.objectives.iwae(self.model, self.x, 2, gradient_estimator="score")
     with self.assertRaisesRegex(ValueError, "kl must be one of"):
       tfpvi.objectives.elbo(self.model, self.x, kl="exact")
+
+
+class EncoderInputScaleTest(tf.test.TestCase):
+
+  def test_input_scale_equals_scaling_the_input(self):
+    encoder = tfpvi.encoders.GaussianMLP([8], 2, input_scale=1.0 / 255.0)
+    x = tf.random.stateless_uniform([3, 4, 4, 1], seed=[1, 1], maxval=255.0)
+    q_scaled = encoder(x)
+    unscaled = tfpvi.encoders.GaussianMLP([8], 2)
+    unscaled(x)
+    for a, b in zip(unscaled.trainable_variables, encoder.trainable_variables):
+      a.assign(b)
+    self.assertAllClose(q_scaled.mean(), unscaled(x / 255.0).mean(), rtol=1e-5)
+
+  def test_modules_list_their_variables(self):
+    encoder, decoder = tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.BernoulliMLP([8], [4])
+    decoder(encoder(tf.zeros([1, 4])).sample(seed=[1, 1]))
+    self.assertLen(encoder.trainable_variables, 4)
+    self.assertLen(decoder.trainable_variables, 4)

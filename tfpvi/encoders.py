@@ -44,6 +44,7 @@ class GaussianMLP(snt.Module):
       latent_size: int,
       activation: Activation = tf.nn.relu,
       min_scale: float = 1e-4,
+      input_scale: float = 1.0,
       name: Optional[str] = None,
   ):
     """Builds the encoder; variables are created on the first call, from the input's shape.
@@ -53,6 +54,9 @@ class GaussianMLP(snt.Module):
       latent_size: dimension of z.
       activation: nonlinearity between layers, e.g. `tf.nn.tanh` (Burda et al. 2016).
       min_scale: lower bound added to the posterior scale.
+      input_scale: multiplies x before the MLP, e.g. 1/255 for 8-bit intensities, so that the
+        first layer sees inputs of order 1 (raw 0..255 inputs saturate it and the posterior
+        collapses).
       name: module name.
     """
     super().__init__(name=name)
@@ -60,7 +64,8 @@ class GaussianMLP(snt.Module):
       raise ValueError(f"latent_size must be >= 1, got {latent_size}.")
     self.latent_size = int(latent_size)
     self.min_scale = float(min_scale)
-    self._flatten = snt.Flatten()
+    self.input_scale = float(input_scale)
+    self._flatten_input = snt.Flatten()
     self._torso = snt.nets.MLP(list(hidden_sizes), activation=activation, activate_final=True)
     self._head = snt.Linear(2 * self.latent_size, name="loc_and_scale")
 
@@ -79,7 +84,7 @@ class GaussianMLP(snt.Module):
           f"{self.name}: expected a batch of inputs with shape [batch, ...], got shape "
           f"{x.shape.as_list()}."
       )
-    hidden = self._torso(self._flatten(x))
+    hidden = self._torso(self._flatten_input(x * self.input_scale))
     loc, raw_scale = tf.split(self._head(hidden), 2, axis=-1)
     scale = self.min_scale + tf.nn.softplus(raw_scale)
     return tfd.Independent(tfd.Normal(loc=loc, scale=scale), reinterpreted_batch_ndims=1)
