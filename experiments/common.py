@@ -52,10 +52,13 @@ def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
   return dataclasses.replace(config_cls(), **overrides), args.smoke
 
 
-def output_dir(path: str) -> pathlib.Path:
-  out = pathlib.Path(path)
+def start(config_cls, argv: Optional[Sequence[str]], description: str):
+  """Starts an experiment run: (config from the flags, the created output folder, start time)."""
+  started = time.time()
+  config, _ = parse_config(config_cls, argv, description)
+  out = pathlib.Path(config.output_dir)
   out.mkdir(parents=True, exist_ok=True)
-  return out
+  return config, out, started
 
 
 def write_results(out: pathlib.Path, config, metrics: dict[str, Any], started: float) -> dict:

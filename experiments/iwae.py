@@ -180,11 +180,9 @@ def train_one(name: str, k: int, config: Config, x_train: np.ndarray, run_dir: p
 
 
 def main(argv=None) -> dict:
-  config, smoke = common.parse_config(Config, argv, __doc__)
+  config, out, started = common.start(Config, argv, __doc__)
   if config.full_protocol:
     config = dataclasses.replace(config, schedule_growth=3.0, eval_examples=10000)
-  started = time.time()
-  out = common.output_dir(config.output_dir)
   models = parse_models(config.models)
   x_train, _ = common.mnist_like("mnist", "train", config.train_examples)
   x_test, _ = common.binarized_test_set("mnist", config.eval_examples)

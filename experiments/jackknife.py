@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -87,9 +86,7 @@ def bias_table(model, x, config: Config, reference: np.ndarray) -> pd.DataFrame:
 
 
 def main(argv=None) -> dict:
-  config, _ = common.parse_config(Config, argv, __doc__)
-  started = time.time()
-  out = common.output_dir(config.output_dir)
+  config, out, started = common.start(Config, argv, __doc__)
   model, x = trained_model(config, out)
   summary, per_example = tfpvi.evaluation.evaluate_dataset(
       model, x, config.reference_samples, batch_size=min(50, len(x)), seed=config.seed + 1

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
-import time
 
 import numpy as np
 import sonnet as snt
@@ -66,9 +65,7 @@ def train(config, x_train, run_dir, num_samples: int):
 
 
 def main(argv=None) -> dict:
-  config, _ = common.parse_config(Config, argv, __doc__)
-  started = time.time()
-  out = common.output_dir(config.output_dir)
+  config, out, started = common.start(Config, argv, __doc__)
   x_train, _ = common.mnist_like("mnist", "train", config.train_examples)
   x_test, labels = common.binarized_test_set("mnist", config.eval_examples)
   model, history = train(config, x_train, out, num_samples=1)

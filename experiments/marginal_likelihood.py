@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -104,9 +103,7 @@ def estimate(model, x_test, config, proposal: str) -> np.ndarray:
 
 
 def main(argv=None) -> dict:
-  config, _ = common.parse_config(Config, argv, __doc__)
-  started = time.time()
-  out = common.output_dir(config.output_dir)
+  config, out, started = common.start(Config, argv, __doc__)
   metrics, rows = {}, []
   for name in config.models:
     if name not in MODELS:

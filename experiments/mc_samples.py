@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 
 import numpy as np
 
@@ -34,9 +33,7 @@ class Config(latent_2d.Config):
 
 
 def main(argv=None) -> dict:
-  config, _ = common.parse_config(Config, argv, __doc__)
-  started = time.time()
-  out = common.output_dir(config.output_dir)
+  config, out, started = common.start(Config, argv, __doc__)
   x_train, _ = common.mnist_like("mnist", "train", config.train_examples)
   x_test, _ = common.binarized_test_set("mnist", config.eval_examples)
   histories, metrics, model = {}, {}, None

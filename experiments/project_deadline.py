@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -84,9 +83,7 @@ def _draw(nominal_means, proposal_means, num_samples, seed, deadline):
 
 
 def main(argv=None) -> dict:
-  config, _ = common.parse_config(Config, argv, __doc__)
-  started = time.time()
-  out = common.output_dir(config.output_dir)
+  config, out, started = common.start(Config, argv, __doc__)
   mean_days = tfpvi.importance.expectation(
       completion_time, durations(MEAN_DAYS), durations(MEAN_DAYS), config.mean_samples, seed=[config.seed, 0]
   )

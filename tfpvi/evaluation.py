@@ -119,14 +119,13 @@ def importance_sampling_stats(
   if tail_size < 0 or tail_size > num_samples:
     raise ValueError(f"tail_size must be in [0, num_samples={num_samples}], got {tail_size}.")
   x = tf.convert_to_tensor(x, dtype_hint=tf.float32)
+  # The proposal's own density is log q in the weights (q = p(z) for the prior proposal).
   proposal_distribution = _proposal(model, x, proposal)
-  # The density of z under q(z|x) appears in the weight; under the prior proposal q = p(z).
-  density = proposal_distribution
   seed = tfp.random.sanitize_seed(seed)
 
   def chunk_log_weights(index, size):
     z = proposal_distribution.sample(size, seed=tf.random.experimental.stateless_fold_in(seed, index))
-    return model.log_weight_terms(x, z, density).log_weights  # [size, B]
+    return model.log_weight_terms(x, z, proposal_distribution).log_weights  # [size, B]
 
   def update(state, log_w):
     log_sum, log_sum_sq, tail = state

@@ -255,7 +255,7 @@ def fit(
 
   def replica_step(x, step, replica_id=0):
     sample_seed = step_seed(step, 1)
-    if replica_id is not None and strategy.num_replicas_in_sync > 1:
+    if strategy.num_replicas_in_sync > 1:
       # Distinct noise on each replica's slice of the batch.
       sample_seed = tf.random.experimental.stateless_fold_in(sample_seed, replica_id)
     with tf.GradientTape() as tape:
