@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-OUTPUT_DIR ?= runs/iwae
+OUTPUT_DIR ?=
 ARGS ?=
 
 .PHONY: setup data run test lint bench clean
@@ -19,8 +19,10 @@ setup: $(VENV)/.installed
 data: setup
 	$(PY) -m tfpvi.data fetch mnist fashion_mnist
 
-run: data
-	$(PY) -m experiments.iwae --output_dir $(OUTPUT_DIR) $(ARGS)
+# The main job needs MNIST only.
+run: setup
+	$(PY) -m tfpvi.data fetch mnist
+	$(PY) -m experiments.iwae $(if $(OUTPUT_DIR),--output_dir $(OUTPUT_DIR)) $(ARGS)
 
 test: data
 	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -n 2 --dist loadfile tests

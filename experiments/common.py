@@ -1,15 +1,31 @@
-"""Shared plumbing for experiment modules: flags from a frozen Config, output folder, results."""
+"""Shared plumbing for experiment modules: flags from a frozen Config, output folder, results.
+
+Every experiment declares its settings as a frozen dataclass `Config` whose fields are made with
+`flag(default, "one-line description", ...)`; `start` turns them into command-line flags
+(`--help` prints each description), validates every value before anything is written to disk,
+and prepares the output folder:
+
+- `--smoke` (a run of seconds on tiny data) writes into runs/smoke/NAME, replaced at each smoke
+  run, unless --output_dir is given; it never writes into a folder that holds a real run's
+  checkpoints.
+- A real run refuses a folder that holds a smoke run's checkpoints.
+- An experiment's own `check(config, out)` may refuse a folder (e.g. one trained with other
+  settings) before anything is written.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import platform
+import shutil
+import sys
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -18,54 +34,261 @@ import tensorflow as tf  # noqa: E402
 
 import tfpvi  # noqa: E402
 
+__all__ = [
+    "SMOKE_MARKER",
+    "binarized_test_set",
+    "check_spec",
+    "flag",
+    "holds_checkpoints",
+    "mnist_like",
+    "parse_config",
+    "save_spec",
+    "say",
+    "start",
+    "trained_record",
+    "write_results",
+]
+
+SMOKE_ROOT = pathlib.Path("runs") / "smoke"
+SMOKE_MARKER = ".tfpvi_smoke"  # marks a folder written by a --smoke run
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def flag(
+    default: Any,
+    help: str,  # noqa: A002 (the name argparse uses)
+    *,
+    minimum: Optional[float] = None,
+    above: Optional[float] = None,
+    choices: Optional[Sequence[Any]] = None,
+    allow_empty: bool = False,
+):
+  """A Config field that becomes a command-line flag.
+
+  Args:
+    default: the default value (int, float, bool, str, or a tuple of one of them).
+    help: one line that `--help` prints.
+    minimum: smallest allowed value (for a tuple, of each element).
+    above: values must be strictly greater than this (for a tuple, each element).
+    choices: allowed values (for a tuple, of each element).
+    allow_empty: for a tuple or str, whether an empty value is allowed.
+
+  Returns:
+    A `dataclasses.field` carrying the description and the checks in its metadata.
+  """
+  return dataclasses.field(
+      default=default,
+      metadata={"help": help, "minimum": minimum, "above": above, "choices": choices, "allow_empty": allow_empty},
+  )
+
+
+def _parse_bool(text: str) -> bool:
+  if text.lower() in _TRUE:
+    return True
+  if text.lower() in _FALSE:
+    return False
+  raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _tuple_parser(element: type):
+  def parse(text: str) -> tuple:
+    values = []
+    for item in (v.strip() for v in text.split(",")):
+      if not item:
+        continue
+      try:
+        values.append(element(item))
+      except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated {element.__name__} values, got {item!r} in {text!r}"
+        ) from None
+    return tuple(values)
+
+  return parse
+
+
+def _check_value(name: str, value: Any, meta: dict) -> Optional[str]:
+  """The reason `value` is not allowed for flag --name, or None if it is."""
+  if isinstance(value, tuple):
+    if not value and not meta.get("allow_empty"):
+      return f"--{name} needs at least one value, got none"
+    for element in value:
+      reason = _check_value(name, element, {**meta, "allow_empty": True})
+      if reason:
+        return reason
+    return None
+  if isinstance(value, str):
+    if not value and not meta.get("allow_empty"):
+      return f"--{name} must not be empty"
+  if isinstance(value, float) and not math.isfinite(value):
+    return f"--{name} must be a finite number, got {value}"
+  choices = meta.get("choices")
+  if choices is not None and value not in choices:
+    return f"--{name} must be one of {', '.join(map(str, choices))}; got {value!r}"
+  if meta.get("minimum") is not None and value < meta["minimum"]:
+    return f"--{name} must be >= {meta['minimum']}, got {value}"
+  if meta.get("above") is not None and value <= meta["above"]:
+    return f"--{name} must be > {meta['above']}, got {value}"
+  return None
+
+
+def _module_path(config_cls) -> str:
+  """The module's import path, e.g. experiments.iwae (also when it runs as `python -m`)."""
+  module = sys.modules.get(config_cls.__module__)
+  spec = getattr(module, "__spec__", None)
+  return spec.name if spec is not None and spec.name != "__main__" else config_cls.__module__
+
+
+def _module_name(config_cls) -> str:
+  return _module_path(config_cls).rpartition(".")[2]
+
+
+class _Parser(argparse.ArgumentParser):
+  """An ArgumentParser whose errors are one line (the full usage is in --help)."""
+
+  def error(self, message: str):
+    self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser(config_cls, description: str) -> argparse.ArgumentParser:
+  parser = _Parser(
+      prog=f"python -m {_module_path(config_cls)}", description=description,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  name = _module_name(config_cls)
+  parser.add_argument(
+      "--smoke", action="store_true",
+      help=f"a run of seconds on a tiny model and data, to check that everything works; writes into "
+      f"{SMOKE_ROOT / name} (replaced each time) unless --output_dir is given",
+  )
+  for field in dataclasses.fields(config_cls):
+    meta = field.metadata
+    if "help" not in meta:
+      raise TypeError(f"{config_cls.__module__}.Config.{field.name} needs a description: declare it with common.flag.")
+    default = field.default
+    text = f"{meta['help']} (default: %(default)s)"
+    if isinstance(default, bool):
+      parser.add_argument(f"--{field.name}", nargs="?", const=True, type=_parse_bool, default=None,
+                          metavar="true|false", help=text.replace("%(default)s", str(default).lower()))
+    elif isinstance(default, tuple):
+      element = type(default[0]) if default else str
+      shown = ",".join(map(str, default)) or "none"
+      parser.add_argument(f"--{field.name}", type=_tuple_parser(element), default=None, metavar="A,B,...",
+                          help=text.replace("%(default)s", shown))
+    else:
+      parser.add_argument(f"--{field.name}", type=type(default), default=None, metavar=type(default).__name__.upper(),
+                          help=text.replace("%(default)s", str(default) if default != "" else "none"))
+  return parser
+
 
 def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
-  """Builds a Config from command-line flags: one flag per field, plus --smoke.
+  """Builds a validated Config from command-line flags: one flag per field, plus --smoke.
 
-  `--smoke` applies `config_cls.SMOKE` (a dict of overrides) first, for a run of seconds on tiny
-  data; explicit flags win over it.
+  `--smoke` applies `config_cls.SMOKE` (a dict of overrides) first; explicit flags win over it.
+  Every value is checked against its field's constraints and the Config's own `check()` (if it
+  has one); a bad value ends the program with a one-line usage error (SystemExit 2).
+
+  Returns:
+    (config, smoke, output_dir_given, parser).
   """
-  parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--smoke", action="store_true", help="a run of seconds on tiny data (for tests)")
-  for field in dataclasses.fields(config_cls):
-    default = field.default
-    kind = type(default)
-    if kind is bool:
-      parser.add_argument(f"--{field.name}", type=lambda v: v.lower() in ("1", "true", "yes"), default=None,
-                          help=f"(default {default})")
-    elif isinstance(default, tuple):
-      listed = ",".join(map(str, default))
-      parser.add_argument(f"--{field.name}", type=str, default=None, help=f"comma-separated (default {listed})")
-    else:
-      parser.add_argument(f"--{field.name}", type=kind if default is not None else str, default=None,
-                          help=f"(default {default})")
+  parser = _parser(config_cls, description)
   args = parser.parse_args(argv)
   overrides = dict(getattr(config_cls, "SMOKE", {})) if args.smoke else {}
   for field in dataclasses.fields(config_cls):
     value = getattr(args, field.name)
-    if value is None:
-      continue
-    if isinstance(field.default, tuple):
-      element = type(field.default[0]) if field.default else str
-      value = tuple(element(v) for v in value.split(",") if v)
-    overrides[field.name] = value
-  return dataclasses.replace(config_cls(), **overrides), args.smoke
+    if value is not None:
+      overrides[field.name] = value
+  config = dataclasses.replace(config_cls(), **overrides)
+  for field in dataclasses.fields(config_cls):
+    reason = _check_value(field.name, getattr(config, field.name), field.metadata)
+    if reason:
+      parser.error(reason)
+  if hasattr(config, "check"):
+    try:
+      config.check()
+    except ValueError as error:
+      parser.error(str(error))
+  return config, args.smoke, args.output_dir is not None, parser
 
 
-def start(config_cls, argv: Optional[Sequence[str]], description: str):
-  """Starts an experiment run: (config from the flags, the created output folder, start time)."""
+def holds_checkpoints(folder) -> bool:
+  """True if folder (or a sub-folder) holds TensorFlow checkpoints of a trained model."""
+  folder = pathlib.Path(folder)
+  return folder.is_dir() and any(folder.rglob("checkpoint"))
+
+
+def start(config_cls, argv: Optional[Sequence[str]], description: str,
+          check: Optional[Callable[[Any, pathlib.Path], None]] = None):
+  """Starts an experiment run: (config from the flags, the created output folder, start time).
+
+  Everything is validated before the folder is created or written: the flags, whether the folder
+  may be used (smoke and real runs never share a folder with checkpoints), and `check(config,
+  out)`, which raises ValueError to refuse (e.g. a folder trained with other settings).
+  """
   started = time.time()
-  config, _ = parse_config(config_cls, argv, description)
+  config, smoke, output_dir_given, parser = parse_config(config_cls, argv, description)
+  default_smoke_folder = smoke and not output_dir_given
+  if default_smoke_folder:
+    config = dataclasses.replace(config, output_dir=str(SMOKE_ROOT / _module_name(config_cls)))
   out = pathlib.Path(config.output_dir)
+  marked = (out / SMOKE_MARKER).exists()
+  if smoke and not marked and holds_checkpoints(out):
+    parser.error(f"--smoke will not write into {out}: it holds a real run's checkpoints. Leave out --output_dir "
+                 f"(smoke runs go to {SMOKE_ROOT}/) or give an empty folder.")
+  if not smoke and marked and holds_checkpoints(out):
+    parser.error(f"{out} holds a --smoke run (a tiny model); give another --output_dir for a real run, "
+                 f"or delete {out}.")
+  if default_smoke_folder and out.exists():
+    if not marked and any(out.iterdir()):
+      parser.error(f"{out} is not a smoke run's folder; move it away or give --output_dir.")
+    shutil.rmtree(out)  # a smoke run starts fresh in its own folder
+  if check is not None and not default_smoke_folder:
+    try:
+      check(config, out)
+    except ValueError as error:
+      parser.error(str(error))
   out.mkdir(parents=True, exist_ok=True)
+  if smoke:
+    (out / SMOKE_MARKER).write_text("written by a --smoke run: a tiny model on tiny data, not a result\n")
+    say(f"smoke run (tiny model and data) into {out}/")
   return config, out, started
 
 
-def write_results(out: pathlib.Path, config, metrics: dict[str, Any], started: float) -> dict:
-  """Writes results.json: final metrics, the full config, versions and run time."""
+def check_spec(run_dir, spec: dict) -> None:
+  """Raises ValueError if run_dir holds checkpoints of a model other than `spec` describes."""
+  path = pathlib.Path(run_dir) / tfpvi.specs.SPEC_FILE
+  if not path.exists() or not holds_checkpoints(run_dir):
+    return
+  found = tfpvi.specs.differences(json.loads(path.read_text()), spec)
+  if found:
+    raise ValueError(
+        f"{run_dir} holds checkpoints of another model (its {tfpvi.specs.SPEC_FILE} differs: {'; '.join(found)}); "
+        f"give another --output_dir, or delete {run_dir} to start over."
+    )
+
+
+def save_spec(run_dir, spec: dict) -> None:
+  """Saves model_spec.json beside the checkpoints; never replaces the spec of a trained model."""
+  check_spec(run_dir, spec)
+  tfpvi.specs.save(run_dir, spec)
+
+
+def write_results(out: pathlib.Path, config, metrics: dict[str, Any], started: float,
+                  *, trained: Optional[dict[str, Any]] = None) -> dict:
+  """Writes results.json: final metrics, the requested config, what actually ran, versions, run time.
+
+  Args:
+    out: the output folder.
+    config: the Config the run was started with (the requested settings).
+    metrics: final numbers.
+    started: `time.time()` at the start.
+    trained: what actually ran, e.g. {run name: {"requested_steps": n, "trained_steps": m}}; a
+      run whose trained steps differ from the requested ones is reported on stdout too.
+  """
   results = {
       "metrics": metrics,
       "config": dataclasses.asdict(config),
+      "trained": trained or {},
       "seconds": round(time.time() - started, 1),
       "versions": {
           "tfpvi": tfpvi.__version__,
@@ -74,8 +297,22 @@ def write_results(out: pathlib.Path, config, metrics: dict[str, Any], started: f
           "devices": [d.device_type for d in tf.config.list_physical_devices()],
       },
   }
+  for name, record in (trained or {}).items():
+    if record.get("requested_steps") is not None and record["requested_steps"] != record.get("trained_steps"):
+      say(f"note: {name} trained {record.get('trained_steps')} steps, not the {record['requested_steps']} requested "
+          "(see its history.csv).")
   (out / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable))
   return results
+
+
+def trained_record(history, requested_steps: Optional[int]) -> dict[str, Any]:
+  """{"requested_steps", "trained_steps", "train_seconds"} from a training history."""
+  last = history.iloc[-1] if len(history) else None
+  return {
+      "requested_steps": requested_steps,
+      "trained_steps": int(last["step"]) if last is not None else 0,
+      "train_seconds": float(last["wall_time"]) if last is not None and "wall_time" in history else 0.0,
+  }
 
 
 def _jsonable(value):

@@ -1,4 +1,4 @@
-"""Bias of IWAE-K and jackknife (JVI) estimates of log p(x) as K grows (seed 004; Nowozin 2018).
+"""Bias of IWAE-K and jackknife (JVI) estimates of log p(x) as K grows (Nowozin 2018).
 
 On a trained model (--run_dir: a model folder from another experiment, e.g. runs/iwae/vae_k1;
 otherwise a Burda-architecture VAE trained here for --steps), for test images we draw R
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import pathlib
 import sys
 
 import numpy as np
@@ -30,37 +31,49 @@ from tfpvi import evaluate
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  output_dir: str = "runs/jackknife"
-  run_dir: str = ""
-  steps: int = 3000
-  num_samples: tuple = (2, 4, 8, 16, 32, 64, 128)
-  orders: tuple = (0, 1, 2, 3)
-  replicates: int = 20
-  examples: int = 100
-  reference_samples: int = 20000
-  seed: int = 0
+  output_dir: str = common.flag("runs/jackknife", "folder for results, the figure and (without --run_dir) the model")
+  run_dir: str = common.flag(
+      "", "a trained model's folder (holding model_spec.json), e.g. runs/iwae/vae_k1; none: train one here",
+      allow_empty=True)
+  steps: int = common.flag(3000, "training steps of the model trained here (without --run_dir)", minimum=1)
+  num_samples: tuple = common.flag((2, 4, 8, 16, 32, 64, 128), "sample sizes K of the estimates", minimum=2)
+  orders: tuple = common.flag((0, 1, 2, 3), "jackknife orders (0 is the IWAE bound itself)", choices=(0, 1, 2, 3))
+  replicates: int = common.flag(20, "independent estimates per test image and K", minimum=1)
+  examples: int = common.flag(100, "number of test images", minimum=1)
+  reference_samples: int = common.flag(20000, "importance samples of the reference log p(x) per image", minimum=2)
+  seed: int = common.flag(0, "random seed")
 
   SMOKE = dict(steps=20, num_samples=(4, 8), replicates=3, examples=8, reference_samples=200)
 
+  def check(self) -> None:
+    if self.run_dir and not (pathlib.Path(self.run_dir) / tfpvi.specs.SPEC_FILE).exists():
+      raise ValueError(f"--run_dir {self.run_dir} holds no {tfpvi.specs.SPEC_FILE}: expected a trained model's "
+                       "folder, e.g. runs/iwae/vae_k1")
+
+
+def check_folder(config: Config, out) -> None:
+  if not config.run_dir:
+    common.check_spec(out / "model", iwae.burda_spec(iwae.Config(hidden_sizes=(200, 200), latent_size=50)))
+
 
 def trained_model(config: Config, out):
-  """The model of --run_dir, or a small Burda VAE trained (resumably) into output_dir/model."""
+  """(model, test images, what was trained): the model of --run_dir, or a Burda VAE trained into output_dir/model."""
   if config.run_dir:
     model, spec = evaluate.restore(config.run_dir)
-    return model, evaluate.test_images(spec, config.examples)
+    return model, evaluate.test_images(spec, config.examples), {}
   burda = iwae.Config(hidden_sizes=(200, 200), latent_size=50)
   spec = iwae.burda_spec(burda)
-  tfpvi.specs.save(out / "model", spec)
+  common.save_spec(out / "model", spec)
   tf.random.set_seed(config.seed)
   model = tfpvi.specs.build(spec)
   x_train, _ = common.mnist_like("mnist", "train")
-  tfpvi.train.fit(
+  history = tfpvi.train.fit(
       model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x_train,
       optimizer=snt.optimizers.Adam(1e-3), steps=config.steps, batch_size=100,
       preprocess=tfpvi.data.binarize_dynamic, output_dir=str(out / "model"), steps_per_call=50,
       seed=config.seed,
   )
-  return model, evaluate.test_images(spec, config.examples)
+  return model, evaluate.test_images(spec, config.examples), {"model": common.trained_record(history, config.steps)}
 
 
 def bias_table(model, x, config: Config, reference: np.ndarray) -> pd.DataFrame:
@@ -86,29 +99,34 @@ def bias_table(model, x, config: Config, reference: np.ndarray) -> pd.DataFrame:
 
 
 def main(argv=None) -> dict:
-  config, out, started = common.start(Config, argv, __doc__)
-  model, x = trained_model(config, out)
+  config, out, started = common.start(Config, argv, __doc__, check=check_folder)
+  model, x, trained = trained_model(config, out)
   summary, per_example = tfpvi.evaluation.evaluate_dataset(
       model, x, config.reference_samples, batch_size=min(50, len(x)), seed=config.seed + 1
   )
   reference = per_example["log_px"]
   table = bias_table(model, x, config, reference)
   table["label"] = table["order"].map(lambda m: "IWAE (order 0)" if m == 0 else f"JVI order {m}")
+  dodge = gg.position_dodge(width=0.25)  # side by side, so the error bars of the orders stay apart
   plot = (
-      gg.ggplot(table.assign(abs_bias=table["bias"].abs()), gg.aes("K", "abs_bias", color="label"))
-      + gg.geom_line()
-      + gg.geom_point()
-      + gg.scale_x_log10()
-      + gg.scale_y_log10()
-      + gg.labs(x="K (samples per estimate)", y="|bias| vs reference (nats)", color="",
-                title=f"bias of log p(x) estimates; reference K = {config.reference_samples}")
+      gg.ggplot(table, gg.aes("K", "bias", color="label"))
+      + gg.geom_hline(yintercept=0.0, color="grey")
+      + gg.geom_line(position=dodge)
+      + gg.geom_point(position=dodge)
+      + gg.geom_errorbar(gg.aes(ymin="bias - 2 * standard_error", ymax="bias + 2 * standard_error"), width=0.2,
+                         position=dodge)
+      + gg.scale_x_continuous(trans="log2", breaks=list(config.num_samples),
+                              labels=[str(k) for k in config.num_samples])
+      + gg.labs(x="K (samples per estimate, log2 scale)", y="bias: estimate - reference (nats)", color="",
+                title=f"bias of log p(x) estimates; reference from K = {config.reference_samples}",
+                caption="error bars: +-2 standard errors over test images x replicates; below 0: underestimate")
       + gg.theme_bw()
       + gg.theme(figure_size=(7, 4.5))
   )
   tfpvi.plot.save(plot, str(out / "bias.png"))
   table.to_csv(out / "bias.csv", index=False)
   metrics = {"reference": summary, "bias": table.drop(columns="label").to_dict("records")}
-  common.write_results(out, config, metrics, started)
+  common.write_results(out, config, metrics, started, trained=trained)
   pivot = table.pivot(index="K", columns="label", values="bias")
   print(pivot.to_string(float_format=lambda v: f"{v:+.4f}"))
   common.say(f"results and figure in {out}/")

@@ -1,4 +1,4 @@
-"""log p(x) and bits/dim by importance sampling, beside the naive estimate (seed 002, Table 1).
+"""log p(x) and bits/dim by importance sampling, beside the naive estimate (after the importance-sampling blog post).
 
 Three VAEs with MLP encoder and decoder ([300, 300], ReLU, 32 latents, N(0, I) prior):
 - "bernoulli_mnist": Bernoulli p(x|z) on binarized MNIST (dynamic for training, static for test);
@@ -7,7 +7,7 @@ Three VAEs with MLP encoder and decoder ([300, 300], ReLU, 32 latents, N(0, I) p
 (--num_components > 1 uses a mixture of discretized logistics, PixelCNN++'s likelihood.)
 Each is trained with the ELBO (Adam 1e-3, batch 100), then log p(x) of test images is estimated
 two ways with the same number of samples K:
-- importance sampling with q(z|x) as proposal (seed 002, eq. 10; `tfpvi.evaluation`);
+- importance sampling with q(z|x) as proposal (the blog post's eq. 10; `tfpvi.evaluation`);
 - naive Monte Carlo with the prior as proposal, p(x) ~ mean_k p(x|z_k), z_k ~ p(z) (eq. 7),
   which collapses in high dimension: it is far below the IS estimate.
 bits/dim = -log2 p(x) / 784, with the likelihood's own discretization (binary or 256 levels).
@@ -38,22 +38,33 @@ MODELS = ("bernoulli_mnist", "logistic_mnist", "logistic_fashion_mnist")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  output_dir: str = "runs/marginal_likelihood"
-  models: tuple = MODELS
-  hidden_sizes: tuple = (300, 300)
-  latent_size: int = 32
-  num_components: int = 1
-  learning_rate: float = 1e-3
-  batch_size: int = 100
-  steps: int = 4000
-  eval_samples: int = 1000
-  eval_examples: int = 500
-  eval_batch: int = 50
-  train_examples: int = 60000
-  seed: int = 0
+  output_dir: str = common.flag("runs/marginal_likelihood", "folder for results, figures and one sub-folder per model")
+  models: tuple = common.flag(MODELS, "models to train and evaluate", choices=MODELS)
+  hidden_sizes: tuple = common.flag((300, 300), "hidden layer sizes of the encoder and decoder MLPs", minimum=1)
+  latent_size: int = common.flag(32, "number of latent dimensions", minimum=1)
+  num_components: int = common.flag(
+      1, "mixture components of the discretized-logistic likelihood (1: a single logistic)", minimum=1)
+  learning_rate: float = common.flag(1e-3, "Adam learning rate", above=0)
+  batch_size: int = common.flag(100, "training batch size", minimum=1)
+  steps: int = common.flag(4000, "training steps per model", minimum=1)
+  eval_samples: int = common.flag(1000, "samples K per test image for both estimates of log p(x)", minimum=1)
+  eval_examples: int = common.flag(500, "number of test images evaluated", minimum=1)
+  eval_batch: int = common.flag(50, "test images per evaluation batch", minimum=1)
+  train_examples: int = common.flag(60000, "number of training images used", minimum=1)
+  seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
   SMOKE = dict(hidden_sizes=(16,), latent_size=4, steps=10, eval_samples=20, eval_examples=10,
                eval_batch=5, train_examples=300)
+
+  def check(self) -> None:
+    if len(set(self.models)) != len(self.models):
+      raise ValueError(f"--models lists a model twice: {','.join(self.models)}")
+
+
+def check_folders(config: Config, out) -> None:
+  for name in config.models:
+    likelihood, _, dataset = name.partition("_")
+    common.check_spec(out / name, model_spec(config, likelihood, dataset))
 
 
 def model_spec(config, likelihood: str, dataset: str) -> dict:
@@ -103,15 +114,13 @@ def estimate(model, x_test, config, proposal: str) -> np.ndarray:
 
 
 def main(argv=None) -> dict:
-  config, out, started = common.start(Config, argv, __doc__)
-  metrics, rows = {}, []
+  config, out, started = common.start(Config, argv, __doc__, check=check_folders)
+  metrics, rows, trained = {}, [], {}
   for name in config.models:
-    if name not in MODELS:
-      raise ValueError(f"--models entries must be among {MODELS}, got {name!r}.")
     likelihood, x_train, x_test, preprocess = data_for(name, config)
     tf.random.set_seed(config.seed)
     spec = model_spec(config, likelihood, name.partition("_")[2])
-    tfpvi.specs.save(out / name, spec)
+    common.save_spec(out / name, spec)
     model = tfpvi.specs.build(spec)
     common.say(f"[{name}] training {config.steps} steps ...")
     history = tfpvi.train.fit(
@@ -120,6 +129,7 @@ def main(argv=None) -> dict:
         batch_size=config.batch_size, preprocess=preprocess, output_dir=str(out / name),
         seed=config.seed, steps_per_call=50,
     )
+    trained[name] = common.trained_record(history, config.steps)
     result = {"final_train_loss": float(history["loss"].iloc[-1])}
     for proposal, label in (("posterior", "importance_sampling"), ("prior", "naive_prior_sampling")):
       log_px = estimate(model, x_test, config, proposal)
@@ -129,8 +139,9 @@ def main(argv=None) -> dict:
           "standard_error": float(np.std(log_px) / np.sqrt(len(log_px))),
           "bits_per_dim": float(tfpvi.evaluation.bits_per_dim(mean, 784)),
       }
-      rows.append({"model": name, "estimate": label.replace("_", " "), "log_px": mean,
-                   "bits_per_dim": result[label]["bits_per_dim"]})
+      rows.append({"model": name, "estimate": "importance sampling" if proposal == "posterior" else "naive (prior)",
+                   "log_px": mean, "bits_per_dim": result[label]["bits_per_dim"],
+                   "bits_per_dim_se": result[label]["standard_error"] / (784 * np.log(2.0))})
     result.update(eval_samples=config.eval_samples, eval_examples=len(x_test))
     metrics[name] = result
     common.say(f"[{name}] log p(x): IS {result['importance_sampling']['log_px']:.1f} nats "
@@ -141,15 +152,20 @@ def main(argv=None) -> dict:
         path=str(out / f"samples_{name}.png"))
   table = pd.DataFrame(rows)
   plot = (
-      gg.ggplot(table, gg.aes("model", "bits_per_dim", fill="estimate"))
-      + gg.geom_col(position="dodge")
-      + gg.labs(y="bits/dim (lower is better)", x="", fill="",
-                title=f"test bits/dim from K = {config.eval_samples} samples")
+      gg.ggplot(table, gg.aes("estimate", "bits_per_dim", fill="estimate"))
+      + gg.geom_col(width=0.6)
+      + gg.geom_errorbar(gg.aes(ymin="bits_per_dim - 2 * bits_per_dim_se", ymax="bits_per_dim + 2 * bits_per_dim_se"),
+                         width=0.2)
+      + gg.facet_wrap("~model", scales="free_y")
+      + gg.labs(y="test bits/dim (lower is better)", x="", fill="",
+                title=f"test bits/dim from K = {config.eval_samples} samples per image",
+                caption=f"error bars: +-2 standard errors over the {len(x_test)} test images; "
+                "each panel has its own scale")
       + gg.theme_bw()
-      + gg.theme(figure_size=(7, 4))
+      + gg.theme(figure_size=(3.2 * len(config.models) + 1, 4), legend_position="none")
   )
   tfpvi.plot.save(plot, str(out / "estimates.png"))
-  common.write_results(out, config, metrics, started)
+  common.write_results(out, config, metrics, started, trained=trained)
   print(table.to_string(index=False))
   common.say(f"results and figures in {out}/")
   return metrics

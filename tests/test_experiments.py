@@ -1,13 +1,17 @@
-"""Every experiment's --smoke run: files written, metrics finite, and resumption."""
+"""Every experiment's --smoke run: files written, metrics finite, resumption, flags and folders."""
 
+import dataclasses
 import importlib
 import json
 import math
 import pathlib
+import re
 import tempfile
 
 import pandas as pd
 import pytest
+
+from experiments import common
 
 FIGURES = {
     "iwae": ["loss_curves.png", "reconstructions.png", "samples.png"],
@@ -29,7 +33,9 @@ def _finite_numbers(tree):
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
-def test_smoke_run_writes_results_history_and_figures(name):
+def test_smoke_run_writes_results_history_and_figures(name, capsys):
+  from tfpvi import evaluate
+
   out = pathlib.Path(tempfile.mkdtemp()) / name
   module = importlib.import_module(f"experiments.{name}")
   module.main(["--smoke", "--output_dir", str(out)])
@@ -38,8 +44,16 @@ def test_smoke_run_writes_results_history_and_figures(name):
   assert results["metrics"] and all(math.isfinite(v) for v in _finite_numbers(results["metrics"]))
   for figure in FIGURES[name]:
     assert (out / figure).stat().st_size > 5000, figure
-  if name != "project_deadline":  # the only experiment that trains nothing
-    assert list(out.rglob("history.csv")), "no history.csv written"
+  if name == "project_deadline":  # the only experiment that trains nothing
+    return
+  assert list(out.rglob("history.csv")), "no history.csv written"
+  # What actually ran is recorded beside the requested config.
+  assert results["trained"] and all(r["trained_steps"] == r["requested_steps"] for r in results["trained"].values())
+  # Every folder with checkpoints has a model_spec.json that `python -m tfpvi.evaluate` can use.
+  model_dirs = sorted({path.parent.parent for path in out.rglob("checkpoints/checkpoint")})
+  assert model_dirs
+  for model_dir in model_dirs:
+    assert evaluate.main([str(model_dir), "--num_samples", "8", "--examples", "4", "--batch_size", "4"]) == 0, model_dir
 
 
 def test_iwae_rerun_resumes_without_duplicating_history():
@@ -53,10 +67,108 @@ def test_iwae_rerun_resumes_without_duplicating_history():
   assert list(second["step"]) == sorted(set(second["step"]))
 
 
-def test_bad_flags_are_reported():
-  module = importlib.import_module("experiments.iwae")
-  with pytest.raises(ValueError, match="vae:K or iwae:K"):
-    module.main(["--smoke", "--output_dir", tempfile.mkdtemp(), "--models", "iwae:0"])
+BAD_FLAGS = [
+    ("iwae", ["--models", "iwae:0"], "vae:K or iwae:K"),
+    ("iwae", ["--steps", "-5"], "--steps must be >= 1, got -5"),
+    ("iwae", ["--models", ","], "--models needs at least one value"),
+    ("iwae", ["--hidden_sizes", "20,x"], "comma-separated int values"),
+    ("iwae", ["--full_protocol", "maybe"], "expected true or false"),
+    ("iwae", ["--learning_rate", "nan"], "finite number"),
+    ("beta_vae", ["--steps", "-5"], "--steps must be >= 1"),
+    ("latent_2d", ["--steps", "0", "--epochs", "0"], "--steps > 0 or --epochs > 0"),
+    ("mc_samples", ["--mc_samples", "1,0"], "--mc_samples must be >= 1"),
+    ("marginal_likelihood", ["--models", "gaussian_mnist"], "--models must be one of"),
+    ("jackknife", ["--orders", "0,7"], "--orders must be one of"),
+    ("jackknife", ["--run_dir", "/nonexistent/run"], "holds no model_spec.json"),
+    ("project_deadline", ["--num_samples", "-5"], "--num_samples must be >= 100, got -5"),
+    ("project_deadline", ["--deadline", "0"], "--deadline must be > 0"),
+]
+
+
+@pytest.mark.parametrize("name,flags,message", BAD_FLAGS)
+def test_bad_flags_end_with_one_line_and_write_nothing(name, flags, message, tmp_path, monkeypatch, capsys):
+  monkeypatch.chdir(tmp_path)
+  module = importlib.import_module(f"experiments.{name}")
+  for extra in ([], ["--smoke"]):
+    with pytest.raises(SystemExit) as exit_info:
+      module.main(flags + extra)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"python -m experiments.{name}: error:")
+    assert list(tmp_path.iterdir()) == [], "a refused run wrote files"
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_help_describes_every_flag_and_names_the_module(name, capsys):
+  module = importlib.import_module(f"experiments.{name}")
+  with pytest.raises(SystemExit):
+    module.main(["--help"])
+  text = capsys.readouterr().out
+  assert text.startswith(f"usage: python -m experiments.{name} ")
+  assert not re.search(r"seed 0\d\d", text), "seed numbers are project jargon"
+  flat = re.sub(r"\s+", " ", text.partition("\noptions:")[2])
+  for field in dataclasses.fields(module.Config):
+    # Each flag is followed by its metavar and a description of a few words, then its default.
+    match = re.search(rf" --{field.name} (STR|INT|FLOAT|A,B,\.\.\.|\[true\|false\]) (.*?) \(default: ", flat)
+    assert match and len(match.group(2).split()) >= 2, f"--{field.name} has no description"
+    assert match.group(2) == re.sub(r"\s+", " ", field.metadata["help"]).replace("%%", "%")
+
+
+def test_boolean_flags_work_bare_and_with_a_value():
+  iwae = importlib.import_module("experiments.iwae")
+  assert common.parse_config(iwae.Config, ["--full_protocol"], "")[0].full_protocol is True
+  assert common.parse_config(iwae.Config, ["--full_protocol", "false", "--seed", "1"], "")[0].full_protocol is False
+  config = common.parse_config(iwae.Config, ["--full_protocol", "--seed", "1"], "")[0]
+  assert config.full_protocol and config.seed == 1 and config.schedule_growth == 3.0
+
+
+def _snapshot(folder):
+  return {p: p.read_bytes() for p in sorted(pathlib.Path(folder).rglob("*")) if p.is_file()}
+
+
+def test_smoke_runs_never_touch_a_real_run(tmp_path, monkeypatch, capsys):
+  monkeypatch.chdir(tmp_path)
+  beta_vae = importlib.import_module("experiments.beta_vae")
+  beta_vae.main(["--smoke"])
+  assert (tmp_path / "runs/smoke/beta_vae/checkpoints").is_dir() and not (tmp_path / "runs/beta_vae").exists()
+  # A real run (tiny, but not --smoke) into the default folder, after the smoke run.
+  real = ["--hidden_sizes", "8", "--steps", "4", "--train_examples", "64", "--eval_examples", "8"]
+  beta_vae.main(real)
+  real_files = _snapshot(tmp_path / "runs/beta_vae")
+  assert tmp_path / "runs/beta_vae/model_spec.json" in real_files
+  # Smoke runs again: into its own folder (fresh), and refused in the real run's folder.
+  beta_vae.main(["--smoke"])
+  with pytest.raises(SystemExit):
+    beta_vae.main(["--smoke", "--output_dir", "runs/beta_vae"])
+  assert "holds a real run's checkpoints" in capsys.readouterr().err
+  assert _snapshot(tmp_path / "runs/beta_vae") == real_files
+  # A real run refuses a smoke run's folder, and a different model in its own folder.
+  with pytest.raises(SystemExit):
+    beta_vae.main(real + ["--output_dir", "runs/smoke/beta_vae"])
+  assert "holds a --smoke run" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    beta_vae.main(real[2:] + ["--hidden_sizes", "12"])
+  err = capsys.readouterr().err
+  assert "holds checkpoints of another model" in err and "hidden_sizes: [8] vs [12]" in err
+  assert _snapshot(tmp_path / "runs/beta_vae") == real_files
+
+
+def test_iwae_refuses_a_folder_planned_with_other_steps_and_reports_what_ran(tmp_path, capsys):
+  iwae = importlib.import_module("experiments.iwae")
+  flags = ["--smoke", "--output_dir", str(tmp_path), "--models", "iwae:2"]
+  metrics = iwae.main(flags)
+  printed = capsys.readouterr().out
+  assert re.search(r"ESS +k-hat>=0.7", printed) and "importance samples per image" in printed
+  assert metrics["iwae_k2"]["train_steps"] == metrics["iwae_k2"]["planned_steps"] == 20
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["config"]["steps"] == 20 and results["trained"]["iwae_k2"]["trained_steps"] == 20
+  before = _snapshot(tmp_path)
+  with pytest.raises(SystemExit):
+    iwae.main(flags + ["--steps", "30"])
+  err = capsys.readouterr().err
+  assert "was trained with steps=20 (20 steps planned) but this run asks for steps=30" in err
+  assert _snapshot(tmp_path) == before
 
 
 def test_project_deadline_reports_the_seed_quantities():

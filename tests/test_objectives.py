@@ -83,7 +83,7 @@ class IWAETest(tf.test.TestCase, parameterized.TestCase):
 
   def test_iwae_with_one_sample_is_the_monte_carlo_elbo(self):
     model, x = small_bernoulli_vae(), binary_images()
-    for estimator in objectives.GRADIENT_ESTIMATORS:
+    for estimator in ("reparam", "stl", "dreg"):  # "vimco" needs K >= 2
       self.assertAllClose(
           objectives.iwae(model, x, 1, estimator, seed=[9, 1]),
           objectives.elbo(model, x, 1, kl="monte_carlo", seed=[9, 1]),

@@ -68,11 +68,62 @@ class FitTest(tf.test.TestCase):
   def test_beta_schedule_is_evaluated_and_logged(self):
     history = train.fit(
         small_model(), ELBO_TERMS, binary_data(), optimizer=snt.optimizers.Adam(1e-3),
-        steps=10, batch_size=16, log_every=5,
+        steps=10, batch_size=16, log_every=1,
         objective_kwargs=dict(beta=lambda step: tf.minimum(1.0, step / 10.0)),
     )
-    self.assertAllClose(history["beta"], [0.5, 1.0])
+    self.assertAllClose(history["beta"], np.arange(1, 11) / 10.0)
+    # One step per row: the interval means are that step's values.
     self.assertAllClose(history["loss"], -(history["log_likelihood"] - history["beta"] * history["kl"]), rtol=1e-5)
+
+  def test_python_lambda_schedule_from_the_docstring_runs_in_graph_and_xla(self):
+    for jit_compile in (False, True):
+      history = train.fit(
+          small_model(), ELBO_TERMS, binary_data(), optimizer=snt.optimizers.Adam(1e-3),
+          steps=6, batch_size=16, log_every=3, steps_per_call=3, jit_compile=jit_compile,
+          objective_kwargs=dict(beta=lambda s: min(1., s / 4)),
+      )
+      self.assertAllClose(history["beta"], [0.75, 1.0])
+
+  def test_linear_warmup(self):
+    schedule = train.linear_warmup(4.0, start=0.5)
+    self.assertAllClose([float(schedule(tf.constant(s, tf.float32))) for s in (0, 2, 4, 10)], [0.5, 0.75, 1, 1])
+    with self.assertRaisesRegex(ValueError, "steps > 0"):
+      train.linear_warmup(0)
+
+  def test_rows_log_the_mean_over_the_interval(self):
+    histories = []
+    for log_every in (1, 5):
+      tf.random.set_seed(3)
+      model = small_model()
+      model.log_weights(binary_data(2), 1)
+      histories.append(train.fit(
+          model, ELBO_TERMS, binary_data(), optimizer=snt.optimizers.Adam(1e-2),
+          steps=10, batch_size=16, log_every=log_every, steps_per_call=5, jit_compile=False,
+      ))
+    every, interval = histories
+    self.assertEqual(list(interval["step"]), [5, 10])
+    for column in ("loss", "log_likelihood", "kl"):
+      expected = [every[column][:5].mean(), every[column][5:].mean()]
+      self.assertAllClose(interval[column], expected, rtol=1e-5)
+
+  def test_interval_means_resume_exactly_from_a_checkpoint_inside_an_interval(self):
+    def run(output_dir, steps):
+      tf.random.set_seed(4)
+      model = small_model()
+      model.log_weights(binary_data(2), 1)
+      return train.fit(model, ELBO_TERMS, binary_data(), optimizer=snt.optimizers.Adam(1e-2), steps=steps,
+                       batch_size=16, log_every=5, checkpoint_every=3, max_to_keep=5, output_dir=output_dir,
+                       jit_compile=False)
+
+    clean = run(tempfile.mkdtemp(), 10)
+    resumed_dir = tempfile.mkdtemp()
+    run(resumed_dir, 10)
+    # As if killed just after the checkpoint of step 3: the run resumes inside the interval 1..5.
+    checkpoints = os.path.join(resumed_dir, "checkpoints")
+    pathlib.Path(checkpoints, "checkpoint").write_text('model_checkpoint_path: "ckpt-3"\n')
+    resumed = run(resumed_dir, 10)
+    self.assertEqual(list(resumed["step"]), [5, 10])
+    self.assertAllClose(resumed["loss"], clean["loss"], rtol=1e-5)
 
   def test_nan_stops_with_step_and_term_and_keeps_checkpoint_clean(self):
     output_dir = tempfile.mkdtemp()
@@ -88,7 +139,7 @@ class FitTest(tf.test.TestCase):
 
     with self.assertRaisesRegex(FloatingPointError, r"non-finite kl at step 11"):
       train.fit(model, nan_kl, binary_data(), optimizer=snt.optimizers.Adam(1e-3),
-                steps=20, batch_size=16, output_dir=output_dir, checkpoint_every=5)
+                steps=20, batch_size=16, output_dir=output_dir, checkpoint_every=5, resume="force")
     for before, after in zip(weights_before, model.trainable_variables):
       self.assertAllClose(before, after)  # the poisoned update was not applied
     checkpoints = tf.train.get_checkpoint_state(os.path.join(output_dir, "checkpoints"))
@@ -108,6 +159,12 @@ class FitTest(tf.test.TestCase):
     history = train.fit(small_model(), ELBO_TERMS, dataset, optimizer=snt.optimizers.Adam(1e-2),
                         epochs=2, log_every=1)
     self.assertEqual(list(history["step"]), list(range(1, 9)))
+
+  def test_dataset_with_a_short_last_batch_inside_one_call(self):
+    dataset = tf.data.Dataset.from_tensor_slices(binary_data(50)).batch(16)  # 16, 16, 16, 2
+    history = train.fit(small_model(), ELBO_TERMS, dataset, optimizer=snt.optimizers.Adam(1e-2),
+                        epochs=2, log_every=4, steps_per_call=4)
+    self.assertEqual(list(history["step"]), [4, 8])
 
 
 class ResumeTest(tf.test.TestCase):
@@ -160,3 +217,98 @@ class DistributeTest(tf.test.TestCase):
                 batch_size=32, strategy=strat)
     for a, b in zip(mirrored.trainable_variables, single.trainable_variables):
       self.assertAllClose(a, b, atol=1e-6)
+
+
+class DataAndArgumentTest(tf.test.TestCase):
+
+  def fit(self, data, **kwargs):
+    kwargs = dict(dict(optimizer=snt.optimizers.SGD(0.1), steps=2, batch_size=8), **kwargs)
+    return train.fit(small_model(), kwargs.pop("objective", ELBO_TERMS), data, **kwargs)
+
+  def test_fewer_examples_than_batch_size_zero_examples_and_empty_dataset(self):
+    with self.assertRaisesRegex(ValueError, "holds 50 examples, fewer than batch_size 100"):
+      self.fit(binary_data(50), batch_size=100)
+    with self.assertRaisesRegex(ValueError, "holds 0 examples"):
+      self.fit(binary_data(0))
+    with self.assertRaisesRegex(ValueError, "empty Dataset"):
+      self.fit(tf.data.Dataset.from_tensor_slices(binary_data(8)).batch(4).take(0), batch_size=None)
+    with self.assertRaisesRegex(ValueError, "yielded no batches"):
+      self.fit(tf.data.Dataset.from_tensor_slices(binary_data(8)).filter(lambda x: False).batch(4), batch_size=None)
+    with self.assertRaisesRegex(ValueError, r"share the leading dimension N.*\[0\] 64, train_data\[1\] 10"):
+      self.fit((binary_data(64), np.zeros(10)))
+
+  def test_objective_none_not_callable_and_boolean_num_samples(self):
+    with self.assertRaisesRegex(TypeError, "objective must be a callable.*got NoneType"):
+      self.fit(binary_data(), objective=None)
+    with self.assertRaisesRegex(TypeError, "objective must be a callable.*got str"):
+      self.fit(binary_data(), objective="elbo")
+    with self.assertRaisesRegex(ValueError, "num_samples must be .*True"):
+      self.fit(binary_data(), objective=tfpvi.objectives.iwae, objective_kwargs=dict(num_samples=True))
+
+  def test_variables_outside_the_model_are_refused_by_name(self):
+    encoder = tfpvi.encoders.GaussianMLP([8], 2, name="hidden_encoder")
+    model = tfpvi.VAE(lambda x: encoder(x), tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]), tfpvi.standard_normal_prior(2))
+    with self.assertRaisesRegex(ValueError, r"does not hold, so fit would never train them: hidden_encoder/"):
+      train.fit(model, ELBO_TERMS, binary_data(), optimizer=snt.optimizers.SGD(0.1), steps=1, batch_size=8)
+
+  def test_model_variables_without_gradient_are_named_in_a_warning(self):
+    model = small_model()
+    model.pseudo_inputs = tf.Variable(tf.zeros([3, 4, 4, 1]), name="pseudo_inputs")  # never used
+    with self.assertWarnsRegex(UserWarning, r"1 of the model's 9 trainable variables get no gradient.*pseudo_inputs"):
+      train.fit(model, ELBO_TERMS, binary_data(), optimizer=snt.optimizers.SGD(0.1), steps=1, batch_size=8)
+
+
+def classification_data(n=384, seed=0):
+  """Three well separated Gaussian clusters in 2-D with int32 labels."""
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, 3, n).astype("int32")
+  centers = np.array([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]], "float32")
+  return (centers[labels] + rng.normal(size=[n, 2])).astype("float32"), labels
+
+
+def log_likelihood(model, batch, *, seed):
+  """Per-example log p(y|x) of a softmax classifier; batch is the tuple (x, y)."""
+  del seed
+  x, y = batch
+  return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=model(x))
+
+
+class LabelledDataTest(tf.test.TestCase):
+
+  def train(self, data, steps, output_dir=None, **kwargs):
+    tf.random.set_seed(5)
+    model = snt.Linear(3)
+    model(tf.zeros([1, 2]))
+    history = train.fit(model, log_likelihood, data, optimizer=snt.optimizers.Adam(0.05), steps=steps,
+                        log_every=10, checkpoint_every=10, output_dir=output_dir, **kwargs)
+    return model, history
+
+  def check_trains_and_resumes_exactly(self, make_data, **kwargs):
+    model, history = self.train(make_data(), 60, tempfile.mkdtemp(), **kwargs)
+    self.assertLess(history["loss"].iloc[-1], 0.15)
+    resumed_dir = tempfile.mkdtemp()
+    self.train(make_data(), 30, resumed_dir, **kwargs)
+    resumed_model, resumed = self.train(make_data(), 60, resumed_dir, **kwargs)
+    self.assertEqual(list(resumed["step"]), list(range(10, 61, 10)))
+    self.assertAllClose(resumed["loss"], history["loss"], rtol=1e-5)
+    self.assertAllClose(resumed_model.w, model.w, rtol=1e-5)
+
+  def test_tuples_in_memory(self):
+    self.check_trains_and_resumes_exactly(classification_data, batch_size=32)
+
+  def test_tuples_from_tf_data(self):
+    def dataset():
+      tf.random.set_seed(1)  # the shuffle order depends on the global seed too
+      return tf.data.Dataset.from_tensor_slices(classification_data()).shuffle(384, seed=1).batch(32)
+
+    self.check_trains_and_resumes_exactly(dataset, eval_data=dataset(), eval_every=30)
+
+  def test_dicts_pass_whole_with_inputs_none_and_under_xla(self):
+    x, y = classification_data()
+
+    def dict_likelihood(model, batch, *, seed):
+      return log_likelihood(model, (batch["image"], batch["label"]), seed=seed)
+
+    history = train.fit(snt.Linear(3), dict_likelihood, {"image": x, "label": y}, optimizer=snt.optimizers.Adam(0.05),
+                        steps=20, batch_size=32, inputs=None, jit_compile=True, steps_per_call=10, log_every=10)
+    self.assertLess(history["loss"].iloc[-1], history["loss"].iloc[0])

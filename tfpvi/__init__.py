@@ -5,37 +5,59 @@ Encoders return distributions q(z|x), decoders return likelihoods p(x|z), priors
 per-example values in nats.
 """
 
-from tfpvi import (
-    checks,
-    data,
-    decoders,
-    distributions,
-    encoders,
-    evaluation,
-    importance,
-    objectives,
-    plot,
-    specs,
-    train,
+from tfpvi import _startup
+
+_startup.import_tensorflow()  # before anything else imports TensorFlow: no start-up noise on stderr
+
+from tfpvi import (  # noqa: E402
+  _smoke,  # noqa: E402
+  bnn,
+  bounds,
+  checks,
+  conv,
+  data,
+  decoders,
+  discrete,
+  distributions,
+  encoders,
+  evaluation,
+  flows,
+  hierarchical,
+  importance,
+  objectives,
+  plot,
+  priors,
+  specs,
+  train,
 )
-from tfpvi.linear_gaussian import LinearGaussian
-from tfpvi.vae import VAE, LogWeightTerms, standard_normal_prior
+from tfpvi.linear_gaussian import LinearGaussian  # noqa: E402
+from tfpvi.vae import VAE, LogWeightTerms, standard_normal_prior  # noqa: E402
 
 __version__ = "0.1.0"
+
+if _smoke.enabled():  # TFPVI_SMOKE=1: toy sizes for the documentation tests (see tfpvi/_smoke.py)
+  _smoke.install()
 
 __all__ = [
     "LinearGaussian",
     "LogWeightTerms",
     "VAE",
+    "bnn",
+    "bounds",
     "checks",
+    "conv",
     "data",
     "decoders",
+    "discrete",
     "distributions",
     "encoders",
     "evaluation",
+    "flows",
+    "hierarchical",
     "importance",
     "objectives",
     "plot",
+    "priors",
     "specs",
     "standard_normal_prior",
     "train",

@@ -7,6 +7,7 @@ assertions: they raise in eager mode and in plain `tf.function`s, and compile to
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -23,7 +24,9 @@ __all__ = [
 
 def check_num_samples(num_samples, name: str = "num_samples") -> int:
   """Returns `num_samples` as a Python int, or raises ValueError if it is not an integer >= 1."""
-  if isinstance(num_samples, bool) or not isinstance(num_samples, int):
+  if isinstance(num_samples, (bool, np.bool_)):
+    raise ValueError(f"{name} must be a Python integer >= 1, got the boolean {num_samples!r}.")
+  if not isinstance(num_samples, int):
     try:
       as_int = int(num_samples)
     except (TypeError, ValueError):
@@ -63,24 +66,55 @@ def check_event_shape(x: tf.Tensor, distribution: tfd.Distribution, role: str) -
 
 
 def assert_finite(x: tf.Tensor, what: str) -> tf.Tensor:
-  """Returns `x` after asserting it holds no NaN or Inf."""
-  return tf.debugging.assert_all_finite(
-      x, message=f"{what}: expected finite values, got NaN or Inf (missing data?)."
-  )
+  """Returns `x` after asserting it holds no NaN or Inf (a plain sentence when run eagerly)."""
+  message = f"{what}: expected finite values, got NaN or Inf (missing data?)."
+  if tf.executing_eagerly():
+    x = tf.convert_to_tensor(x)
+    if x.dtype.is_floating:
+      finite = tf.math.is_finite(x)
+      if not bool(tf.reduce_all(finite)):
+        count = int(tf.size(x)) - int(tf.reduce_sum(tf.cast(finite, tf.int32)))
+        raise tf.errors.InvalidArgumentError(
+            None, None, f"{what}: expected finite values, got {count} NaN or Inf of {int(tf.size(x))} (missing data?)."
+        )
+    return x
+  return tf.debugging.assert_all_finite(x, message=message)
+
+
+def _value_check(condition: tf.Tensor, message: str, value: tf.Tensor):
+  """Asserts `condition`; the error is `message` followed by `value`, with no TensorFlow wrapping.
+
+  Eagerly this raises `tf.errors.InvalidArgumentError` with the plain sentence. Inside a graph it
+  is a `tf.debugging.Assert` (the sentence arrives as "assertion failed: [sentence] [value]").
+  """
+  if tf.executing_eagerly():
+    if not bool(condition):
+      raise tf.errors.InvalidArgumentError(None, None, f"{message} {float(value):g}.")
+    return None
+  return tf.debugging.Assert(condition, [message, value], summarize=1)
 
 
 def assert_binary(x: tf.Tensor, who: str):
-  """An assertion that every value of `x` is 0 or 1."""
+  """An assertion that every value of `x` is 0 or 1, naming the kind of value that is not."""
   x = tf.convert_to_tensor(x)
-  binary = tf.reduce_all(tf.logical_or(tf.equal(x, 0), tf.equal(x, 1)))
-  return tf.debugging.Assert(
-      binary,
-      [
-          f"{who}: expected binary x with values in {{0, 1}}, got values from",
-          tf.reduce_min(x),
-          "to",
-          tf.reduce_max(x),
-          "that are not all 0 or 1. Binarize the data first, e.g. "
-          "tfpvi.data.load(..., binarize='dynamic'), or use a discretized-logistic decoder.",
-      ],
+  between = tf.logical_and(x > 0, x < 1)
+  outside = tf.logical_not(tf.logical_or(tf.logical_and(x >= 0, x <= 1), tf.math.is_nan(x)))
+  advice = (
+      "binarize first, e.g. tfpvi.data.binarize_static(x) or tfpvi.data.load(..., binarize='dynamic'), "
+      "or use a discretized-logistic decoder for grey levels"
   )
+  grey = _value_check(
+      tf.logical_not(tf.reduce_any(between)),
+      f"{who}: expected binary x with values in {{0, 1}}; values strictly between 0 and 1 found; {advice}. "
+      "One such value:",
+      tf.reduce_max(tf.where(between, x, tf.zeros_like(x))),
+  )
+  out_of_range = _value_check(
+      tf.logical_not(tf.reduce_any(outside)),
+      f"{who}: expected binary x with values in {{0, 1}}; values outside [0, 1] found (8-bit "
+      f"intensities? divide by 255 and {advice}). Largest magnitude:",
+      tf.reduce_max(tf.where(outside, tf.abs(x), tf.zeros_like(x))),
+  )
+  if grey is None:
+    return None
+  return tf.group(grey, out_of_range)

@@ -15,6 +15,7 @@ All values are nats per example summed over the data dimensions.
 from __future__ import annotations
 
 import math
+import sys
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -36,6 +37,7 @@ __all__ = [
     "log_marginal_likelihood",
     "pareto_khat",
     "pareto_tail_size",
+    "reading",
     "summarize",
 ]
 
@@ -85,8 +87,34 @@ def _proposal(model, x, proposal: str) -> tfd.Distribution:
   if proposal == "prior":
     # The prior as a proposal with batch shape [B], so samples are [S, B, latent] as for q(z|x).
     batch = tf.shape(x)[0]
-    return tfd.BatchBroadcast(model.prior, to_shape=tf.reshape(batch, [1]))
+    prior = model.prior
+    if isinstance(prior, tfd.JointDistribution):  # BatchBroadcast takes no joint: sample [S, B] directly
+
+      class _BatchedJointPrior:
+        def sample(self, n, seed=None):
+          return prior.sample(tf.stack([n, batch]), seed=seed)
+
+        def log_prob(self, z):
+          return prior.log_prob(z)
+
+      return _BatchedJointPrior()
+    return tfd.BatchBroadcast(prior, to_shape=tf.reshape(batch, [1]))
   raise ValueError(f"proposal must be one of {_PROPOSALS}, got {proposal!r}.")
+
+
+def _check_examples_shape(model, x: tf.Tensor) -> None:
+  """Raises ValueError unless x is a batch [B, *output_shape] for a decoder that names its output_shape."""
+  output_shape = getattr(getattr(model, "decoder", None), "output_shape", None)
+  if output_shape is None or x.shape.rank is None:
+    return
+  output_shape = tf.TensorShape(output_shape)
+  if x.shape.rank == output_shape.rank + 1 and x.shape[1:].is_compatible_with(output_shape):
+    return
+  hint = " (one example without its batch dimension? use x[None])" if x.shape.is_compatible_with(output_shape) else ""
+  raise ValueError(
+      f"expected x with shape [batch, {', '.join(map(str, output_shape.as_list()))}] (the decoder's "
+      f"output_shape), got shape {x.shape.as_list()}{hint}."
+  )
 
 
 def importance_sampling_stats(
@@ -119,13 +147,14 @@ def importance_sampling_stats(
   if tail_size < 0 or tail_size > num_samples:
     raise ValueError(f"tail_size must be in [0, num_samples={num_samples}], got {tail_size}.")
   x = tf.convert_to_tensor(x, dtype_hint=tf.float32)
+  _check_examples_shape(model, x)
   # The proposal's own density is log q in the weights (q = p(z) for the prior proposal).
   proposal_distribution = _proposal(model, x, proposal)
   seed = tfp.random.sanitize_seed(seed)
 
   def chunk_log_weights(index, size):
     z = proposal_distribution.sample(size, seed=tf.random.experimental.stateless_fold_in(seed, index))
-    return model.log_weight_terms(x, z, proposal_distribution).log_weights  # [size, B]
+    return model.log_weight_terms(x, z, proposal_distribution.log_prob(z)).log_weights  # [size, B]
 
   def update(state, log_w):
     log_sum, log_sum_sq, tail = state
@@ -300,6 +329,7 @@ def evaluate_dataset(
     seed: int = 0,
     jit_compile: "xla.JitCompile" = "auto",
     num_dims: Optional[int] = None,
+    progress: Optional[bool] = None,
 ) -> tuple[dict, dict]:
   """Importance-sampled log p(x) with diagnostics over a whole data set, batch by batch.
 
@@ -312,11 +342,22 @@ def evaluate_dataset(
     seed: Python int; batch i uses the stateless seed [seed, i].
     jit_compile: True, False or "auto" (XLA when a GPU is visible).
     num_dims: data dimensions for bits/dim (default: the product of the example shape).
+    progress: show a progress bar over examples (tqdm); None shows it when stderr is a terminal.
 
   Returns:
     (summary, per_example): `summarize(...)` of the estimates, and a dict of [N] numpy arrays
-    log_px, standard_error, effective_sample_size, khat.
+    log_px, standard_error, effective_sample_size, khat. `reading(summary)` says in one line
+    whether the estimates can be trusted.
+
+  Raises:
+    ValueError: for an empty data set or a batch_size, chunk_size or num_samples below 1.
   """
+  num_samples = checks.check_num_samples(num_samples)
+  batch_size = checks.check_num_samples(batch_size, "batch_size")
+  checks.check_num_samples(chunk_size, "chunk_size")
+  num_examples = len(images)
+  if num_examples == 0:
+    raise ValueError("evaluate_dataset: expected at least one example in images, got 0.")
   tail = pareto_tail_size(num_samples) + 1 if num_samples >= 30 else 0
 
   @tf.function(jit_compile=xla.resolve(jit_compile), reduce_retracing=True)
@@ -327,10 +368,14 @@ def evaluate_dataset(
     khat = pareto_khat(stats.largest_log_weights) if tail else tf.fill(tf.shape(x)[:1], float("nan"))
     return stats.log_mean_weight, stats.standard_error, stats.effective_sample_size, khat
 
-  outputs = [
-      batch_stats(tf.constant(images[i : i + batch_size], tf.float32), tf.constant([seed, i]))
-      for i in range(0, len(images), batch_size)
-  ]
+  bar = _progress_bar(progress, num_examples, num_samples)
+  outputs = []
+  for i in range(0, num_examples, batch_size):
+    outputs.append(batch_stats(tf.constant(images[i : i + batch_size], tf.float32), tf.constant([seed, i])))
+    if bar is not None:
+      bar.update(min(batch_size, num_examples - i))
+  if bar is not None:
+    bar.close()
   names = ("log_px", "standard_error", "effective_sample_size", "khat")
   per_example = {name: np.concatenate([o[j].numpy() for o in outputs]) for j, name in enumerate(names)}
   num_dims = num_dims or int(np.prod(np.shape(images)[1:]))
@@ -340,3 +385,36 @@ def evaluate_dataset(
   )
   summary["num_samples"] = num_samples
   return summary, per_example
+
+
+def _progress_bar(progress: Optional[bool], total: int, num_samples: int):
+  if progress is None:
+    progress = sys.stderr.isatty()
+  if not progress:
+    return None
+  from tqdm.auto import tqdm
+
+  return tqdm(total=total, unit="example", desc=f"log p(x), K={num_samples}", dynamic_ncols=True)
+
+
+def reading(summary: dict) -> str:
+  """One plain-language line on whether the estimates in `summary` (from `summarize`) can be trusted.
+
+  Pareto k-hat >= 0.7 means the largest importance weights have such a heavy tail that the
+  estimate of that example is dominated by a few samples: q(z|x) misses part of the posterior, and
+  log p(x) is then most likely an underestimate that more samples improve only slowly.
+  """
+  fraction = summary.get("khat_fraction_above_0_7")
+  ess = summary.get("ess_mean")
+  k = summary.get("num_samples")
+  ess_text = f"; mean effective sample size {ess:.0f} of K = {k}" if ess is not None and k else ""
+  if fraction is None:
+    return f"No Pareto k-hat (needs K >= 30){ess_text}; treat these estimates as lower bounds."
+  if fraction == 0:
+    return f"Reliable: Pareto k-hat < 0.7 for every example{ess_text}."
+  share = f"{100 * fraction:.0f}%" if fraction >= 0.01 else f"{100 * fraction:.2g}%"
+  return (
+      f"Not reliable for {share} of examples (Pareto k-hat >= 0.7: a few samples dominate each such "
+      f"estimate{ess_text}). Their log p(x) is most likely an underestimate; read it as a lower "
+      "bound, or improve the proposal (more training, a richer q(z|x))."
+  )

@@ -16,6 +16,11 @@ since the weights are exchangeable, each of these has the same expectation as a 
 the average is unbiased for E[L_{K-j}] (an incomplete U-statistic) at O(K) cost; `subsets="all"`
 enumerates every subset, for small K.
 
+The coefficients grow like K^m / m! (about 3.5e5 for m = 3, K = 128) and alternate in sign, so the
+sum cancels numbers near |c_j| * |log p(x)|: in float32 that rounding alone is several nats at
+K >= 64. Every step after the log weights is therefore computed in float64 (the result is cast
+back to the log weights' dtype).
+
 References:
   Sebastian Nowozin. Debiasing Evidence Approximations: On Importance-weighted Autoencoders and
   Jackknife Variational Inference. ICLR 2018.
@@ -41,6 +46,13 @@ def jackknife_coefficients(num_weights: int, order: int) -> list[float]:
   ]
 
 
+def _as_float64(log_weights) -> tf.Tensor:
+  log_weights = tf.convert_to_tensor(log_weights, dtype_hint=tf.float32)
+  if not log_weights.dtype.is_floating:
+    raise TypeError(f"log_weights must be floating point, got {log_weights.dtype.name}.")
+  return tf.cast(log_weights, tf.float64)
+
+
 def _log_mean(log_weights: tf.Tensor) -> tf.Tensor:
   return tf.reduce_logsumexp(log_weights, axis=0) - math.log(int(log_weights.shape[0]))
 
@@ -54,9 +66,9 @@ def leave_out_log_mean(log_weights: tf.Tensor, num_left_out: int, subsets: str =
     subsets: "windows" (runs of j consecutive weights left out; exact for j <= 1) or "all".
 
   Returns:
-    Tensor of shape log_weights.shape[1:].
+    Tensor of shape log_weights.shape[1:], float64 (or the input's dtype if wider).
   """
-  log_weights = tf.convert_to_tensor(log_weights, tf.float32)
+  log_weights = _as_float64(log_weights)
   k = int(log_weights.shape[0])
   j = num_left_out
   if j == 0:
@@ -73,7 +85,7 @@ def leave_out_log_mean(log_weights: tf.Tensor, num_left_out: int, subsets: str =
     return tf.reduce_mean(tf.reduce_logsumexp(gathered, axis=1), axis=0) - math.log(k - j)
   if subsets != "windows":
     raise ValueError(f"subsets must be 'windows' or 'all', got {subsets!r}.")
-  neg_inf = tf.fill(tf.concat([[1], tf.shape(log_weights)[1:]], 0), -math.inf)
+  neg_inf = tf.fill(tf.concat([[1], tf.shape(log_weights)[1:]], 0), tf.constant(-math.inf, log_weights.dtype))
   # prefix[i] = logsumexp(w[:i]), suffix[i] = logsumexp(w[i:]), both of length K + 1.
   prefix = tf.concat([neg_inf, tf.math.cumulative_logsumexp(log_weights, axis=0)], axis=0)
   suffix = tf.concat([tf.math.cumulative_logsumexp(log_weights, axis=0, reverse=True), neg_inf], 0)
@@ -92,14 +104,20 @@ def jackknife(log_weights: tf.Tensor, order: int, *, subsets: str = "windows") -
     subsets: "windows" or "all" (see the module docstring).
 
   Returns:
-    float Tensor [B], nats. Unlike the IWAE bound it is not a lower bound: its bias is of order
-    K^-(m+1) and of either sign, and its variance grows with m.
+    Tensor [B] of the log weights' dtype (computed in float64), nats. Unlike the IWAE bound it is
+    not a lower bound: its bias is of order K^-(m+1) and of either sign, and its variance grows
+    with m.
   """
-  log_weights = tf.convert_to_tensor(log_weights, tf.float32)
+  log_weights = tf.convert_to_tensor(log_weights, dtype_hint=tf.float32)
+  dtype = log_weights.dtype
+  log_weights = _as_float64(log_weights)
   k = int(log_weights.shape[0])
+  if isinstance(order, bool) or not isinstance(order, int):
+    raise ValueError(f"order must be a Python int, got {order!r}.")
   if order < 0 or order >= k:
     raise ValueError(f"order must be in [0, K-1] = [0, {k - 1}], got {order}.")
   coefficients = jackknife_coefficients(k, order)
-  return tf.add_n(
-      [c * leave_out_log_mean(log_weights, j, subsets) for j, c in enumerate(coefficients)]
+  estimate = tf.add_n(
+      [tf.constant(c, tf.float64) * leave_out_log_mean(log_weights, j, subsets) for j, c in enumerate(coefficients)]
   )
+  return tf.cast(estimate, dtype)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Union
 
 import sonnet as snt
 import tensorflow as tf
@@ -29,25 +29,89 @@ class LogWeightTerms(NamedTuple):
     return self.log_likelihood + self.log_prior - self.log_posterior
 
 
+PriorLike = Union[tfd.Distribution, Callable[[], tfd.Distribution]]
+
+
+def _shape_list(shape) -> str:
+  """A TensorShape, or a nest of them, as text."""
+  return str(tf.nest.map_structure(lambda s: s.as_list() if s.rank is not None else "unknown", shape))
+
+
 def _as_event_prior(prior: tfd.Distribution) -> tfd.Distribution:
-  """Reinterprets a prior with batch dims and a scalar event (tfd.Normal(zeros(d), 1)) as one event."""
+  """Reinterprets the batch dimensions of a prior as event dimensions, so log p(z) is one number per z.
+
+  `tfd.Normal(tf.zeros(d), 1.)` (batch [d], event []) becomes an event of shape [d]; a
+  `tfd.RelaxedOneHotCategorical` with batch [8] and event [10] becomes an event [8, 10]. Joint
+  distributions are returned as they are when their batch shapes are scalar (components wrapped in
+  `tfd.Independent`, or an auto-batched joint); an auto-batched joint with batch dimensions is
+  wrapped in `tfd.Independent`.
+
+  Raises:
+    TypeError: if `prior` is not a distribution.
+    ValueError: for a joint distribution whose components have batch dimensions (its log_prob
+      would not be one number per z).
+  """
   checks.check_distribution(prior, "prior")
-  if prior.event_shape.rank == 0 and (prior.batch_shape.rank or 0) > 0:
-    return tfd.Independent(prior, reinterpreted_batch_ndims=prior.batch_shape.rank)
+  batch_shape = prior.batch_shape
+  if isinstance(batch_shape, tf.TensorShape):
+    if (batch_shape.rank or 0) > 0:
+      return tfd.Independent(prior, reinterpreted_batch_ndims=batch_shape.rank)
+    return prior
+  ranks = [s.rank for s in tf.nest.flatten(batch_shape)]
+  if any(r is None or r > 0 for r in ranks):
+    raise ValueError(
+        f"the prior is a {type(prior).__name__} whose components have batch shapes "
+        f"{_shape_list(batch_shape)}; expected every batch shape to be [] so that log p(z) is one "
+        "number per z. Wrap each component in tfd.Independent(..., reinterpreted_batch_ndims=...) or "
+        "use the AutoBatched variant of the joint distribution."
+    )
   return prior
+
+
+def _check_posterior(q: tfd.Distribution, prior: tfd.Distribution) -> None:
+  """Raises ValueError unless q has batch shape [B] (per component) and the prior's event shape."""
+  for batch_shape in tf.nest.flatten(q.batch_shape):
+    if batch_shape.rank is not None and batch_shape.rank != 1:
+      raise ValueError(
+          f"encoder must return q(z|x) with batch shape [batch] and the latent dimensions in its "
+          f"event shape; got batch shape {_shape_list(q.batch_shape)} and event shape "
+          f"{_shape_list(q.event_shape)}. Wrap it as tfd.Independent(q, reinterpreted_batch_ndims="
+          f"{(batch_shape.rank or 1) - 1}) (for a joint distribution, wrap each component)."
+      )
+  q_event, prior_event = q.event_shape, prior.event_shape
+  try:
+    tf.nest.assert_same_structure(q_event, prior_event)
+    compatible = all(a.is_compatible_with(b) for a, b in zip(tf.nest.flatten(q_event), tf.nest.flatten(prior_event)))
+  except (ValueError, TypeError):
+    compatible = False
+  if not compatible:
+    raise ValueError(
+        f"q(z|x) has event shape {_shape_list(q_event)} but the prior has event shape "
+        f"{_shape_list(prior_event)}; they must match (the same nest of latents, the same shapes)."
+    )
 
 
 class VAE(snt.Module):
   """A deep latent-variable model p(z) p(x|z) with an amortized posterior q(z|x).
 
   The encoder and decoder are any callables (Sonnet modules or plain functions) returning
-  distributions: `encoder(x)` gives q(z|x) with batch shape [B]; `decoder(z)` takes z
-  [..., B, latent] and gives p(x|z) with batch shape z.shape[:-1]. The prior is any
-  `tfd.Distribution` over z; a prior with batch shape [latent] and scalar event (as in
-  `tfd.Normal(tf.zeros(d), 1.)`) is reinterpreted as one event of shape [latent].
+  distributions: `encoder(x)` gives q(z|x) with batch shape [B]; `decoder(z)` takes z with leading
+  dimensions [..., B] and gives p(x|z) with batch shape [..., B].
 
-  Monte Carlo samples are a leading dimension: z ~ q has shape [S, B, latent] and flows through
-  the decoder in one call.
+  Latents may be structured: q(z|x) and p(z) can be any `tfd.Distribution`, including every
+  `tfd.JointDistribution*` class (named, sequential, auto-batched or not), flows
+  (`tfd.TransformedDistribution`) and relaxed or discrete distributions. z is then whatever q
+  samples (a Tensor [S, B, ...] or a dict/list of them), and the decoder receives that nest as it
+  is (e.g. `tfpvi.decoders.BernoulliMLP(..., latent_keys=["z1"])` reads one part of a dict).
+
+  The prior is a `tfd.Distribution` over z, or a callable (e.g. a Sonnet module with trainable
+  variables, `tfpvi.priors.MixtureOfGaussians`, `tfpvi.priors.VampPrior`) that returns one and is
+  called again every time `model.prior` is read, so that gradients reach its variables. A prior
+  with batch dimensions (as in `tfd.Normal(tf.zeros(d), 1.)`) has them reinterpreted as event
+  dimensions.
+
+  Monte Carlo samples are a leading dimension: z ~ q has shape [S, B, ...] and flows through the
+  decoder in one call.
 
   #### Examples
 
@@ -64,19 +128,22 @@ class VAE(snt.Module):
       self,
       encoder: DistributionFn,
       decoder: DistributionFn,
-      prior: tfd.Distribution,
+      prior: PriorLike,
       name: Optional[str] = None,
   ):
     """Builds the model.
 
     Args:
       encoder: callable x [B, ...] -> q(z|x), a distribution with batch shape [B].
-      decoder: callable z [..., B, latent] -> p(x|z), batch shape z.shape[:-1].
-      prior: p(z), a distribution over z.
+      decoder: callable z [..., B, ...] (a Tensor or a nest) -> p(x|z), batch shape [..., B].
+      prior: p(z), a distribution over z, or a callable with no arguments returning one (a module
+        whose variables are trained with the model).
       name: module name.
 
     Raises:
-      TypeError: if encoder or decoder is not callable, or prior is not a distribution.
+      TypeError: if encoder or decoder is not callable, or prior is neither a distribution nor
+        callable.
+      ValueError: if a joint prior's components have batch dimensions.
     """
     super().__init__(name=name)
     for role, fn in (("encoder", encoder), ("decoder", decoder)):
@@ -84,39 +151,43 @@ class VAE(snt.Module):
         raise TypeError(f"{role} must be callable, got {type(fn).__name__}.")
     self.encoder = encoder
     self.decoder = decoder
-    self.prior = _as_event_prior(prior)
+    if hasattr(encoder, "match_likelihood"):  # e.g. GaussianMLP's input_scale from the decoder's data range
+      encoder.match_likelihood(decoder)
+    if isinstance(prior, tfd.Distribution):
+      self._prior = _as_event_prior(prior)
+    elif callable(prior):
+      self._prior = prior
+    else:
+      raise TypeError(
+          f"prior must be a tfp.distributions.Distribution or a callable returning one, got "
+          f"{type(prior).__name__}."
+      )
+
+  @property
+  def prior(self) -> tfd.Distribution:
+    """p(z); a callable prior is evaluated anew at every access (so its variables get gradients)."""
+    if isinstance(self._prior, tfd.Distribution):
+      return self._prior
+    return _as_event_prior(checks.check_distribution(self._prior(), "prior"))
 
   def posterior(self, x: tf.Tensor) -> tfd.Distribution:
     """Returns q(z|x) with batch shape [B] for x [B, ...].
 
     Raises:
       TypeError: if the encoder does not return a distribution.
-      ValueError: if its batch shape is not [B].
+      ValueError: if its batch shape is not [B], or its event shape is not the prior's.
     """
     x = tf.convert_to_tensor(x, dtype_hint=tf.float32)
     q = checks.check_distribution(self.encoder(x), "encoder")
-    if q.batch_shape.rank is not None and q.batch_shape.rank != 1:
-      raise ValueError(
-          f"encoder must return q(z|x) with batch shape [batch] and the latent dimensions in its "
-          f"event shape; got batch shape {q.batch_shape.as_list()} and event shape "
-          f"{q.event_shape.as_list()}. Wrap it as tfd.Independent(q, reinterpreted_batch_ndims="
-          f"{q.batch_shape.rank - 1})."
-      )
-    if not q.event_shape.is_compatible_with(self.prior.event_shape):
-      raise ValueError(
-          f"q(z|x) has event shape {q.event_shape.as_list()} but the prior has event shape "
-          f"{self.prior.event_shape.as_list()}; they must match."
-      )
+    _check_posterior(q, self.prior)
     return q
 
-  def likelihood(self, z: tf.Tensor) -> tfd.Distribution:
-    """Returns p(x|z) with batch shape z.shape[:-1]."""
+  def likelihood(self, z) -> tfd.Distribution:
+    """Returns p(x|z) with batch shape [..., B] for z [..., B, ...] (a Tensor or a nest)."""
     return checks.check_distribution(self.decoder(z), "decoder")
 
-  def sample_posterior(
-      self, x: tf.Tensor, num_samples: int, *, seed: Seed = None
-  ) -> tuple[tfd.Distribution, tf.Tensor]:
-    """Draws reparameterized z ~ q(z|x).
+  def sample_posterior(self, x: tf.Tensor, num_samples: int, *, seed: Seed = None):
+    """Draws z ~ q(z|x) (reparameterized when q is).
 
     Args:
       x: float Tensor [B, ...].
@@ -124,7 +195,7 @@ class VAE(snt.Module):
       seed: None, a Python int, or a stateless seed ([2] int Tensor).
 
     Returns:
-      (q, z): q(z|x) with batch shape [B], and z [S, B, latent].
+      (q, z): q(z|x) with batch shape [B], and z [S, B, ...] (a nest for a joint q).
     """
     num_samples = checks.check_num_samples(num_samples)
     q = self.posterior(x)
@@ -133,16 +204,16 @@ class VAE(snt.Module):
   def log_weight_terms(
       self,
       x: tf.Tensor,
-      z: tf.Tensor,
-      posterior: tfd.Distribution,
+      z,
+      posterior: Union[tfd.Distribution, tf.Tensor],
   ) -> LogWeightTerms:
     """Evaluates log p(x|z), log p(z) and log q(z|x) at given latents.
 
     Args:
       x: float Tensor [B, *event_shape of p(x|z)].
-      z: float Tensor [S, B, latent], e.g. from `sample_posterior`.
-      posterior: the distribution whose density is used as log q(z|x) (callers may pass a copy
-        with gradients stopped, for the STL and DReG estimators).
+      z: latents [S, B, ...] (a Tensor or a nest), e.g. from `sample_posterior`.
+      posterior: the distribution whose density is log q(z|x), or the values log q(z|x) [S, B]
+        already computed (e.g. `tfpvi.objectives.stl_log_prob(q, z)` for STL and DReG).
 
     Returns:
       LogWeightTerms, each [S, B].
@@ -155,14 +226,18 @@ class VAE(snt.Module):
     checks.check_event_shape(x, likelihood, "log p(x|z)")
     with tf.control_dependencies([checks.assert_finite(x, "x")]):
       log_likelihood = likelihood.log_prob(x)
+    if isinstance(posterior, tfd.Distribution):
+      log_posterior = posterior.log_prob(z)
+    else:
+      log_posterior = tf.convert_to_tensor(posterior)
     return LogWeightTerms(
         log_likelihood=log_likelihood,
         log_prior=self.prior.log_prob(z),
-        log_posterior=posterior.log_prob(z),
+        log_posterior=log_posterior,
     )
 
   def log_weights(self, x: tf.Tensor, num_samples: int, *, seed: Seed = None) -> tf.Tensor:
-    """Log importance weights log p(x|z) + log p(z) - log q(z|x), z ~ q(z|x) reparameterized.
+    """Log importance weights log p(x|z) + log p(z) - log q(z|x), z ~ q(z|x).
 
     Args:
       x: float Tensor [B, ...].
@@ -175,6 +250,35 @@ class VAE(snt.Module):
     q, z = self.sample_posterior(x, num_samples, seed=seed)
     return self.log_weight_terms(x, z, q).log_weights
 
+  def posterior_location(self, x: tf.Tensor, *, seed: Seed = None):
+    """A single representative latent per example: q's mean where TFP implements it.
+
+    Falls back, in order, to the base distribution's mean pushed through the bijector for a
+    `tfd.TransformedDistribution` whose mean is not implemented (flows: the image of the base
+    mean, not the mean of q), and to one sample of q drawn with `seed` (relaxed categoricals,
+    joint distributions with dependent parts, whose mean TFP does not compute).
+
+    Returns:
+      z [B, ...] (a nest for a joint q).
+    """
+    q = self.posterior(x)
+    try:
+      return q.mean()
+    except NotImplementedError:
+      pass
+    except ValueError:  # a joint distribution with dependent parts has no mean in TFP
+      if not isinstance(q, tfd.JointDistribution):
+        raise
+    # tfd.TransformedDistribution(...) may return a private subclass-like twin; test by attributes.
+    if isinstance(getattr(q, "bijector", None), tfp.bijectors.Bijector) and isinstance(
+        getattr(q, "distribution", None), tfd.Distribution
+    ):
+      try:
+        return q.bijector.forward(q.distribution.mean())
+      except NotImplementedError:
+        pass
+    return q.sample(seed=seed)
+
   def reconstruct(
       self, x: tf.Tensor, num_samples: Optional[int] = None, *, seed: Seed = None
   ) -> tf.Tensor:
@@ -182,18 +286,18 @@ class VAE(snt.Module):
 
     Args:
       x: float Tensor [B, ...].
-      num_samples: None decodes the posterior mean once; an int S decodes S posterior samples
+      num_samples: None decodes one representative latent (`posterior_location`: q's mean, else
+        the flow's image of its base mean, else one sample); an int S decodes S posterior samples
         (seed 000's distribution over reconstructions).
       seed: seed for the posterior samples.
 
     Returns:
       [B, *event_shape] if num_samples is None, else [S, B, *event_shape].
     """
-    q = self.posterior(x)
     if num_samples is None:
-      return self.likelihood(q.mean()).mean()
+      return self.likelihood(self.posterior_location(x, seed=seed)).mean()
     num_samples = checks.check_num_samples(num_samples)
-    return self.likelihood(q.sample(num_samples, seed=seed)).mean()
+    return self.likelihood(self.posterior(x).sample(num_samples, seed=seed)).mean()
 
   def sample(self, num_samples: int, *, seed: Seed = None, mean: bool = True) -> tf.Tensor:
     """Generates from the model: z ~ p(z), then the mean of p(x|z) (or a sample of it).

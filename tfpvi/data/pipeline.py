@@ -15,6 +15,13 @@ BINARIZATIONS = (None, "dynamic", "static")
 STATIC_BINARIZATION_SEED = 1234
 
 
+def _grey_range_error(who: str, nan_count: int, low: float, high: float) -> str:
+  if nan_count:
+    return f"{who}: expected grey levels in [0, 1], got {nan_count} NaN or Inf values (missing data?)."
+  hint = " (8-bit intensities? divide by 255 first)" if high > 1 else ""
+  return f"{who}: expected grey levels in [0, 1], got values from {low:g} to {high:g}{hint}."
+
+
 def binarize_static(images, seed: int = STATIC_BINARIZATION_SEED) -> np.ndarray:
   """Bernoulli pixels drawn once for a whole split, identical on every call (for evaluation).
 
@@ -25,15 +32,54 @@ def binarize_static(images, seed: int = STATIC_BINARIZATION_SEED) -> np.ndarray:
 
   Returns:
     float32 numpy array of 0s and 1s, same shape.
+
+  Raises:
+    ValueError: if images hold NaN or Inf, or values outside [0, 1].
   """
   images = np.asarray(images, np.float32)
+  finite = np.isfinite(images)
+  if not finite.all() or images.size and (images.min() < 0 or images.max() > 1):
+    nan_count = int(images.size - finite.sum())
+    low, high = (float(images.min()), float(images.max())) if not nan_count else (0.0, 0.0)
+    raise ValueError(_grey_range_error("binarize_static", nan_count, low, high))
   uniform = tf.random.stateless_uniform(images.shape, seed=[seed, images.shape[0]]).numpy()
   return (uniform < images).astype(np.float32)
 
 
 def binarize_dynamic(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-  """Fresh Bernoulli pixels for a stateless seed ([2] int): the IWAE paper's training protocol."""
-  return tf.cast(tf.random.stateless_uniform(tf.shape(images), seed=seed) < images, images.dtype)
+  """Fresh Bernoulli pixels for a stateless seed ([2] int): the IWAE paper's training protocol.
+
+  Args:
+    images: float Tensor of grey levels in [0, 1], any shape.
+    seed: [2] int Tensor, a stateless seed.
+
+  Returns:
+    Tensor of 0s and 1s of the same shape and dtype. NaN (or Inf) pixels stay NaN, so they are never
+    silently binarized: eagerly and in plain `tf.function`s they raise here; under XLA (which drops
+    assertions) they reach the loss, where `tfpvi.train.fit` stops on the first non-finite value.
+
+  Raises:
+    InvalidArgumentError: if images hold NaN or Inf, or values outside [0, 1].
+  """
+  images = tf.convert_to_tensor(images, dtype_hint=tf.float32)
+  finite = tf.math.is_finite(images)
+  in_range = tf.logical_and(images >= 0, images <= 1)
+  valid = tf.reduce_all(tf.logical_and(finite, in_range))
+  if tf.executing_eagerly():
+    if not bool(valid):
+      nan_count = int(tf.size(images)) - int(tf.reduce_sum(tf.cast(finite, tf.int32)))
+      low, high = (float(tf.reduce_min(images)), float(tf.reduce_max(images))) if not nan_count else (0.0, 0.0)
+      raise tf.errors.InvalidArgumentError(None, None, _grey_range_error("binarize_dynamic", nan_count, low, high))
+    check = []
+  else:
+    check = [tf.debugging.Assert(valid, [
+        "binarize_dynamic: expected finite grey levels in [0, 1] (8-bit intensities? divide by 255 first); "
+        "got values from", tf.reduce_min(images), "to", tf.reduce_max(images),
+        "(NaN shows as nan)."], summarize=1)]
+  with tf.control_dependencies(check):
+    binary = tf.cast(tf.random.stateless_uniform(tf.shape(images), seed=seed) < images, images.dtype)
+    # images * 0 is 0 for finite pixels and NaN for NaN or Inf ones: those stay visible downstream.
+    return binary + images * 0
 
 
 def load(

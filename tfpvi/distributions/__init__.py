@@ -2,5 +2,6 @@
 
 from tfpvi.distributions.discretized_logistic import DiscretizedLogistic, log_bin_probability
 from tfpvi.distributions.discretized_logistic_mixture import DiscretizedLogisticMixture
+from tfpvi.distributions.pixelcnn_mixture import PixelCNNMixture
 
-__all__ = ["DiscretizedLogistic", "DiscretizedLogisticMixture", "log_bin_probability"]
+__all__ = ["DiscretizedLogistic", "DiscretizedLogisticMixture", "PixelCNNMixture", "log_bin_probability"]

@@ -122,5 +122,6 @@ class DiscretizedLogisticMixture(IntegerSupportDistribution):
     )
 
   def _mean(self):
-    weights = tf.math.softmax(self._mixture_logits, axis=-1)
+    # exp(log_softmax): TensorFlow's CPU softmax kernel rejects inputs of rank > 5 (S, B, H, W, C, K).
+    weights = tf.exp(tf.math.log_softmax(self._mixture_logits, axis=-1))
     return tf.reduce_sum(weights * self.components().mean(), axis=-1)

@@ -1,0 +1,286 @@
+"""Flow posteriors on dynamically binarized MNIST: diagonal Gaussian vs planar vs IAF q(z|x).
+
+Model: Burda et al.'s MLP, 784-200-200-50 with tanh, Bernoulli p(x|z), N(0, I) prior; the decoder
+is the same for every posterior. Posteriors (`tfpvi.flows`):
+- gaussian: a diagonal Gaussian (`tfpvi.encoders.GaussianMLP`);
+- planar: the Gaussian followed by --planar_steps amortized planar flows (Rezende & Mohamed 2015);
+- iaf: the Gaussian followed by --iaf_steps inverse autoregressive flow steps on MADEs with the
+  encoder's context h, reversed orderings between steps (Kingma et al. 2016).
+Objective: the single-sample ELBO (`tfpvi.objectives.elbo`; analytic KL for the Gaussian, Monte
+Carlo for the flows). Adam, batch 100.
+Evaluation: test log p(x) by importance sampling with k = --eval_samples (5000) on the first
+--eval_examples statically binarized test images, the test ELBO (--elbo_samples draws), and the
+gap log p(x) - ELBO = E_x KL(q(z|x) || p(z|x)) + (importance-sampling error): a more flexible q
+must shrink it. During training, every --eval_every steps, the same gap is estimated on
+--gap_examples images with k = --gap_samples and plotted against training time (evaluation time
+excluded): gap.png.
+
+    python -m experiments.flows --output_dir runs/flows     # CPU default, about 15 minutes on 2 cores
+
+References:
+  Burda, Grosse, Salakhutdinov. Importance weighted autoencoders. ICLR 2016.
+  Kingma, Salimans, Jozefowicz, Chen, Sutskever, Welling. Improved variational inference with
+    inverse autoregressive flow. NeurIPS 2016 (-81.08 nats on binarized MNIST with a ResNet VAE).
+  Rezende, Mohamed. Variational inference with normalizing flows. ICML 2015.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+
+import tfpvi
+from experiments import common
+
+POSTERIORS = ("gaussian", "planar", "iaf")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  output_dir: str = common.flag("runs/flows", "folder for results, figures and one sub-folder per posterior")
+  posteriors: tuple = common.flag(POSTERIORS, "posteriors to train", choices=POSTERIORS)
+  hidden_sizes: tuple = common.flag((200, 200), "hidden layer sizes of the encoder and decoder MLPs", minimum=1)
+  latent_size: int = common.flag(50, "number of latent dimensions", minimum=1)
+  iaf_steps: int = common.flag(2, "IAF steps", minimum=1)
+  made_hidden: tuple = common.flag((100,), "hidden sizes of each IAF step's MADE", minimum=1)
+  planar_steps: int = common.flag(8, "planar flow steps", minimum=1)
+  context_size: int = common.flag(50, "size of the encoder context h fed to the flows", minimum=1)
+  batch_size: int = common.flag(100, "training batch size", minimum=1)
+  learning_rate: float = common.flag(1e-3, "Adam learning rate", above=0)
+  steps: int = common.flag(3000, "training steps per posterior", minimum=1)
+  time_budget: float = common.flag(
+      0.0, "if > 0, seconds of training per posterior (a step is timed on this machine), replacing --steps", minimum=0)
+  eval_every: int = common.flag(300, "steps between estimates of the gap during training", minimum=1)
+  gap_examples: int = common.flag(100, "test images for the gap during training", minimum=1)
+  gap_samples: int = common.flag(500, "importance samples for log p(x) during training", minimum=1)
+  eval_samples: int = common.flag(5000, "importance samples K per test image for the final log p(x)", minimum=1)
+  eval_examples: int = common.flag(200, "test images for the final evaluation", minimum=1)
+  elbo_samples: int = common.flag(100, "samples per test image for the test ELBO", minimum=1)
+  eval_batch: int = common.flag(50, "test images per evaluation batch", minimum=1)
+  eval_chunk: int = common.flag(500, "importance samples computed at once (memory)", minimum=1)
+  steps_per_call: int = common.flag(50, "training steps per compiled call (speed only)", minimum=1)
+  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1)
+  seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
+
+  SMOKE = dict(
+      hidden_sizes=(16,), latent_size=4, made_hidden=(8,), planar_steps=2, context_size=8, batch_size=20, steps=20,
+      eval_every=10, gap_examples=10, gap_samples=20, eval_samples=50, eval_examples=10, elbo_samples=5,
+      eval_batch=10, eval_chunk=25, steps_per_call=5, train_examples=300,
+  )
+
+  def check(self) -> None:
+    if len(set(self.posteriors)) != len(self.posteriors):
+      raise ValueError(f"--posteriors lists a posterior twice: {','.join(self.posteriors)}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers shared with experiments.discrete and experiments.renyi.
+
+
+def check_settings(run_dir: pathlib.Path, settings: dict) -> None:
+  """Raises ValueError if run_dir holds checkpoints trained with other settings (settings.json)."""
+  path = run_dir / "settings.json"
+  if not path.exists() or not common.holds_checkpoints(run_dir):
+    return
+  saved, wanted = json.loads(path.read_text()), json.loads(json.dumps(settings))
+  if saved != wanted:
+    differs = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    raise ValueError(f"{run_dir} was trained with other settings ({', '.join(differs)} differ); give another "
+                     f"--output_dir, or delete {run_dir} to start over.")
+
+
+def planned_steps(run_dir: pathlib.Path, settings: dict, steps: int, time_budget: float, measure) -> int:
+  """Steps for one run, fixed at its first start and reused on resume (settings.json, plan.json).
+
+  With time_budget > 0 the count is time_budget / measure() (seconds per step, timed here).
+  """
+  check_settings(run_dir, settings)
+  run_dir.mkdir(parents=True, exist_ok=True)
+  (run_dir / "settings.json").write_text(json.dumps(settings, indent=2))
+  plan = run_dir / "plan.json"
+  if plan.exists() and common.holds_checkpoints(run_dir):
+    return json.loads(plan.read_text())["steps"]
+  if time_budget > 0:
+    steps = max(20, int(time_budget / measure()))
+  plan.write_text(json.dumps({"steps": steps}))
+  return steps
+
+
+def seconds_per_step(fit, steps_per_call: int) -> float:
+  """Times a step: a short run (resumed by the real one) logging every steps_per_call steps."""
+  calibration = fit(steps=3 * steps_per_call, log_every=steps_per_call, progress=False)
+  times = calibration["wall_time"].to_numpy()
+  return float(times[-1] - times[0]) / (2 * steps_per_call)
+
+
+def training_seconds(history) -> np.ndarray:
+  """wall_time minus the evaluation time spent before each row (eval_seconds of earlier rows)."""
+  spent = history["eval_seconds"].fillna(0.0).to_numpy() if "eval_seconds" in history else np.zeros(len(history))
+  return history["wall_time"].to_numpy() - np.concatenate([[0.0], np.cumsum(spent)[:-1]])
+
+
+def gap_evaluator(x, num_samples: int, elbo_samples: int, seed: int):
+  """eval_fn for fit: log p(x) (importance sampling), the ELBO and their gap on x, with the time it took."""
+  x = tf.constant(x, tf.float32)
+
+  def evaluate(model):
+    started = time.perf_counter()
+    compiled = _compiled_gap(model, num_samples, elbo_samples)
+    log_px, elbo = (float(v) for v in compiled(x, tf.constant([seed, 7])))
+    return {"log_px": log_px, "elbo": elbo, "gap": log_px - elbo, "eval_seconds": time.perf_counter() - started}
+
+  return evaluate
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_gap(model, num_samples, elbo_samples):
+  @tf.function
+  def compute(x, seed):
+    log_px = tfpvi.evaluation.log_marginal_likelihood(model, x, num_samples, chunk_size=min(num_samples, 500),
+                                                      seed=seed)
+    elbo = tfpvi.objectives.elbo(model, x, elbo_samples, seed=seed)
+    return tf.reduce_mean(log_px), tf.reduce_mean(elbo)
+
+  return compute
+
+
+def mean_elbo(model, x: np.ndarray, num_samples: int, batch: int, seed: int) -> float:
+  """Mean ELBO over x with num_samples draws per image."""
+  @tf.function
+  def batch_sum(xb, s):
+    return tf.reduce_sum(tfpvi.objectives.elbo(model, xb, num_samples, seed=s))
+
+  total = sum(float(batch_sum(tf.constant(x[i:i + batch], tf.float32), tf.constant([seed, i])))
+              for i in range(0, len(x), batch))
+  return total / len(x)
+
+
+def evaluate_log_px(model, x: np.ndarray, num_samples: int, batch: int, chunk: int, seed: int) -> dict:
+  summary, _ = tfpvi.evaluation.evaluate_dataset(model, x, num_samples, batch_size=batch, chunk_size=chunk,
+                                                 seed=seed, progress=False)
+  return {
+      "test_log_px": summary["log_px"],
+      "test_log_px_standard_error": summary["log_px_standard_error"],
+      "ess_mean": summary["ess_mean"],
+      "khat_fraction_above_0_7": summary.get("khat_fraction_above_0_7"),
+  }
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def build_model(posterior: str, config: Config) -> tfpvi.VAE:
+  hidden, d = list(config.hidden_sizes), config.latent_size
+  if posterior == "gaussian":
+    encoder = tfpvi.encoders.GaussianMLP(hidden, d, activation=tf.nn.tanh)
+  elif posterior == "planar":
+    encoder = tfpvi.flows.planar_mlp(hidden, d, config.planar_steps, context_size=config.context_size)
+  else:
+    encoder = tfpvi.flows.iaf_mlp(hidden, d, config.iaf_steps, made_hidden_sizes=config.made_hidden,
+                                  context_size=config.context_size)
+  decoder = tfpvi.decoders.BernoulliMLP(hidden, [28, 28, 1], activation=tf.nn.tanh)
+  return tfpvi.VAE(encoder, decoder, tfpvi.standard_normal_prior(d))
+
+
+MODEL_SETTINGS = ("hidden_sizes", "latent_size", "iaf_steps", "made_hidden", "planar_steps", "context_size",
+                  "batch_size", "learning_rate", "steps", "time_budget", "train_examples", "seed")
+
+
+def settings_for(posterior: str, config: Config) -> dict:
+  return {"posterior": posterior, **{name: getattr(config, name) for name in MODEL_SETTINGS}}
+
+
+def check_folders(config: Config, out: pathlib.Path) -> None:
+  for posterior in config.posteriors:
+    check_settings(out / posterior, settings_for(posterior, config))
+
+
+def train_one(posterior: str, config: Config, x_train, x_gap, run_dir: pathlib.Path):
+  tf.random.set_seed(config.seed)
+  model = build_model(posterior, config)
+  fit = functools.partial(
+      tfpvi.train.fit, model, functools.partial(tfpvi.objectives.elbo, num_samples=1, return_terms=True), x_train,
+      optimizer=snt.optimizers.Adam(config.learning_rate), batch_size=config.batch_size,
+      preprocess=tfpvi.data.binarize_dynamic, output_dir=str(run_dir), steps_per_call=config.steps_per_call,
+      seed=config.seed,
+  )
+  steps = planned_steps(run_dir, settings_for(posterior, config), config.steps, config.time_budget,
+                        lambda: seconds_per_step(fit, config.steps_per_call))
+  eval_fn = gap_evaluator(x_gap, config.gap_samples, config.elbo_samples, config.seed)
+  history = fit(steps=steps, log_every=max(1, steps // 100), eval_every=config.eval_every, eval_fn=eval_fn)
+  return model, history, steps
+
+
+def main(argv=None) -> dict:
+  config, out, started = common.start(Config, argv, __doc__, check=check_folders)
+  x_train, _ = common.mnist_like("mnist", "train", config.train_examples)
+  x_test, _ = common.binarized_test_set("mnist", config.eval_examples)
+  x_gap = x_test[:config.gap_examples]
+  common.say(f"tfpvi flows: {', '.join(config.posteriors)}; results in {out}/")
+  metrics, histories, record = {}, {}, {}
+  for posterior in config.posteriors:
+    common.say(f"[{posterior}] training ...")
+    model, history, steps = train_one(posterior, config, x_train, x_gap, out / posterior)
+    record[posterior] = common.trained_record(history, steps)
+    common.say(f"[{posterior}] {record[posterior]['trained_steps']} steps; evaluating log p(x) with "
+               f"k={config.eval_samples} on {len(x_test)} test images ...")
+    result = evaluate_log_px(model, x_test, config.eval_samples, config.eval_batch, config.eval_chunk, config.seed)
+    result["test_elbo"] = mean_elbo(model, x_test, config.elbo_samples, config.eval_batch, config.seed)
+    result["gap"] = result["test_log_px"] - result["test_elbo"]
+    result.update(train_steps=record[posterior]["trained_steps"],
+                  train_seconds=float(training_seconds(history)[-1]),
+                  final_train_elbo=float(-history["loss"].iloc[-1]))
+    metrics[posterior], histories[posterior] = result, history
+    common.say(f"[{posterior}] test log p(x) = {result['test_log_px']:.2f}, ELBO = {result['test_elbo']:.2f}, "
+               f"gap = {result['gap']:.2f} nats")
+  plot_gap(histories, out / "gap.png")
+  tfpvi.plot.loss_curves(histories, terms=["loss"], title="negative training ELBO (nats)",
+                         path=str(out / "loss_curves.png"))
+  common.write_results(out, config, metrics, started, trained=record)
+  print(table(metrics))
+  common.say(f"results: {out}/results.json; figures: {out}/gap.png, loss_curves.png")
+  return metrics
+
+
+def plot_gap(histories: dict, path: pathlib.Path) -> None:
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  for i, (name, history) in enumerate(histories.items()):
+    rows = history["gap"].notna() if "gap" in history else np.zeros(len(history), bool)
+    seconds = training_seconds(history)[np.asarray(rows)]
+    color = f"C{i}"
+    axes[0].plot(seconds, history.loc[rows, "gap"], marker="o", color=color, label=name)
+    axes[1].plot(seconds, history.loc[rows, "log_px"], marker="o", color=color, label=f"{name}: log p(x)")
+    axes[1].plot(seconds, history.loc[rows, "elbo"], linestyle="--", color=color, label=f"{name}: ELBO")
+  axes[0].set(xlabel="training time (s)", ylabel="log p(x) - ELBO (nats)", title="bound gap on test images")
+  axes[1].set(xlabel="training time (s)", ylabel="nats", title="test log p(x) (IS) and ELBO")
+  for ax in axes:
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def table(metrics: dict) -> str:
+  lines = [f"{'posterior':<10} {'steps':>6} {'train s':>8} {'log p(x)':>9} {'ELBO':>9} {'gap':>6} {'ESS':>8}"]
+  for name, m in metrics.items():
+    lines.append(f"{name:<10} {m['train_steps']:>6} {m['train_seconds']:>8.0f} {m['test_log_px']:>9.2f} "
+                 f"{m['test_elbo']:>9.2f} {m['gap']:>6.2f} {m['ess_mean']:>8.1f}")
+  return "\n".join(lines)
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])

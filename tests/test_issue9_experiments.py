@@ -1,0 +1,113 @@
+"""Smoke runs of the flows, discrete and renyi experiments: results, histories, figures, resumption, bad flags."""
+
+import importlib
+import json
+import math
+import os
+import pathlib
+
+import pandas as pd
+import pytest
+
+FIGURES = {
+    "flows": ["gap.png", "loss_curves.png"],
+    "discrete": ["elbo_curves.png", "temperature.png", "samples.png"],
+    "renyi": ["log_px_by_alpha.png", "snr.png", "loss_curves.png"],
+}
+METRICS = {
+    "flows": {"test_log_px", "test_elbo", "gap"},
+    "discrete": {"test_log_px", "test_elbo"},
+    "renyi": {"test_log_px", "encoder_snr", "decoder_snr"},
+}
+
+
+def _numbers(tree):
+  if isinstance(tree, dict):
+    for value in tree.values():
+      yield from _numbers(value)
+  elif isinstance(tree, float):
+    yield tree
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_smoke_run(name, tmp_path):
+  out = tmp_path / name
+  metrics = importlib.import_module(f"experiments.{name}").main(["--smoke", "--output_dir", str(out)])
+  results = json.loads((out / "results.json").read_text())
+  assert results["config"]["output_dir"] == str(out)
+  assert results["metrics"] and all(math.isfinite(v) for v in _numbers(results["metrics"]))
+  for model_metrics in metrics.values():
+    assert METRICS[name] <= set(model_metrics)
+  for figure in FIGURES[name]:
+    assert (out / figure).stat().st_size > 5000, figure
+  assert len(list(out.rglob("history.csv"))) == len(metrics)
+
+
+def test_flows_gap_is_logged_and_discrete_temperature_anneals(tmp_path):
+  importlib.import_module("experiments.flows").main(
+      ["--smoke", "--output_dir", str(tmp_path / "flows"), "--posteriors", "iaf"])
+  history = pd.read_csv(tmp_path / "flows" / "iaf" / "history.csv")
+  assert {"gap", "log_px", "elbo", "eval_seconds"} <= set(history)
+  importlib.import_module("experiments.discrete").main(
+      ["--smoke", "--output_dir", str(tmp_path / "discrete"), "--models", "gumbel_st"])
+  history = pd.read_csv(tmp_path / "discrete" / "gumbel_st" / "history.csv")
+  assert history["temperature"].is_monotonic_decreasing and history["temperature"].iloc[-1] == pytest.approx(0.5)
+
+
+def test_rerun_resumes_and_other_settings_are_refused(tmp_path):
+  module = importlib.import_module("experiments.renyi")
+  args = ["--smoke", "--output_dir", str(tmp_path), "--models", "vr:0.5:3"]
+  module.main(args)
+  first = pd.read_csv(tmp_path / "vr_0.5_3" / "history.csv")
+  module.main(args)
+  pd.testing.assert_frame_equal(first, pd.read_csv(tmp_path / "vr_0.5_3" / "history.csv"))
+  with pytest.raises(SystemExit):
+    module.main(args + ["--latent_size", "5"])
+
+
+@pytest.mark.parametrize("flags", [["--models", "vr:x:3"], ["--models", "miwae:0:3"], ["--models", "ciwae:2:3"],
+                                   ["--models", "vr:-inf:3", "--gradient_estimator", "dreg"]])
+def test_renyi_bad_models_are_refused(flags, tmp_path, capsys):
+  with pytest.raises(SystemExit):
+    importlib.import_module("experiments.renyi").main(["--smoke", "--output_dir", str(tmp_path), *flags])
+  assert "error" in capsys.readouterr().err
+
+
+def test_docstrings_give_the_default_command():
+  for name in FIGURES:
+    doc = importlib.import_module(f"experiments.{name}").__doc__
+    assert f"python -m experiments.{name} --output_dir runs/{name}" in doc
+
+
+
+NOTEBOOK = pathlib.Path(__file__).parent.parent / "colab" / "flows_and_discrete_latents.ipynb"
+FIGURE_CALLS = ("tfpvi.plot.image_grid", "tfpvi.plot.loss_curves")
+
+
+def test_notebook_runs_in_a_kernel_with_inline_figures(tmp_path):
+  """Executed as printed in a Jupyter kernel with TFPVI_SMOKE=1 (fit capped at 20 steps, 50 importance samples)."""
+  import nbformat
+  from nbclient import NotebookClient
+
+  notebook = nbformat.read(NOTEBOOK, as_version=4)
+  old = {k: os.environ.get(k) for k in ("TFPVI_SMOKE", "CUDA_VISIBLE_DEVICES")}
+  os.environ.update(TFPVI_SMOKE="1", CUDA_VISIBLE_DEVICES="")
+  try:
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+  finally:
+    for key, value in old.items():
+      if value is None:
+        os.environ.pop(key, None)
+      else:
+        os.environ[key] = value
+  cells = [c for c in notebook.cells if c.cell_type == "code"]
+  figure_cells = [c for c in cells if any(call in c.source for call in FIGURE_CALLS)]
+  assert len(figure_cells) == 3
+  for cell in figure_cells:
+    assert len([o for o in cell.outputs if "image/png" in o.get("data", {})]) == 1, cell.source
+  evaluation = next(c for c in cells if "evaluate_dataset" in c.source)
+  printed = "".join(o.get("text", "") for o in evaluation.outputs if o.output_type == "stream")
+  values = [float(line.split("log p(x)")[1].split()[0]) for line in printed.splitlines() if "log p(x)" in line]
+  assert len(values) == 2 and all(math.isfinite(v) and v < 0 for v in values), printed

@@ -1,0 +1,83 @@
+"""Quiet TensorFlow start-up: drop the native log lines TensorFlow prints when it is imported.
+
+Importing TensorFlow writes 7-9 lines to the process's stderr from C++ before its logging is
+configured (oneDNN notes, CPU features, "Could not find cuda drivers", `failed call to cuInit` on
+CPU-only machines), and `TF_CPP_MIN_LOG_LEVEL` does not remove them. `import_tensorflow` imports
+TensorFlow (and lists the devices, where the CUDA lines come from) with the stderr file descriptor
+redirected to a temporary file, then writes back every captured line that is not one of those
+known start-up notes, so real errors and warnings still reach the user.
+
+Set TFPVI_SHOW_STARTUP_LOG=1 to see TensorFlow's start-up lines unfiltered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+
+__all__ = ["STARTUP_NOISE", "filtered_native_stderr", "import_tensorflow"]
+
+# One pattern per kind of start-up note; lines matching none of them are passed through.
+STARTUP_NOISE = re.compile(
+    "|".join([
+        r"All log messages before absl::InitializeLog\(\) is called",
+        r"oneDNN custom operations are on",
+        r"cpu_feature_guard\.cc",
+        r"^To enable the following instructions",
+        r"rebuild TensorFlow with the appropriate compiler flags",
+        r"Could not find cuda drivers",
+        r"cudart_stub\.cc",
+        r"failed call to cuInit",
+        r"cuda_diagnostics\.cc",
+        r"cuda_executor\.cc.*(NUMA|kernel driver)",
+        r"Unable to register (cuDNN|cuFFT|cuBLAS) factory",
+        r"computation placer already registered",
+        r"TF-TRT Warning: Could not find TensorRT",
+        r"Skipping registering GPU devices",
+    ]),
+    re.MULTILINE,
+)
+
+
+@contextlib.contextmanager
+def filtered_native_stderr():
+  """Captures file descriptor 2 inside the block and re-emits the lines that are not start-up noise."""
+  if os.environ.get("TFPVI_SHOW_STARTUP_LOG"):
+    yield
+    return
+  try:
+    sys.stderr.flush()
+    saved = os.dup(2)
+  except (OSError, ValueError, AttributeError):  # no usable stderr descriptor (embedded interpreters)
+    yield
+    return
+  capture = tempfile.TemporaryFile()
+  try:
+    os.dup2(capture.fileno(), 2)
+    yield
+  finally:
+    with contextlib.suppress(Exception):
+      sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    capture.seek(0)
+    text = capture.read().decode("utf-8", errors="replace")
+    capture.close()
+    kept = "".join(line for line in text.splitlines(keepends=True) if not STARTUP_NOISE.search(line))
+    if kept.strip():
+      sys.stderr.write(kept)
+      sys.stderr.flush()
+
+
+def import_tensorflow():
+  """Imports TensorFlow and initializes device discovery with its start-up notes filtered out."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's INFO lines (e.g. "XLA service ... initialized")
+  with filtered_native_stderr():
+    import tensorflow as tf  # noqa: PLC0415
+
+    tf.config.list_physical_devices()  # the CUDA probing lines come from here, not from the import
+    import tensorflow_probability  # noqa: F401, PLC0415
+  return tf

@@ -1,0 +1,305 @@
+"""The output folder of one `fit` run: history, checkpoints, model spec and a record of settings.
+
+```none
+output_dir/
+  history.csv       one row per logged step (written atomically, before each checkpoint)
+  checkpoints/      model, optimizer, step, interval sums and the Dataset iterator
+  training.json     what the folder was trained with: objective, its kwargs, optimizer,
+                    batch size, preprocessing, seed, data layout, variable shapes
+  model_spec.json   how to rebuild the model (`tfpvi.specs`), when it can be described
+  tensorboard/      the logged rows as TensorBoard scalars
+```
+
+A run into a folder that holds checkpoints resumes from the last one, after two checks that fail
+with one sentence: the model's variables must have the checkpoint's shapes (before TensorFlow
+tries to restore them), and the settings must equal those in training.json, unless the caller
+resumes with `resume="force"` (the change is then written to training.json).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pathlib
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfpvi import specs
+
+__all__ = ["RECORD_FILE", "History", "RunFolder", "describe_callable", "jsonable", "settings_differences"]
+
+RECORD_FILE = "training.json"
+_FINGERPRINT_STEPS = (0, 1, 10, 100, 1000, 10000, 100000)
+
+
+class History:
+  """Rows of the training history, written atomically as CSV."""
+
+  def __init__(self, path: Optional[pathlib.Path]):
+    self.path = path
+    self.rows: list[dict[str, Any]] = []
+
+  def restore(self, last_step: int) -> None:
+    if self.path is not None and self.path.exists() and last_step > 0:
+      frame = pd.read_csv(self.path)
+      self.rows = frame[frame["step"] <= last_step].to_dict("records")
+
+  def append(self, row: dict[str, Any]) -> None:
+    if self.rows and self.rows[-1]["step"] == row["step"]:
+      self.rows[-1].update(row)
+    else:
+      self.rows.append(row)
+
+  @property
+  def wall_time(self) -> float:
+    return float(self.rows[-1]["wall_time"]) if self.rows else 0.0
+
+  def frame(self) -> pd.DataFrame:
+    return pd.DataFrame(self.rows)
+
+  def write(self) -> None:
+    if self.path is None:
+      return
+    tmp = self.path.with_suffix(".csv.tmp")
+    self.frame().to_csv(tmp, index=False)
+    os.replace(tmp, self.path)
+
+
+# -- describing settings as JSON ---------------------------------------------------------------
+
+
+def describe_callable(fn: Callable) -> str:
+  """A readable, stable name: "tfpvi.objectives.elbo(return_terms=True)" for a partial."""
+  if isinstance(fn, functools.partial):
+    args = [repr(jsonable(a)) for a in fn.args] + [f"{k}={jsonable(v)!r}" for k, v in sorted(fn.keywords.items())]
+    return f"{describe_callable(fn.func)}({', '.join(args)})"
+  name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+  module = getattr(fn, "__module__", None) or type(fn).__module__
+  return f"{module}.{name}"
+
+
+def schedule_fingerprint(fn: Callable) -> dict[str, Any]:
+  """A schedule as its name and its values at a few steps (so two lambdas compare by values)."""
+  try:
+    values = [round(float(fn(float(step))), 7) for step in _FINGERPRINT_STEPS]
+  except Exception as error:  # noqa: BLE001 -- recorded, not fatal: fit reports the schedule's own error
+    values = f"not evaluable on the host: {type(error).__name__}"
+  return {"schedule": describe_callable(fn), "values_at_steps": dict(zip(map(str, _FINGERPRINT_STEPS), values))
+          if isinstance(values, list) else values}
+
+
+def jsonable(value) -> Any:
+  """A JSON value for a setting: numbers, strings, lists, dicts; callables by name; else repr."""
+  if value is None or isinstance(value, (bool, int, float, str)):
+    return value
+  if isinstance(value, (np.generic,)):
+    return value.item()
+  if isinstance(value, (tf.Variable, tf.Tensor, np.ndarray)):
+    array = np.asarray(value)
+    return array.item() if array.size == 1 else f"{array.dtype.name} array {list(array.shape)}"
+  if isinstance(value, (list, tuple)):
+    return [jsonable(v) for v in value]
+  if isinstance(value, dict):
+    return {str(k): jsonable(v) for k, v in value.items()}
+  if callable(value):
+    return describe_callable(value)
+  return repr(value)
+
+
+def optimizer_settings(optimizer, with_learning_rate: bool) -> dict[str, Any]:
+  """The optimizer's class and scalar hyperparameters (not its state: steps and slots)."""
+  out = {"class": f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"}
+  for name, value in sorted(vars(optimizer).items()):
+    if name.startswith("_") or name in ("step", "iterations") or (name == "learning_rate" and not with_learning_rate):
+      continue
+    if isinstance(value, (tf.Variable, tf.Tensor)) and (value.shape.rank != 0 or value.dtype.is_integer):
+      continue
+    if isinstance(value, (bool, int, float, str, tf.Variable, tf.Tensor, np.generic)):
+      out[name] = jsonable(value)
+  return out
+
+
+def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+  """Readable differences between two settings records; keys only one side has are skipped."""
+  found = []
+  for key in sorted(set(old) & set(new)):
+    a, b = old[key], new[key]
+    if key == "optimizer" and isinstance(a, dict) and isinstance(b, dict):
+      changed = [f for f in sorted(set(a) & set(b)) if a[f] != b[f]]
+      found += [f"optimizer {f} {a[f]!r} before, {b[f]!r} now" for f in changed]
+    elif a != b:
+      found.append(f"{key} {_short(a)} before, {_short(b)} now")
+  return found
+
+
+def _short(value, limit: int = 160) -> str:
+  text = json.dumps(value) if not isinstance(value, str) else repr(value)
+  return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- the folder --------------------------------------------------------------------------------
+
+
+def _checkpoint_key(path: tuple) -> str:
+  escaped = [str(p).replace(".", "..").replace("/", ".S") for p in path]
+  return "/".join(["model", *escaped, ".ATTRIBUTES", "VARIABLE_VALUE"])
+
+
+def shape_differences(checkpoint_path: str, model) -> list[str]:
+  """How the model's variables differ from those the checkpoint holds under "model/"."""
+  saved = {
+      key: shape
+      for key, shape in tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map().items()
+      if key.startswith("model/") and key.endswith("/.ATTRIBUTES/VARIABLE_VALUE") and ".OPTIMIZER_SLOT" not in key
+  }
+  found, matched, unmatched = [], set(), []
+  for path, variable in model._flatten(predicate=lambda v: isinstance(v, tf.Variable), with_path=True):
+    key = _checkpoint_key(path)
+    if key in saved:
+      matched.add(key)
+      if list(saved[key]) != variable.shape.as_list():
+        found.append(f"{key[6:-27]} is {list(saved[key])} in the checkpoint but {variable.shape.as_list()} here")
+    else:
+      unmatched.append(key[6:-27])
+  extra = sorted(set(saved) - matched)
+  if unmatched:
+    found.append(f"the checkpoint has no {', '.join(unmatched[:3])}{' ...' if len(unmatched) > 3 else ''}")
+  if extra:
+    found.append(f"this model has no {', '.join(k[6:-27] for k in extra[:3])}{' ...' if len(extra) > 3 else ''}")
+  return found if len(found) <= 3 else found[:3] + [f"and {len(found) - 3} more"]
+
+
+def _step_of(checkpoint_path: str) -> int:
+  """The step a checkpoint holds (fit saves it in "step")."""
+  return int(tf.train.load_checkpoint(checkpoint_path).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+class RunFolder:
+  """history.csv, checkpoints/, training.json, model_spec.json and tensorboard/ of one output_dir."""
+
+  def __init__(self, output_dir: Union[str, os.PathLike], *, max_to_keep: int = 2):
+    self.path = pathlib.Path(output_dir)
+    self.history = History(self.path / "history.csv")
+    self.max_to_keep = max_to_keep
+    self.writer = None
+
+  def open(self, *, model, tracked: dict[str, Any], settings: dict[str, Any], info: dict[str, Any],
+           resume: Union[bool, str] = True, steps: Optional[int] = None) -> int:
+    """Creates the folder or resumes from its last checkpoint; returns the step reached.
+
+    Args:
+      model: the model (its variables already created); saved in checkpoints as "model".
+      tracked: the other objects for the checkpoint (optimizer, step, ...).
+      settings: what must match for a resume (objective, optimizer, data, ...), JSON-able.
+      info: recorded, not compared (steps, jit_compile, ...).
+      resume: True resumes a folder with equal settings; "force" resumes whatever the settings;
+        False refuses a folder that holds checkpoints.
+      steps: the steps the run asks for; a folder that reached more is refused.
+
+    Raises:
+      ValueError: on variable shapes that differ from the checkpoint's, on other settings (unless
+        resume="force"), on resume=False with checkpoints, on a folder past `steps`, or on a
+        model_spec.json of another model.
+    """
+    if resume not in (True, False, "force"):
+      raise ValueError(f"resume must be True, False or 'force', got {resume!r}.")
+    settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back from training.json
+    self.path.mkdir(parents=True, exist_ok=True)
+    self.checkpoint = tf.train.Checkpoint(model=model, **tracked)
+    self.manager = tf.train.CheckpointManager(self.checkpoint, self.path / "checkpoints", max_to_keep=self.max_to_keep)
+    latest = self.manager.latest_checkpoint
+    record_path = self.path / RECORD_FILE
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    changes = list(record.get("changes", []))
+    step = 0
+    if latest:
+      differences = self._check_resume(latest, model, record.get("settings", {}), settings, resume, steps)
+      if differences:
+        changes.append({"at_step": _step_of(latest), "differences": differences})
+      step = self._restore(latest, model, tracked)
+    spec_note = self._save_spec(model, has_checkpoints=bool(latest))
+    variables = {
+        "/".join(map(str, path)): variable.shape.as_list()
+        for path, variable in model._flatten(predicate=lambda v: isinstance(v, tf.Variable), with_path=True)
+    }
+    new_record = {"settings": settings, "run": info, "model_spec": spec_note, "variables": variables}
+    if changes:
+      new_record["changes"] = changes
+    tmp = record_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(new_record, indent=2))
+    tmp.replace(record_path)
+    self.writer = tf.summary.create_file_writer(str(self.path / "tensorboard"))
+    return step
+
+  def _check_resume(self, latest: str, model, recorded: dict, settings: dict, resume, steps) -> list[str]:
+    """Raises unless the folder may be resumed; returns the settings differences `force` accepts."""
+    at = f" (step {_step_of(latest)})"
+    fresh = f"use a new output_dir or delete {self.path} to start fresh"
+    if resume is False:
+      raise ValueError(f"{self.path} already holds checkpoints{at} and resume=False; {fresh}, or pass resume=True.")
+    shapes = shape_differences(latest, model)
+    if shapes:
+      raise ValueError(
+          f"{self.path} holds checkpoints of another model ({'; '.join(shapes)}); {fresh}, or build the model it "
+          "was trained with to continue it."
+      )
+    differences = settings_differences(recorded, settings)
+    if differences and resume != "force":
+      raise ValueError(
+          f"{self.path} was trained{at} with other settings ({'; '.join(differences)}); {fresh}, or pass "
+          "resume='force' to continue it with these settings."
+      )
+    reached = _step_of(latest)
+    if steps is not None and reached > steps:
+      raise ValueError(
+          f"{self.path} is already at step {reached}, past the {steps} steps asked for; ask for steps >= "
+          f"{reached} to continue it, or {fresh} and train {steps} steps from scratch."
+      )
+    return differences
+
+  def _restore(self, latest: str, model, tracked: dict[str, Any]) -> int:
+    """Restores the checkpoint; returns its step. Interval sums of another shape restart at 0."""
+    saved_shapes = tf.train.load_checkpoint(latest).get_variable_to_shape_map()
+    kept = {name: obj for name, obj in tracked.items()
+            if not isinstance(obj, tf.Variable)
+            or saved_shapes.get(f"{name}/.ATTRIBUTES/VARIABLE_VALUE", obj.shape.as_list()) == obj.shape.as_list()}
+    if len(kept) < len(tracked):  # a forced resume changed the objective's terms
+      kept = {name: obj for name, obj in kept.items() if not name.startswith("interval_")}
+    tf.train.Checkpoint(model=model, **kept).restore(latest).expect_partial().assert_existing_objects_matched()
+    step = int(tracked["step"].numpy())
+    self.history.restore(step)
+    return step
+
+  def _save_spec(self, model, has_checkpoints: bool) -> str:
+    """Writes model_spec.json where the model can be described; returns the note for the record."""
+    spec, reason = specs.describe(model)
+    target = self.path / specs.SPEC_FILE
+    if spec is None:
+      if target.exists():
+        return f"{specs.SPEC_FILE} (written by the caller; fit could not check it: {reason})"
+      return f"none: {reason}, so tfpvi.specs cannot rebuild this model (save a spec with tfpvi.specs.save)"
+    if target.exists():
+      differences = specs.differences(json.loads(target.read_text()), spec)
+      if differences and has_checkpoints:
+        raise ValueError(
+            f"{target} describes another model than the one being trained ({'; '.join(differences)}); use a "
+            f"new output_dir or delete {self.path} to start fresh."
+        )
+    specs.save(self.path, spec)
+    return specs.SPEC_FILE
+
+  def save(self, step: int) -> None:
+    """Writes history.csv, then a checkpoint at `step` (so a kill in between loses nothing)."""
+    self.history.write()
+    self.manager.save(checkpoint_number=step)
+
+  def log(self, row: dict[str, Any]) -> None:
+    self.history.append(row)
+    with self.writer.as_default(step=int(row["step"])):
+      for key, value in row.items():
+        if key != "step" and value is not None and np.isfinite(value):
+          tf.summary.scalar(key, value)
