@@ -42,6 +42,7 @@ __all__ = [
     "holds_checkpoints",
     "mnist_like",
     "parse_config",
+    "pyplot",
     "save_spec",
     "say",
     "start",
@@ -339,3 +340,13 @@ def binarized_test_set(name: str = "mnist", limit: Optional[int] = None):
 
 def say(message: str) -> None:
   print(message, flush=True)
+
+
+def pyplot():
+  """matplotlib.pyplot on the file-only Agg backend (figures are saved, never shown), imported on first use."""
+  import matplotlib  # noqa: PLC0415
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+
+  return plt

@@ -209,17 +209,8 @@ def main(argv=None) -> dict:
   return metrics
 
 
-def _pyplot():
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  return plt
-
-
 def plot_curves(histories: dict, path: pathlib.Path) -> None:
-  plt = _pyplot()
+  plt = common.pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
   for name, history in histories.items():
     axes[0].plot(history["step"], history["loss"], label=name)
@@ -236,7 +227,7 @@ def plot_curves(histories: dict, path: pathlib.Path) -> None:
 
 
 def plot_temperature(histories: dict, path: pathlib.Path) -> None:
-  plt = _pyplot()
+  plt = common.pyplot()
   fig, ax = plt.subplots(figsize=(5.5, 3.5))
   for name, history in histories.items():
     if "temperature" in history:
@@ -250,7 +241,7 @@ def plot_temperature(histories: dict, path: pathlib.Path) -> None:
 
 
 def plot_samples(samples: dict, path: pathlib.Path) -> None:
-  plt = _pyplot()
+  plt = common.pyplot()
   fig, axes = plt.subplots(1, len(samples), figsize=(3 * len(samples), 3.3), squeeze=False)
   for ax, (name, images) in zip(axes[0], samples.items()):
     grid = images[:64, :, :, 0].reshape(8, 8, 28, 28).transpose(0, 2, 1, 3).reshape(8 * 28, 8 * 28)

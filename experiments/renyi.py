@@ -207,18 +207,9 @@ def main(argv=None) -> dict:
   return metrics
 
 
-def _pyplot():
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  return plt
-
-
 def plot_by_alpha(metrics: dict, path: pathlib.Path) -> None:
   """Test log p(x) against alpha (VR-max drawn at the left edge), one line per K."""
-  plt = _pyplot()
+  plt = common.pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
   by_k: dict[int, list] = {}
   for spec, m in metrics.items():
@@ -242,7 +233,7 @@ def plot_by_alpha(metrics: dict, path: pathlib.Path) -> None:
 
 
 def plot_losses(histories: dict, path: pathlib.Path) -> None:
-  plt = _pyplot()
+  plt = common.pyplot()
   fig, ax = plt.subplots(figsize=(7, 4))
   for spec, history in histories.items():
     ax.plot(history["step"], history["loss"], label=spec)
@@ -255,7 +246,7 @@ def plot_losses(histories: dict, path: pathlib.Path) -> None:
 
 
 def plot_snr(metrics: dict, path: pathlib.Path) -> None:
-  plt = _pyplot()
+  plt = common.pyplot()
   names = list(metrics)
   fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names)), 4))
   positions = np.arange(len(names))

@@ -3,11 +3,11 @@
 import importlib
 import json
 import math
-import os
-import pathlib
 
 import pandas as pd
 import pytest
+
+from tests.notebooks import COLAB, check_outputs, code_cells, execute_notebook, printed
 
 FIGURES = {
     "flows": ["gap.png", "loss_curves.png"],
@@ -79,35 +79,15 @@ def test_docstrings_give_the_default_command():
     assert f"python -m experiments.{name} --output_dir runs/{name}" in doc
 
 
-
-NOTEBOOK = pathlib.Path(__file__).parent.parent / "colab" / "flows_and_discrete_latents.ipynb"
+NOTEBOOK = COLAB / "flows_and_discrete_latents.ipynb"
 FIGURE_CALLS = ("tfpvi.plot.image_grid", "tfpvi.plot.loss_curves")
 
 
 def test_notebook_runs_in_a_kernel_with_inline_figures(tmp_path):
-  """Executed as printed in a Jupyter kernel with TFPVI_SMOKE=1 (fit capped at 20 steps, 50 importance samples)."""
-  import nbformat
-  from nbclient import NotebookClient
-
-  notebook = nbformat.read(NOTEBOOK, as_version=4)
-  old = {k: os.environ.get(k) for k in ("TFPVI_SMOKE", "CUDA_VISIBLE_DEVICES")}
-  os.environ.update(TFPVI_SMOKE="1", CUDA_VISIBLE_DEVICES="")
-  try:
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
-  finally:
-    for key, value in old.items():
-      if value is None:
-        os.environ.pop(key, None)
-      else:
-        os.environ[key] = value
-  cells = [c for c in notebook.cells if c.cell_type == "code"]
-  figure_cells = [c for c in cells if any(call in c.source for call in FIGURE_CALLS)]
-  assert len(figure_cells) == 3
-  for cell in figure_cells:
-    assert len([o for o in cell.outputs if "image/png" in o.get("data", {})]) == 1, cell.source
-  evaluation = next(c for c in cells if "evaluate_dataset" in c.source)
-  printed = "".join(o.get("text", "") for o in evaluation.outputs if o.output_type == "stream")
-  values = [float(line.split("log p(x)")[1].split()[0]) for line in printed.splitlines() if "log p(x)" in line]
-  assert len(values) == 2 and all(math.isfinite(v) and v < 0 for v in values), printed
+  """Executed as printed in a Jupyter kernel with TFPVI_SMOKE=1 (fit capped at 20 steps); see tests/notebooks.py."""
+  notebook, _ = execute_notebook(NOTEBOOK, tmp_path)
+  check_outputs(notebook, FIGURE_CALLS, num_figure_cells=3)
+  evaluation = next(c for c in code_cells(notebook) if "evaluate_dataset" in c.source)
+  text = printed(evaluation)
+  values = [float(line.split("log p(x)")[1].split()[0]) for line in text.splitlines() if "log p(x)" in line]
+  assert len(values) == 2 and all(math.isfinite(v) and v < 0 for v in values), text
