@@ -23,11 +23,13 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import tfpvi  # noqa: E402  (first: imports TensorFlow without its start-up log lines)
+
+# isort: split
 import numpy as np  # noqa: E402
 import sonnet as snt  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import tfpvi  # noqa: E402
 from experiments import iwae  # noqa: E402
 
 HERE = pathlib.Path(__file__).parent
@@ -93,8 +95,10 @@ def lml_variant(jit: bool, x, repeats: int, num_samples: int):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__)
-  parser.add_argument("--repeats", type=int, default=5)
+  parser = argparse.ArgumentParser(prog="python -m benchmarks.core", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+  parser.add_argument("--repeats", type=int, default=5,
+                      help="timed runs per variant, after a warm-up call; the median is reported (default: 5)")
   parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
   args = parser.parse_args(argv)
   steps = 10 if args.quick else 50

@@ -128,6 +128,13 @@ def load_images(name: str, split: str, limit: int, seed: int) -> np.ndarray:
   return tfpvi.data.rgb.load_rgb(name, split).images[:limit].astype(np.float32)
 
 
+def test_data(name: str, config: Config) -> dict:
+  """The "data" part of a model spec: how `python -m tfpvi.evaluate` makes the test images again."""
+  if name == "generated_rgb":  # load_images' test split: made again from its seed and count
+    return {"name": name, "format": "eight_bit", "seed": config.seed + 1, "num_images": config.eval_examples}
+  return {"name": name, "format": "eight_bit"}
+
+
 def build_model(name: str, config: Config, image_shape) -> tfpvi.VAE:
   latent = config.latent_size
   if name == "conv_mixture":
@@ -289,11 +296,11 @@ def main(argv=None) -> dict:
       common.say(f"[{key}] training ...")
       tf.random.set_seed(config.seed)
       model = build_model(name, config, image_shape)
+      spec, why = tfpvi.specs.describe(model)
+      if spec is None:
+        raise ValueError(f"[{key}] the model has no spec for tfpvi.evaluate: {why}.")
+      common.save_spec(out / key, {**spec, "data": test_data(dataset, config)})  # for `python -m tfpvi.evaluate`
       history, steps = train_one(model, config, x_train, out / key)
-      if dataset in ("mnist", "fashion_mnist"):  # so `python -m tfpvi.evaluate` knows the test data
-        spec, _ = tfpvi.specs.describe(model)
-        if spec is not None:
-          tfpvi.specs.save(out / key, {**spec, "data": {"name": dataset, "format": "eight_bit"}})
       trained[key] = common.trained_record(history, steps)
       common.say(f"[{key}] {trained[key]['trained_steps']} steps in {trained[key]['train_seconds']:.0f} s; "
                  f"log p(x) with K={config.eval_samples} on {len(x_test)} test images ...")

@@ -9,6 +9,8 @@ and prepares the output folder:
   run, unless --output_dir is given; it never writes into a folder that holds a real run's
   checkpoints.
 - A real run refuses a folder that holds a smoke run's checkpoints.
+- Each run records its experiment's module in the folder (EXPERIMENT_MARKER, and "experiment" in
+  results.json); a run of one experiment refuses a folder that holds another experiment's run.
 - An experiment's own `check(config, out)` may refuse a folder (e.g. one trained with other
   settings) before anything is written.
 """
@@ -35,10 +37,13 @@ import tensorflow as tf  # noqa: E402
 import tfpvi  # noqa: E402
 
 __all__ = [
+    "EXPERIMENT_MARKER",
     "SMOKE_MARKER",
     "binarized_test_set",
     "check_spec",
+    "compiled",
     "flag",
+    "folder_experiment",
     "holds_checkpoints",
     "mnist_like",
     "parse_config",
@@ -52,6 +57,7 @@ __all__ = [
 
 SMOKE_ROOT = pathlib.Path("runs") / "smoke"
 SMOKE_MARKER = ".tfpvi_smoke"  # marks a folder written by a --smoke run
+EXPERIMENT_MARKER = ".tfpvi_experiment"  # holds the module (e.g. experiments.iwae) whose run the folder holds
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -148,13 +154,16 @@ class _Parser(argparse.ArgumentParser):
   """An ArgumentParser whose errors are one line (the full usage is in --help)."""
 
   def error(self, message: str):
+    message = message.rstrip()
+    if not message.endswith((".", "?", "!")):
+      message += "."  # every message is a sentence
     self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _parser(config_cls, description: str) -> argparse.ArgumentParser:
   parser = _Parser(
       prog=f"python -m {_module_path(config_cls)}", description=description,
-      formatter_class=argparse.RawDescriptionHelpFormatter,
+      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
   )
   name = _module_name(config_cls)
   parser.add_argument(
@@ -168,6 +177,8 @@ def _parser(config_cls, description: str) -> argparse.ArgumentParser:
       raise TypeError(f"{config_cls.__module__}.Config.{field.name} needs a description: declare it with common.flag.")
     default = field.default
     text = f"{meta['help']} (default: %(default)s)"
+    if meta.get("choices") is not None:
+      text = f"{meta['help']}; one of {', '.join(map(str, meta['choices']))} (default: %(default)s)"
     if isinstance(default, bool):
       parser.add_argument(f"--{field.name}", nargs="?", const=True, type=_parse_bool, default=None,
                           metavar="true|false", help=text.replace("%(default)s", str(default).lower()))
@@ -218,6 +229,25 @@ def holds_checkpoints(folder) -> bool:
   return folder.is_dir() and any(folder.rglob("checkpoint"))
 
 
+def folder_experiment(folder) -> Optional[str]:
+  """The experiment module (e.g. experiments.iwae) whose run `folder` holds, or None if it holds none.
+
+  Read from EXPERIMENT_MARKER, else from results.json ("experiment", or for a results.json written
+  before that key existed, None: its owner is unknown).
+  """
+  folder = pathlib.Path(folder)
+  marker = folder / EXPERIMENT_MARKER
+  if marker.is_file():
+    return marker.read_text().strip() or None
+  results = folder / "results.json"
+  if results.is_file():
+    try:
+      return json.loads(results.read_text()).get("experiment")
+    except (ValueError, AttributeError):
+      return None
+  return None
+
+
 def start(config_cls, argv: Optional[Sequence[str]], description: str,
           check: Optional[Callable[[Any, pathlib.Path], None]] = None):
   """Starts an experiment run: (config from the flags, the created output folder, start time).
@@ -233,6 +263,11 @@ def start(config_cls, argv: Optional[Sequence[str]], description: str,
     config = dataclasses.replace(config, output_dir=str(SMOKE_ROOT / _module_name(config_cls)))
   out = pathlib.Path(config.output_dir)
   marked = (out / SMOKE_MARKER).exists()
+  experiment = _module_path(config_cls)
+  owner = folder_experiment(out)
+  if owner is not None and owner != experiment and not default_smoke_folder:
+    parser.error(f"{out} holds a run of {owner}, not of {experiment}; give another --output_dir, "
+                 f"or delete {out}.")
   if smoke and not marked and holds_checkpoints(out):
     parser.error(f"--smoke will not write into {out}: it holds a real run's checkpoints. Leave out --output_dir "
                  f"(smoke runs go to {SMOKE_ROOT}/) or give an empty folder.")
@@ -249,10 +284,31 @@ def start(config_cls, argv: Optional[Sequence[str]], description: str,
     except ValueError as error:
       parser.error(str(error))
   out.mkdir(parents=True, exist_ok=True)
+  (out / EXPERIMENT_MARKER).write_text(experiment + "\n")
   if smoke:
     (out / SMOKE_MARKER).write_text("written by a --smoke run: a tiny model on tiny data, not a result\n")
     say(f"smoke run (tiny model and data) into {out}/")
   return config, out, started
+
+
+class _OwnTraceCount:
+  """Calls `fn`; as an object of its own, not a closure, TensorFlow counts its tf.function's traces apart."""
+
+  def __init__(self, fn: Callable):
+    self._fn = fn
+
+  def __call__(self, *args):
+    return self._fn(*args)
+
+
+def compiled(fn: Callable, **tf_function_options) -> Callable:
+  """`tf.function(fn, ...)` for a closure made anew per model or setting, without "retracing" warnings.
+
+  TensorFlow counts traces per Python code object, so a closure made for each of several models
+  (one trace each, as it should be) adds up to a "triggered tf.function retracing" warning after
+  five; wrapped here, each one is counted on its own.
+  """
+  return tf.function(_OwnTraceCount(fn), **tf_function_options)
 
 
 def check_spec(run_dir, spec: dict) -> None:
@@ -287,6 +343,7 @@ def write_results(out: pathlib.Path, config, metrics: dict[str, Any], started: f
       run whose trained steps differ from the requested ones is reported on stdout too.
   """
   results = {
+      "experiment": _module_path(type(config)),
       "metrics": metrics,
       "config": dataclasses.asdict(config),
       "trained": trained or {},

@@ -96,31 +96,47 @@ class Built:
   evaluation_model: tfpvi.VAE  # exact one-hot latents (or the Gaussian model itself)
 
 
-def build(name: str, config: Config) -> Built:
+def model_spec(name: str, config: Config) -> dict:
+  """The spec (`tfpvi.specs`) of one model as trained, saved beside its checkpoints with its test data.
+
+  `python -m tfpvi.evaluate` rebuilds it and estimates log p(x) with exact one-hot latents (as
+  `Built.evaluation_model` does here).
+  """
   n, k, hidden = config.num_variables, config.num_classes, list(config.hidden_sizes)
-  decoder = tfpvi.decoders.BernoulliMLP(hidden[::-1], [28, 28, 1], latent_ndims=2)
+  data = {"name": "mnist", "format": "binary"}
   if name == "gaussian":
     d = config.gaussian_latent
-    model = tfpvi.VAE(tfpvi.encoders.GaussianMLP(hidden, d),
-                      tfpvi.decoders.BernoulliMLP(hidden[::-1], [28, 28, 1]), tfpvi.standard_normal_prior(d))
-    return Built(model, tfpvi.objectives.elbo, dict(num_samples=1), model)
+    return {"encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": d},
+            "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden[::-1], "output_shape": [28, 28, 1]},
+            "prior": {"class": "standard_normal", "latent_size": d}, "data": data}
   kind = {"gumbel": "relaxed", "gumbel_st": "relaxed", "concrete": "exp_relaxed", "vimco": "categorical"}[name]
-  encoder = discrete.GumbelSoftmaxMLP(hidden, n, k, kind=kind)
+  encoder = {"class": "GumbelSoftmaxMLP", "hidden_sizes": hidden, "num_variables": n, "num_classes": k, "kind": kind}
+  decoder = {"class": "BernoulliMLP", "hidden_sizes": hidden[::-1], "output_shape": [28, 28, 1], "latent_ndims": 2}
+  prior = {"class": "one_hot", "num_variables": n, "num_classes": k}
+  if name == "concrete":
+    decoder = {"class": "RelaxedInput", "decoder": decoder, "log_space": True}
+    prior = {"class": "relaxed", "num_variables": n, "num_classes": k, "temperature": config.prior_temperature}
+  elif name != "vimco":
+    decoder = {"class": "RelaxedInput", "decoder": decoder, "log_space": False, "straight_through": name == "gumbel_st"}
+  return {"encoder": encoder, "decoder": decoder, "prior": prior, "data": data}
+
+
+def build(name: str, config: Config) -> Built:
+  model = tfpvi.specs.build(model_spec(name, config))
+  if name == "gaussian":
+    return Built(model, tfpvi.objectives.elbo, dict(num_samples=1), model)
+  encoder = model.encoder
+  decoder = model.decoder.decoder if isinstance(model.decoder, discrete.RelaxedInput) else model.decoder
   evaluation_model = tfpvi.VAE(
       lambda x: tfd.Independent(tfd.OneHotCategorical(logits=encoder.logits(x), dtype=tf.float32), 1), decoder,
-      discrete.one_hot_prior(n, k))
+      discrete.one_hot_prior(config.num_variables, config.num_classes))
   if name == "vimco":
-    model = tfpvi.VAE(encoder, decoder, discrete.one_hot_prior(n, k))
     return Built(model, tfpvi.objectives.iwae,
                  dict(num_samples=config.vimco_samples, gradient_estimator="vimco"), evaluation_model)
   schedule = discrete.temperature_schedule(config.anneal_rate, config.min_temperature, every=config.anneal_every)
   if name == "concrete":
-    model = tfpvi.VAE(encoder, discrete.RelaxedInput(decoder, log_space=True),
-                      discrete.relaxed_prior(n, k, config.prior_temperature))
     objective = discrete.with_temperature(tfpvi.objectives.elbo)
   else:
-    model = tfpvi.VAE(encoder, discrete.RelaxedInput(decoder, log_space=False, straight_through=name == "gumbel_st"),
-                      discrete.one_hot_prior(n, k))
     objective = discrete.with_temperature(discrete.elbo_categorical_kl)
   return Built(model, objective, dict(num_samples=1, temperature=schedule), evaluation_model)
 
@@ -154,10 +170,12 @@ def settings_for(name: str, config: Config) -> dict:
 def check_folders(config: Config, out: pathlib.Path) -> None:
   for name in config.models:
     check_settings(out / name, settings_for(name, config))
+    common.check_spec(out / name, model_spec(name, config))
 
 
 def train_one(name: str, config: Config, x_train, x_curve, run_dir: pathlib.Path):
   tf.random.set_seed(config.seed)
+  common.save_spec(run_dir, model_spec(name, config))  # so `python -m tfpvi.evaluate run_dir` works
   built = build(name, config)
   fit = functools.partial(
       tfpvi.train.fit, built.model, functools.partial(built.objective, return_terms=True), x_train,

@@ -177,17 +177,24 @@ def evaluate_log_px(model, x: np.ndarray, num_samples: int, batch: int, chunk: i
 # ---------------------------------------------------------------------------------------------------
 
 
-def build_model(posterior: str, config: Config) -> tfpvi.VAE:
+def model_spec(posterior: str, config: Config) -> dict:
+  """The spec (`tfpvi.specs`) of one posterior's model, saved beside its checkpoints with its test data."""
   hidden, d = list(config.hidden_sizes), config.latent_size
   if posterior == "gaussian":
-    encoder = tfpvi.encoders.GaussianMLP(hidden, d, activation=tf.nn.tanh)
+    encoder = {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": d, "activation": "tanh"}
   elif posterior == "planar":
-    encoder = tfpvi.flows.planar_mlp(hidden, d, config.planar_steps, context_size=config.context_size)
+    encoder = {"class": "planar_mlp", "hidden_sizes": hidden, "latent_size": d, "num_steps": config.planar_steps,
+               "context_size": config.context_size}
   else:
-    encoder = tfpvi.flows.iaf_mlp(hidden, d, config.iaf_steps, made_hidden_sizes=config.made_hidden,
-                                  context_size=config.context_size)
-  decoder = tfpvi.decoders.BernoulliMLP(hidden, [28, 28, 1], activation=tf.nn.tanh)
-  return tfpvi.VAE(encoder, decoder, tfpvi.standard_normal_prior(d))
+    encoder = {"class": "iaf_mlp", "hidden_sizes": hidden, "latent_size": d, "num_steps": config.iaf_steps,
+               "made_hidden_sizes": list(config.made_hidden), "context_size": config.context_size}
+  decoder = {"class": "BernoulliMLP", "hidden_sizes": hidden, "output_shape": [28, 28, 1], "activation": "tanh"}
+  return {"encoder": encoder, "decoder": decoder, "prior": {"class": "standard_normal", "latent_size": d},
+          "data": {"name": "mnist", "format": "binary"}}
+
+
+def build_model(posterior: str, config: Config) -> tfpvi.VAE:
+  return tfpvi.specs.build(model_spec(posterior, config))
 
 
 MODEL_SETTINGS = ("hidden_sizes", "latent_size", "iaf_steps", "made_hidden", "planar_steps", "context_size",
@@ -201,10 +208,12 @@ def settings_for(posterior: str, config: Config) -> dict:
 def check_folders(config: Config, out: pathlib.Path) -> None:
   for posterior in config.posteriors:
     check_settings(out / posterior, settings_for(posterior, config))
+    common.check_spec(out / posterior, model_spec(posterior, config))
 
 
 def train_one(posterior: str, config: Config, x_train, x_gap, run_dir: pathlib.Path):
   tf.random.set_seed(config.seed)
+  common.save_spec(run_dir, model_spec(posterior, config))  # so `python -m tfpvi.evaluate run_dir` works
   model = build_model(posterior, config)
   fit = functools.partial(
       tfpvi.train.fit, model, functools.partial(tfpvi.objectives.elbo, num_samples=1, return_terms=True), x_train,

@@ -46,9 +46,12 @@ class Config:
   SMOKE = dict(steps=20, num_samples=(4, 8), replicates=3, examples=8, reference_samples=200)
 
   def check(self) -> None:
+    if self.run_dir and not pathlib.Path(self.run_dir).is_dir():
+      raise ValueError(f"--run_dir {self.run_dir} does not exist: expected a trained model's folder, "
+                       "e.g. runs/iwae/vae_k1.")
     if self.run_dir and not (pathlib.Path(self.run_dir) / tfpvi.specs.SPEC_FILE).exists():
       raise ValueError(f"--run_dir {self.run_dir} holds no {tfpvi.specs.SPEC_FILE}: expected a trained model's "
-                       "folder, e.g. runs/iwae/vae_k1")
+                       "folder, e.g. runs/iwae/vae_k1.")
 
 
 def check_folder(config: Config, out) -> None:
@@ -81,10 +84,11 @@ def bias_table(model, x, config: Config, reference: np.ndarray) -> pd.DataFrame:
   for k in config.num_samples:
     orders = [m for m in config.orders if m < k]
 
-    @tf.function(jit_compile=tfpvi.xla.resolve())
     def estimates(x, seed, k=k, orders=tuple(orders)):
       log_weights = model.log_weights(x, k, seed=seed)  # [K, B]
       return tf.stack([tfpvi.evaluation.jackknife(log_weights, m) for m in orders])  # [orders, B]
+
+    estimates = common.compiled(estimates, jit_compile=tfpvi.xla.resolve())  # one per K
 
     values = np.stack([
         estimates(tf.constant(x), tf.constant([config.seed, 1000 * k + r])).numpy()
@@ -96,6 +100,17 @@ def bias_table(model, x, config: Config, reference: np.ndarray) -> pd.DataFrame:
       rows.append({"K": k, "order": m, "bias": float(e.mean()), "standard_error": float(e.std() / np.sqrt(e.size)),
                    "rmse": float(np.sqrt(np.mean(e**2)))})
   return pd.DataFrame(rows)
+
+
+def bias_text(table: pd.DataFrame, reference_samples: int) -> str:
+  """The bias table as printed: a title, then one row per K and one column per estimator."""
+  pivot = table.pivot(index="K", columns="label", values="bias")
+  pivot.columns.name = None  # no axis names ("label" over "K") in the header
+  pivot.index.name = None
+  pivot.insert(0, "K", pivot.index)
+  body = pivot.to_string(index=False, float_format=lambda v: f"{v:+.4f}")
+  return (f"bias of log p(x) estimates in nats per image (estimate - reference; reference: importance sampling "
+          f"with K = {reference_samples}; below 0: underestimate):\n{body}")
 
 
 def main(argv=None) -> dict:
@@ -127,8 +142,7 @@ def main(argv=None) -> dict:
   table.to_csv(out / "bias.csv", index=False)
   metrics = {"reference": summary, "bias": table.drop(columns="label").to_dict("records")}
   common.write_results(out, config, metrics, started, trained=trained)
-  pivot = table.pivot(index="K", columns="label", values="bias")
-  print(pivot.to_string(float_format=lambda v: f"{v:+.4f}"))
+  common.say(bias_text(table, config.reference_samples))
   common.say(f"results and figure in {out}/")
   return metrics
 

@@ -30,7 +30,7 @@ from experiments import common
 class Config:
   output_dir: str = common.flag("runs/latent_2d", "folder for checkpoints, history, results and figures")
   hidden_size: int = common.flag(256, "hidden layer size of the encoder and decoder MLPs", minimum=1)
-  latent_size: int = common.flag(2, "number of latent dimensions (the figures show the first two)", minimum=2)
+  latent_size: int = common.flag(2, "number of latent dimensions: 2 (the scatter and the manifold are 2-D)")
   learning_rate: float = common.flag(1e-3, "RMSprop learning rate", above=0)
   batch_size: int = common.flag(100, "training batch size", minimum=1)
   epochs: float = common.flag(50.0, "passes over the training set (used when --steps is 0)", minimum=0)
@@ -42,8 +42,11 @@ class Config:
   SMOKE = dict(hidden_size=16, epochs=0.0, steps=20, train_examples=500, eval_examples=200)
 
   def check(self) -> None:
+    if self.latent_size != 2:
+      raise ValueError(f"--latent_size must be 2 (the latent scatter and the manifold are 2-D plots), "
+                       f"got {self.latent_size}.")
     if self.steps == 0 and self.epochs == 0:
-      raise ValueError("give --steps > 0 or --epochs > 0 (both are 0)")
+      raise ValueError("give --steps > 0 or --epochs > 0 (both are 0).")
 
 
 def model_spec(config) -> dict:

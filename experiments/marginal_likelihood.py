@@ -100,12 +100,13 @@ def data_for(name: str, config):
 def estimate(model, x_test, config, proposal: str) -> np.ndarray:
   """Per-example log p(x) [N] with the posterior (importance sampling) or the prior as proposal."""
 
-  @tf.function(jit_compile=tfpvi.xla.resolve())
   def batch(x, seed):
     return tfpvi.evaluation.log_marginal_likelihood(
         model, x, config.eval_samples, chunk_size=min(500, config.eval_samples), proposal=proposal,
         seed=seed,
     )
+
+  batch = common.compiled(batch, jit_compile=tfpvi.xla.resolve(), reduce_retracing=True)  # one per model and proposal
 
   return np.concatenate([
       batch(tf.constant(x_test[i : i + config.eval_batch]), tf.constant([config.seed, i])).numpy()

@@ -117,11 +117,18 @@ def samples_per_example(spec: str) -> int:
   return int(middle) * k if name in ("miwae", "piwae") else k
 
 
-def build_model(config: Config) -> tfpvi.VAE:
+def model_spec(config: Config) -> dict:
+  """The spec (`tfpvi.specs`) of every model here, saved beside its checkpoints with its test data."""
   hidden, d = list(config.hidden_sizes), config.latent_size
-  return tfpvi.VAE(tfpvi.encoders.GaussianMLP(hidden, d, activation=tf.nn.tanh),
-                   tfpvi.decoders.BernoulliMLP(hidden[::-1], [28, 28, 1], activation=tf.nn.tanh),
-                   tfpvi.standard_normal_prior(d))
+  return {"encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": d, "activation": "tanh"},
+          "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden[::-1], "output_shape": [28, 28, 1],
+                      "activation": "tanh"},
+          "prior": {"class": "standard_normal", "latent_size": d},
+          "data": {"name": "mnist", "format": "binary"}}
+
+
+def build_model(config: Config) -> tfpvi.VAE:
+  return tfpvi.specs.build(model_spec(config))
 
 
 SETTINGS = ("gradient_estimator", "hidden_sizes", "latent_size", "batch_size", "learning_rate", "steps",
@@ -139,6 +146,7 @@ def settings_for(spec: str, config: Config) -> dict:
 def check_folders(config: Config, out: pathlib.Path) -> None:
   for spec in config.models:
     check_settings(out / folder_name(spec), settings_for(spec, config))
+    common.check_spec(out / folder_name(spec), model_spec(config))
 
 
 def gradient_snr(model, objective, x: np.ndarray, replicates: int, seed: int) -> dict:
@@ -166,6 +174,7 @@ def gradient_snr(model, objective, x: np.ndarray, replicates: int, seed: int) ->
 
 def train_one(spec: str, config: Config, x_train, run_dir: pathlib.Path):
   tf.random.set_seed(config.seed)
+  common.save_spec(run_dir, model_spec(config))  # so `python -m tfpvi.evaluate run_dir` works
   model = build_model(config)
   objective = objective_for(spec, config.gradient_estimator)
   fit = functools.partial(

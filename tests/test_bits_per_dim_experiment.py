@@ -37,6 +37,15 @@ def test_smoke_run_covers_grey_and_colour_models(smoke_run):
     for figure in ("learning_curves", "reconstructions", "samples"):
       assert (out / f"{figure}_{dataset}.png").stat().st_size > 5000, (figure, dataset)
   assert metrics["generated_rgb_conv_mixture"]["eval_examples"] == 6
+  # Every model folder has a spec whose data `python -m tfpvi.evaluate` makes again (issue 7, item 14).
+  for key in keys:
+    spec = json.loads((out / key / "model_spec.json").read_text())
+    assert spec["data"]["name"] == key.rsplit("_", 2)[0] and spec["data"]["format"] == "eight_bit", key
+  from tfpvi import evaluate
+
+  assert evaluate.main([str(out / "generated_rgb_mlp_logistic"), "--num_samples", "4", "--examples", "6",
+                        "--batch_size", "6"]) == 0
+  assert json.loads((out / "generated_rgb_mlp_logistic" / "evaluation.json").read_text())["num_examples"] == 6
 
 
 def test_rerun_resumes_without_duplicating_history(smoke_run):

@@ -123,3 +123,25 @@ def test_evaluate_command_on_a_folder_written_by_fit_alone(tmp_path, capsys):
   assert "mnist test, 10 examples, K = 40" in out and "  reading        " in out
   record = json.loads((tmp_path / "evaluation.json").read_text())
   assert record["data"] == {"name": "mnist", "format": "binary"} and record["reading"]
+
+
+def test_evaluating_many_models_in_one_process_warns_of_no_retracing():
+  import subprocess
+  import sys
+  import textwrap
+
+  script = textwrap.dedent("""
+      import numpy as np
+      import tfpvi
+      x = (np.random.RandomState(0).rand(10, 4, 4, 1) > 0.5).astype("float32")
+      for i in range(6):
+        model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([4], 2), tfpvi.decoders.BernoulliMLP([4], [4, 4, 1]),
+                          tfpvi.standard_normal_prior(2))
+        for size in (10, 7):  # the same model again, on another number of examples
+          tfpvi.evaluation.evaluate_dataset(model, x[:size], 8, batch_size=4, progress=False, jit_compile=False)
+        assert len(tfpvi.evaluation._COMPILED_BATCH_STATS[model]) == 1
+      print("evaluated")
+  """)
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0 and "evaluated" in result.stdout, result.stderr[-3000:]
+  assert "retracing" not in result.stderr, result.stderr[-3000:]

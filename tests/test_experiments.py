@@ -79,7 +79,10 @@ BAD_FLAGS = [
     ("mc_samples", ["--mc_samples", "1,0"], "--mc_samples must be >= 1"),
     ("marginal_likelihood", ["--models", "gaussian_mnist"], "--models must be one of"),
     ("jackknife", ["--orders", "0,7"], "--orders must be one of"),
-    ("jackknife", ["--run_dir", "/nonexistent/run"], "holds no model_spec.json"),
+    ("jackknife", ["--run_dir", "/nonexistent/run"], "--run_dir /nonexistent/run does not exist"),
+    ("latent_2d", ["--latent_size", "3"], "--latent_size must be 2"),
+    ("bayes_by_backprop", ["--prior", "laplace"], "unrecognized arguments: --prior laplace"),  # not --prior_sigma
+    ("iwae", ["--step", "5"], "unrecognized arguments: --step"),  # abbreviations are not flags
     ("project_deadline", ["--num_samples", "-5"], "--num_samples must be >= 100, got -5"),
     ("project_deadline", ["--deadline", "0"], "--deadline must be > 0"),
 ]
@@ -96,6 +99,7 @@ def test_bad_flags_end_with_one_line_and_write_nothing(name, flags, message, tmp
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert err.startswith(f"python -m experiments.{name}: error:")
+    assert err.rstrip().endswith(f". (see python -m experiments.{name} --help)"), "one sentence, then the pointer"
     assert list(tmp_path.iterdir()) == [], "a refused run wrote files"
 
 
@@ -112,7 +116,10 @@ def test_help_describes_every_flag_and_names_the_module(name, capsys):
     # Each flag is followed by its metavar and a description of a few words, then its default.
     match = re.search(rf" --{field.name} (STR|INT|FLOAT|A,B,\.\.\.|\[true\|false\]) (.*?) \(default: ", flat)
     assert match and len(match.group(2).split()) >= 2, f"--{field.name} has no description"
-    assert match.group(2) == re.sub(r"\s+", " ", field.metadata["help"]).replace("%%", "%")
+    described = re.sub(r"\s+", " ", field.metadata["help"]).replace("%%", "%")
+    if field.metadata["choices"] is not None:  # the allowed values are listed
+      described += f"; one of {', '.join(map(str, field.metadata['choices']))}"
+    assert match.group(2) == described
 
 
 def test_boolean_flags_work_bare_and_with_a_value():
@@ -193,3 +200,49 @@ def test_evaluate_command_on_a_trained_run(capsys):
   assert summary["num_examples"] == 12 and math.isfinite(summary["log_px"])
   assert evaluate.main([str(out), "--num_samples", "10"]) == 2
   assert "no model_spec.json" in capsys.readouterr().err
+
+
+def test_a_run_refuses_another_experiments_folder(tmp_path, capsys):
+  iwae = importlib.import_module("experiments.iwae")
+  beta_vae = importlib.import_module("experiments.beta_vae")
+  iwae.main(["--smoke", "--output_dir", str(tmp_path), "--models", "iwae:2"])
+  assert common.folder_experiment(tmp_path) == "experiments.iwae"
+  assert json.loads((tmp_path / "results.json").read_text())["experiment"] == "experiments.iwae"
+  before = _snapshot(tmp_path)
+  real = ["--hidden_sizes", "8", "--steps", "4", "--train_examples", "64", "--eval_examples", "8"]
+  for flags in (real, ["--smoke"]):
+    with pytest.raises(SystemExit):
+      beta_vae.main(flags + ["--output_dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert f"{tmp_path} holds a run of experiments.iwae, not of experiments.beta_vae" in err, err
+    assert _snapshot(tmp_path) == before
+  # A folder written before the marker existed: results.json names its experiment.
+  (tmp_path / common.EXPERIMENT_MARKER).unlink()
+  assert common.folder_experiment(tmp_path) == "experiments.iwae"
+
+
+def test_jackknife_table_has_a_title_and_no_axis_names():
+  import pandas as pd
+
+  jackknife = importlib.import_module("experiments.jackknife")
+  table = pd.DataFrame({"K": [4, 4, 8, 8], "order": [0, 1, 0, 1], "bias": [-1.2, -0.3, -0.6, -0.1],
+                        "label": ["IWAE (order 0)", "JVI order 1"] * 2})
+  title, header, *rows = jackknife.bias_text(table, 200).splitlines()
+  assert "bias" in title and "nats" in title and "reference" in title and "K = 200" in title
+  assert header.split() == ["K", "IWAE", "(order", "0)", "JVI", "order", "1"]
+  assert rows[0].split() == ["4", "-1.2000", "-0.3000"] and len(rows) == 2
+
+
+def test_benchmark_help_is_quiet_and_keeps_its_list():
+  import os
+  import subprocess
+  import sys
+
+  root = pathlib.Path(__file__).resolve().parent.parent
+  env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TFPVI_SHOW_STARTUP_LOG")}
+  result = subprocess.run([sys.executable, "-m", "benchmarks.core", "--help"], cwd=root, capture_output=True,
+                          text=True, timeout=300, env=env)
+  assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
+  assert result.stdout.startswith("usage: python -m benchmarks.core ")
+  assert "\n- IWAE training step" in result.stdout and "\n- `log_marginal_likelihood`" in result.stdout
+  assert re.search(r"--repeats REPEATS +timed runs", result.stdout)

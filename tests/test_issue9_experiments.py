@@ -41,6 +41,10 @@ def test_smoke_run(name, tmp_path):
   for figure in FIGURES[name]:
     assert (out / figure).stat().st_size > 5000, figure
   assert len(list(out.rglob("history.csv"))) == len(metrics)
+  # Every model folder has a spec with its test data, for `python -m tfpvi.evaluate` (issue 7, item 14).
+  for history in out.rglob("history.csv"):
+    spec = json.loads((history.parent / "model_spec.json").read_text())
+    assert spec["data"] == {"name": "mnist", "format": "binary"}, history.parent
 
 
 def test_flows_gap_is_logged_and_discrete_temperature_anneals(tmp_path):

@@ -88,6 +88,18 @@ def test_loss_curves_several_runs_one_term_legend_names_runs():
   assert "negative bound" in figure.labels.get("y", None) and figure.labels.get("color", None) == ""
 
 
+@pytest.mark.parametrize("histories,message", [
+    (pd.DataFrame(columns=["step", "loss", "log_likelihood", "kl"]), "is empty"),
+    (pd.DataFrame(), "is empty"),
+    ({}, "at least one history"),
+    (pd.DataFrame({"step": [1, 2], "loss": [np.nan, np.nan]}), "no finite values"),
+])
+def test_loss_curves_refuse_an_empty_history_in_one_sentence(histories, message):
+  with pytest.raises(ValueError, match=message) as error:
+    plot.loss_curves(histories)
+  assert len(str(error.value).splitlines()) == 1
+
+
 def test_image_grid_is_a_figure_outside_pyplot():
   import matplotlib.pyplot as plt
 

@@ -43,8 +43,13 @@ def test_python_blocks_run_as_printed(tmp_path):
   result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=900)
   assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-5000:]}"
-  assert "test log p(x) = " in result.stdout
-  assert "bits/dim bound" in result.stdout
+  log_px = re.search(r"test log p\(x\) = (\S+) nats per image", result.stdout)
+  assert log_px and float(log_px.group(1)) < 0, f"log p(x) of binary images must be negative:\n{result.stdout}"
+  bits = re.search(r"untrained: (\S+) bits/dim bound", result.stdout)
+  # -log2 p(x) / dims of 8-bit images: positive (a sign error makes it negative)
+  assert bits and 0 < float(bits.group(1)) < 100, f"bits/dim must be positive:\n{result.stdout}"
+  iwae = re.search(r"IWAE-5 bound (\S+) nats", result.stdout)
+  assert iwae and float(iwae.group(1)) < 0, f"a bound on log p(x) of binary images must be negative:\n{result.stdout}"
   assert (tmp_path / "loss.png").stat().st_size > 0
   assert (tmp_path / "runs" / "mine").is_dir()
 

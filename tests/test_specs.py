@@ -85,7 +85,7 @@ class LearnedPriorAndBiasSpecTest(tf.test.TestCase):
 
   def test_unknown_prior_class_and_bad_arguments_are_reported(self):
     with self.assertRaisesRegex(ValueError, r"prior class must be one of \['MixtureOfGaussians', 'VampPrior', "
-                                r"'standard_normal'\], got 'gaussian'"):
+                                r"'one_hot', 'relaxed', 'standard_normal'\], got 'gaussian'"):
       specs.build(dict(SPEC, prior={"class": "gaussian"}))
     with self.assertRaisesRegex(ValueError, "does not fit MixtureOfGaussians"):
       specs.build(dict(SPEC, prior={"class": "MixtureOfGaussians", "latent_size": 2, "components": 3}))
@@ -107,3 +107,35 @@ class LearnedPriorAndBiasSpecTest(tf.test.TestCase):
     images = tf.cast(tf.random.stateless_uniform([50, 4, 4, 1], seed=[0, 1]) > 0.3, tf.float32)
     rebuilt = specs.build(spec, train_images=images)
     self.assertAllClose(rebuilt.decoder.logit_offset, tfpvi.decoders.pixel_mean_logits(images))
+
+
+class FlowAndDiscreteSpecTest(tf.test.TestCase):
+  """Flow posteriors, Gumbel-softmax encoders, RelaxedInput decoders and categorical priors (issue 7, item 14)."""
+
+  def test_they_build_and_describe_as_their_spec(self):
+    bernoulli = {"class": "BernoulliMLP", "hidden_sizes": [8], "output_shape": [4, 4, 1], "latent_ndims": 2}
+    gumbel = {"class": "GumbelSoftmaxMLP", "hidden_sizes": [8], "num_variables": 3, "num_classes": 4}
+    cases = [
+        {"encoder": {"class": "iaf_mlp", "hidden_sizes": [8], "latent_size": 2, "made_hidden_sizes": [4]},
+         "decoder": SPEC["decoder"], "prior": SPEC["prior"]},
+        {"encoder": {"class": "planar_mlp", "hidden_sizes": [8], "latent_size": 2, "num_steps": 2},
+         "decoder": SPEC["decoder"], "prior": SPEC["prior"]},
+        {"encoder": gumbel, "decoder": {"class": "RelaxedInput", "decoder": bernoulli, "log_space": True},
+         "prior": {"class": "relaxed", "num_variables": 3, "num_classes": 4, "temperature": 0.5}},
+        {"encoder": dict(gumbel, kind="categorical"), "decoder": bernoulli,
+         "prior": {"class": "one_hot", "num_variables": 3, "num_classes": 4}},
+    ]
+    for spec in cases:
+      model = specs.build(spec)
+      self.assertEqual(model.log_weights(tf.zeros([2, 4, 4, 1]), 3).shape, [3, 2])
+      self.assertEqual(specs.differences(spec, specs.describe(model)[0]), [])
+      self.assertEqual(specs.output_shape(spec), [4, 4, 1])
+    self.assertIsInstance(specs.build(cases[0]).encoder, tfpvi.flows.IAFPosterior)
+    self.assertIsInstance(specs.build(cases[2]).decoder, tfpvi.discrete.RelaxedInput)
+    self.assertEqual(specs.differences(cases[2], dict(cases[2], prior=dict(cases[2]["prior"], temperature=0.6))),
+                     ["prior.temperature: 0.5 vs 0.6"])
+
+  def test_a_relaxed_input_without_its_decoder_is_reported(self):
+    spec = dict(SPEC, decoder={"class": "RelaxedInput", "log_space": True})
+    with self.assertRaisesRegex(ValueError, "RelaxedInput decoder spec needs a 'decoder' entry"):
+      specs.build(spec)

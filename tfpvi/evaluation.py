@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import sys
+import weakref
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -359,15 +360,7 @@ def evaluate_dataset(
   if num_examples == 0:
     raise ValueError("evaluate_dataset: expected at least one example in images, got 0.")
   tail = pareto_tail_size(num_samples) + 1 if num_samples >= 30 else 0
-
-  @tf.function(jit_compile=xla.resolve(jit_compile), reduce_retracing=True)
-  def batch_stats(x, batch_seed):
-    stats = importance_sampling_stats(
-        model, x, num_samples, chunk_size=chunk_size, tail_size=tail, seed=batch_seed
-    )
-    khat = pareto_khat(stats.largest_log_weights) if tail else tf.fill(tf.shape(x)[:1], float("nan"))
-    return stats.log_mean_weight, stats.standard_error, stats.effective_sample_size, khat
-
+  batch_stats = _compiled_batch_stats(model, num_samples, chunk_size, tail, xla.resolve(jit_compile))
   bar = _progress_bar(progress, num_examples, num_samples)
   outputs = []
   for i in range(0, num_examples, batch_size):
@@ -385,6 +378,47 @@ def evaluate_dataset(
   )
   summary["num_samples"] = num_samples
   return summary, per_example
+
+
+class _BatchStats:
+  """One model's importance-sampling statistics of a batch x [B, ...] with a stateless seed [2].
+
+  A callable object rather than a closure: TensorFlow counts the traces of a tf.function per
+  Python code object, so closures made for several models would share one count and warn of
+  "retracing" after five models; each instance here is counted on its own. The model is held by a
+  weak reference, so the cache below does not keep it alive.
+  """
+
+  def __init__(self, model, num_samples: int, chunk_size: int, tail: int):
+    try:
+      self._model = weakref.ref(model)
+    except TypeError:  # a model without weak references: held as it is
+      self._model = lambda: model
+    self._num_samples, self._chunk_size, self._tail = num_samples, chunk_size, tail
+
+  def __call__(self, x, batch_seed):
+    stats = importance_sampling_stats(
+        self._model(), x, self._num_samples, chunk_size=self._chunk_size, tail_size=self._tail, seed=batch_seed
+    )
+    khat = pareto_khat(stats.largest_log_weights) if self._tail else tf.fill(tf.shape(x)[:1], float("nan"))
+    return stats.log_mean_weight, stats.standard_error, stats.effective_sample_size, khat
+
+
+# model -> {(num_samples, chunk_size, tail, jit_compile): compiled _BatchStats}; entries go with their model.
+_COMPILED_BATCH_STATS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _compiled_batch_stats(model, num_samples: int, chunk_size: int, tail: int, jit_compile: bool):
+  """The compiled `_BatchStats` of `model` with these options, built once and reused by later calls."""
+  key = (num_samples, chunk_size, tail, jit_compile)
+  try:
+    per_model = _COMPILED_BATCH_STATS.setdefault(model, {})
+  except TypeError:  # a model that cannot be weakly referenced: compile for this call only
+    per_model = {}
+  if key not in per_model:
+    per_model[key] = tf.function(_BatchStats(model, num_samples, chunk_size, tail), jit_compile=jit_compile,
+                                 reduce_retracing=True)
+  return per_model[key]
 
 
 def _progress_bar(progress: Optional[bool], total: int, num_samples: int):

@@ -102,8 +102,12 @@ def _finish(figure: matplotlib.figure.Figure, path: Optional[str]) -> matplotlib
 def _long_losses(histories: Histories, terms: Optional[Sequence[str]]) -> pd.DataFrame:
   if isinstance(histories, pd.DataFrame):
     histories = {"": histories}
+  if not histories:
+    raise ValueError("expected at least one history to plot, got an empty mapping.")
   frames = []
   for run, history in histories.items():
+    if len(history) == 0:
+      raise ValueError(f"history of run {run!r} is empty: expected at least one logged step, got none.")
     columns = [c for c in (terms or _LOSS_TERMS) if c in history.columns]
     if not columns:
       raise ValueError(f"history of run {run!r} has none of the columns {list(terms or _LOSS_TERMS)}; "
@@ -114,7 +118,10 @@ def _long_losses(histories: Histories, terms: Optional[Sequence[str]]) -> pd.Dat
     frame = frame.rename(columns=_LOSS_TERMS).melt(id_vars="step", var_name="term", value_name="value")
     frame["run"] = run
     frames.append(frame.dropna())
-  return pd.concat(frames, ignore_index=True)
+  data = pd.concat(frames, ignore_index=True)
+  if data.empty:
+    raise ValueError(f"no finite values to plot: every value of {list(terms or _LOSS_TERMS)} is missing.")
+  return data
 
 
 def _bound_below_reconstruction(histories: Histories) -> bool:
@@ -156,7 +163,7 @@ def loss_curves(
     The `plotnine.ggplot`.
 
   Raises:
-    ValueError: if a history has none of the requested columns.
+    ValueError: if there is no history, a history is empty, or has none of the requested columns.
   """
   data = _long_losses(histories, terms)
   several_runs = data["run"].nunique() > 1

@@ -14,15 +14,18 @@ model = tfpvi.specs.build(spec)
 
 What a spec can name:
 
-- encoder: `GaussianMLP` (`tfpvi.encoders`) or `ResNetEncoder` (`tfpvi.conv`), with their
-  constructor arguments (activations by name, e.g. "tanh").
+- encoder: `GaussianMLP` (`tfpvi.encoders`), `ResNetEncoder` (`tfpvi.conv`), `iaf_mlp` or
+  `planar_mlp` (flow posteriors, `tfpvi.flows`) or `GumbelSoftmaxMLP` (`tfpvi.discrete`, with its
+  `kind` and initial `temperature`), with their constructor arguments (activations by name, e.g. "tanh").
 - decoder: `BernoulliMLP`, `DiscretizedLogisticMLP`, `DiscretizedLogisticMixtureMLP`
   (`tfpvi.decoders`) or `ResNetDecoder` (`tfpvi.conv`). `"pixel_mean_bias": true` gives a
   `BernoulliMLP` its output-bias variable (`output_bias`, initialised from `train_images` in
-  `build`, else 0 until a checkpoint restores it).
+  `build`, else 0 until a checkpoint restores it). `RelaxedInput` (`tfpvi.discrete`) wraps the
+  decoder its "decoder" entry describes (`log_space`, `straight_through`).
 - prior: `standard_normal` (`latent_size`), `MixtureOfGaussians` (its constructor arguments) or
   `VampPrior` (`input_shape`, `num_components`, ...; it is built on the spec's encoder) from
-  `tfpvi.priors`.
+  `tfpvi.priors`; `one_hot` or `relaxed` (`tfpvi.discrete.one_hot_prior` / `relaxed_prior`:
+  `num_variables`, `num_classes`, and for `relaxed` its `temperature` and `log_space`).
 - `"kind": "hierarchical"`: Burda et al.'s two stochastic layers (`tfpvi.hierarchical.two_layer_spec`).
 
 Settings that only set initial values (a prior's `seed`, `init_spread`, ...) cannot be read back
@@ -40,10 +43,11 @@ import sonnet as snt
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi import conv, decoders, encoders, hierarchical, priors
+from tfpvi import conv, decoders, discrete, encoders, flows, hierarchical, priors
 from tfpvi.vae import VAE, standard_normal_prior
 
-__all__ = ["DATA_FORMATS", "build", "describe", "differences", "has_checkpoints", "load", "normalize", "save"]
+__all__ = ["DATA_FORMATS", "build", "describe", "differences", "has_checkpoints", "load", "normalize", "output_shape",
+           "save"]
 
 tfd = tfp.distributions
 
@@ -51,14 +55,22 @@ SPEC_FILE = "model_spec.json"
 _MODEL_KEYS = ("encoder", "decoder", "prior")
 DATA_FORMATS = ("binary", "eight_bit", "grey")
 _ACTIVATIONS = {"relu": tf.nn.relu, "tanh": tf.nn.tanh, "elu": tf.nn.elu, "softplus": tf.nn.softplus}
-_ENCODERS = {"GaussianMLP": encoders.GaussianMLP, "ResNetEncoder": conv.ResNetEncoder}
+_ENCODERS = {
+    "GaussianMLP": encoders.GaussianMLP,
+    "ResNetEncoder": conv.ResNetEncoder,
+    "iaf_mlp": flows.iaf_mlp,
+    "planar_mlp": flows.planar_mlp,
+    "GumbelSoftmaxMLP": discrete.GumbelSoftmaxMLP,
+}
 _DECODERS = {
     "BernoulliMLP": decoders.BernoulliMLP,
     "DiscretizedLogisticMLP": decoders.DiscretizedLogisticMLP,
     "DiscretizedLogisticMixtureMLP": decoders.DiscretizedLogisticMixtureMLP,
     "ResNetDecoder": conv.ResNetDecoder,
+    "RelaxedInput": discrete.RelaxedInput,
 }
-_PRIORS = {"standard_normal": None, "MixtureOfGaussians": priors.MixtureOfGaussians, "VampPrior": priors.VampPrior}
+_PRIORS = {"standard_normal": None, "MixtureOfGaussians": priors.MixtureOfGaussians, "VampPrior": priors.VampPrior,
+           "one_hot": discrete.one_hot_prior, "relaxed": discrete.relaxed_prior}
 
 
 def _module(table: dict, spec: dict, role: str, train_images=None):
@@ -73,6 +85,11 @@ def _module(table: dict, spec: dict, role: str, train_images=None):
     spec["activation"] = _ACTIVATIONS[activation]
   if "input_range" in spec:
     spec["input_range"] = tuple(spec["input_range"])
+  if name == "RelaxedInput":
+    if not isinstance(spec.get("decoder"), dict) or spec["decoder"].get("class") == "RelaxedInput":
+      raise ValueError(f"a RelaxedInput decoder spec needs a 'decoder' entry describing the decoder it wraps, "
+                       f"got {spec.get('decoder')!r}.")
+    spec["decoder"] = _module(table, spec["decoder"], role, train_images)
   if spec.pop("pixel_mean_bias", False):
     spec["output_bias"] = 0.0 if train_images is None else decoders.pixel_mean_logits(train_images)
   try:
@@ -125,7 +142,7 @@ def _defaults(cls) -> dict[str, Any]:
   """Constructor defaults of a module class, activations by name (output_bias as pixel_mean_bias)."""
   reverse = {fn: name for name, fn in _ACTIVATIONS.items()}
   out = {}
-  for name, parameter in inspect.signature(cls.__init__).parameters.items():
+  for name, parameter in inspect.signature(cls if inspect.isfunction(cls) else cls.__init__).parameters.items():
     if name in ("self", "name") or parameter.default is inspect.Parameter.empty:
       continue
     if name == "output_bias":
@@ -303,6 +320,14 @@ def describe(model) -> tuple[Optional[dict[str, Any]], str]:
   return spec, ""
 
 
+def output_shape(spec: dict[str, Any]) -> list[int]:
+  """The image shape [H, W, C] a spec's decoder models (that of the decoder a RelaxedInput wraps)."""
+  decoder = spec["decoder"]
+  while decoder.get("class") == "RelaxedInput":
+    decoder = decoder["decoder"]
+  return list(decoder["output_shape"])
+
+
 def has_checkpoints(run_dir) -> bool:
   return tf.train.latest_checkpoint(str(pathlib.Path(run_dir) / "checkpoints")) is not None
 
@@ -339,7 +364,7 @@ def load(run_dir) -> dict[str, Any]:
   path = pathlib.Path(run_dir) / SPEC_FILE
   if not path.exists():
     raise FileNotFoundError(
-        f"no {SPEC_FILE} in {run_dir}: expected the output folder of one trained model (for "
-        "experiments.iwae, one of its sub-folders such as runs/iwae/iwae_k50)."
+        f"no {SPEC_FILE} in {run_dir}: expected the output folder of one trained VAE (an experiment writes "
+        "one sub-folder per model, e.g. runs/iwae/iwae_k50 or runs/flows/iaf)."
     )
   return json.loads(path.read_text())

@@ -6,7 +6,10 @@ was tried and how to get the files (as `tfpvi.data.load_arrays` does for MNIST):
 1. a local file `<cache>/<name>/<split>.npz` with arrays `images` (uint8 [N, 32, 32, 3]) and
    `labels` (int [N]), where <cache> is the `data_dir` argument, else $TFPVI_DATA_DIR, else
    ~/.cache/tfpvi;
-2. TensorFlow Datasets (CIFAR-10 is `cifar10`, SVHN is `svhn_cropped`), where it can download.
+2. TensorFlow Datasets (CIFAR-10 is `cifar10`, SVHN is `svhn_cropped`), where it can download:
+   tried only when the data set's download address answers an HTTP HEAD request within
+   `PROBE_TIMEOUT_S` seconds, so that an offline machine gets the DataNotFoundError at once
+   instead of TFDS's download retries (which can hang without end).
 
 `generated_rgb` makes structured 32x32x3 8-bit images for tests and smoke runs on machines with
 neither.
@@ -15,16 +18,44 @@ neither.
 from __future__ import annotations
 
 import os
+import urllib.error
+import urllib.request
 from typing import Optional
 
 import numpy as np
 
 from tfpvi.data.sources import Arrays, DataNotFoundError, cache_dir
 
-__all__ = ["RGB_DATASETS", "generated_rgb", "load_rgb"]
+__all__ = ["DOWNLOAD_URLS", "PROBE_TIMEOUT_S", "RGB_DATASETS", "generated_rgb", "load_rgb"]
 
 RGB_DATASETS = {"cifar10": "cifar10", "svhn": "svhn_cropped"}  # our name -> TFDS name
 _SPLITS = ("train", "test")
+# Where TFDS downloads each data set from (its cifar10 / svhn_cropped builders), probed before TFDS is tried.
+DOWNLOAD_URLS = {
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+    "svhn": "http://ufldl.stanford.edu/housenumbers/test_32x32.mat",
+}
+PROBE_TIMEOUT_S = 5.0
+
+
+def _probe(url: str, timeout: Optional[float] = None) -> None:
+  """Returns if an HTTP HEAD request to url answers (any status below 400) within `timeout` seconds.
+
+  `timeout` defaults to PROBE_TIMEOUT_S.
+
+  Raises:
+    ConnectionError: naming the url and why it did not answer.
+  """
+  timeout = PROBE_TIMEOUT_S if timeout is None else timeout
+  try:
+    with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout) as response:
+      status = response.status
+  except urllib.error.HTTPError as error:
+    status = error.code
+  except (OSError, ValueError) as error:  # URLError, timeouts, refused connections
+    raise ConnectionError(f"{url} did not answer within {timeout:g} s (offline?): {error}") from error
+  if status >= 400:
+    raise ConnectionError(f"{url} answered HTTP {status}")
 
 
 def _check(images: np.ndarray, labels: np.ndarray, where: str) -> Arrays:
@@ -44,6 +75,7 @@ def _from_npz(path) -> Arrays:
 
 
 def _from_tfds(name: str, split: str, data_dir: Optional[str]) -> Arrays:
+  _probe(DOWNLOAD_URLS[name])  # before TFDS, whose download retries can hang an offline process
   import tensorflow_datasets as tfds
 
   images, labels = tfds.as_numpy(

@@ -1,0 +1,125 @@
+"""`python -m tfpvi.evaluate` on the model folders every experiment writes, and its messages (issue 7, item 14).
+
+Each folder is built here in tmp_path with the experiment's own spec and a few `fit` steps.
+"""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import sonnet as snt
+import tensorflow as tf
+
+import tfpvi
+from experiments import bits_per_dim, discrete, flows, renyi
+from tfpvi import evaluate, evaluation, specs
+
+EVAL = ["--num_samples", "4", "--examples", "6", "--batch_size", "6"]
+
+
+def _train(folder, spec, x, objective=tfpvi.objectives.elbo, **kwargs):
+  """Saves spec in folder and trains its model for two steps there (checkpoints included)."""
+  specs.save(folder, spec)
+  model = specs.build(spec)
+  tfpvi.train.fit(model, objective, x, optimizer=snt.optimizers.Adam(1e-3), steps=2, batch_size=4,
+                  output_dir=str(folder), progress=False, **kwargs)
+  return model
+
+
+def _binary(n=8):
+  return (np.random.default_rng(0).uniform(size=[n, 28, 28, 1]) > 0.5).astype(np.float32)
+
+
+def test_flow_and_renyi_folders_evaluate(tmp_path):
+  config = flows.Config(**flows.Config.SMOKE)
+  for posterior in ("iaf", "planar"):
+    spec = flows.model_spec(posterior, config)
+    assert spec["data"] == {"name": "mnist", "format": "binary"}
+    _train(tmp_path / posterior, spec, _binary())
+    assert evaluate.main([str(tmp_path / posterior), *EVAL]) == 0
+    saved = json.loads((tmp_path / posterior / "evaluation.json").read_text())
+    assert saved["num_examples"] == 6 and np.isfinite(saved["log_px"])
+  assert renyi.model_spec(renyi.Config(**renyi.Config.SMOKE))["data"]["name"] == "mnist"
+
+
+def test_a_discrete_folder_is_evaluated_with_exact_one_hot_latents(tmp_path):
+  config = discrete.Config(**discrete.Config.SMOKE)
+  built = discrete.build("concrete", config)
+  spec = discrete.model_spec("concrete", config)
+  specs.save(tmp_path, spec)
+  tfpvi.train.fit(built.model, built.objective, _binary(), optimizer=snt.optimizers.Adam(1e-2), steps=2,
+                  batch_size=4, output_dir=str(tmp_path), progress=False, objective_kwargs=built.objective_kwargs)
+  restored, _ = evaluate.restore(tmp_path)
+  x = _binary(3)
+  # The restored model is the experiment's exact evaluation model, with the trained weights.
+  np.testing.assert_allclose(restored.encoder(x).distribution.logits_parameter(), built.model.encoder.logits(x),
+                             atol=1e-6)
+  w_restored = restored.log_weights(x, 5, seed=[1, 2])
+  w_built = built.evaluation_model.log_weights(x, 5, seed=[1, 2])
+  np.testing.assert_allclose(w_restored, w_built, rtol=1e-5)
+  assert evaluate.main([str(tmp_path), *EVAL]) == 0
+
+
+def test_a_generated_rgb_folder_makes_its_test_images_again(tmp_path):
+  config = bits_per_dim.Config(**bits_per_dim.Config.SMOKE)
+  data = bits_per_dim.test_data("generated_rgb", config)
+  x_test = bits_per_dim.load_images("generated_rgb", "test", config.eval_examples, config.seed)
+  spec = {"encoder": {"class": "GaussianMLP", "hidden_sizes": [8], "latent_size": 2, "input_scale": 1 / 255},
+          "decoder": {"class": "DiscretizedLogisticMLP", "hidden_sizes": [8], "output_shape": [32, 32, 3]},
+          "prior": {"class": "standard_normal", "latent_size": 2}, "data": data}
+  np.testing.assert_array_equal(evaluate.test_images(spec), x_test)
+  _train(tmp_path, spec, x_test)
+  assert evaluate.main([str(tmp_path), *EVAL]) == 0
+  assert json.loads((tmp_path / "evaluation.json").read_text())["data"]["name"] == "generated_rgb"
+
+
+def test_folders_that_are_not_a_vae_model_folder_say_so(tmp_path, capsys):
+  root = tmp_path / "flows"
+  for name in ("iaf", "gaussian"):
+    (root / name).mkdir(parents=True)
+    (root / name / specs.SPEC_FILE).write_text("{}")
+  assert evaluate.main([str(root), *EVAL]) == 2
+  err = capsys.readouterr().err
+  assert "is not a VAE model folder" in err and str(root / "iaf") in err and str(root / "gaussian") in err
+  assert "iwae" not in err
+
+  empty = tmp_path / "bayes_by_backprop"
+  empty.mkdir()
+  assert evaluate.main([str(empty), *EVAL]) == 2
+  err = capsys.readouterr().err
+  assert "is not a VAE model folder" in err and "no model_spec.json" in err and "iwae" not in err
+
+  bare = tmp_path / "old"
+  tf.train.Checkpoint(v=tf.Variable(1.0)).save(str(bare / "checkpoints" / "ckpt"))
+  assert evaluate.main([str(bare), *EVAL]) == 2
+  assert "holds checkpoints but no model_spec.json" in capsys.readouterr().err
+
+  assert evaluate.main([str(tmp_path / "missing"), *EVAL]) == 2
+  assert "is not a folder" in capsys.readouterr().err
+
+
+def test_examples_defaults_to_a_thousand_and_zero_means_all(tmp_path, monkeypatch):
+  spec = flows.model_spec("gaussian", flows.Config(**flows.Config.SMOKE))
+  _train(tmp_path, spec, _binary())
+  seen = []
+
+  def fake(model, images, num_samples, **kwargs):
+    seen.append(len(images))
+    return {"num_examples": len(images), "log_px": -1.0, "log_px_standard_error": 0.0,
+            "monte_carlo_standard_error": 0.0, "bits_per_dim": 1.0, "ess_mean": 1.0, "ess_min": 1.0}, None
+
+  monkeypatch.setattr(evaluation, "evaluate_dataset", fake)
+  monkeypatch.setattr(evaluation, "reading", lambda summary: "")
+  assert evaluate.main([str(tmp_path), "--num_samples", "2"]) == 0
+  assert evaluate.main([str(tmp_path), "--num_samples", "2", "--examples", "0"]) == 0
+  assert seen == [evaluate.DEFAULT_EXAMPLES, 10000] and evaluate.DEFAULT_EXAMPLES == 1000
+
+
+def test_an_unreachable_rgb_download_fails_fast(tmp_path, monkeypatch):
+  monkeypatch.setitem(tfpvi.data.rgb.DOWNLOAD_URLS, "cifar10", "http://10.255.255.1:81/cifar-10-binary.tar.gz")
+  monkeypatch.setattr(tfpvi.data.rgb, "PROBE_TIMEOUT_S", 1.0)
+  started = time.perf_counter()
+  with pytest.raises(tfpvi.data.DataNotFoundError, match="TensorFlow Datasets: ConnectionError: http://10.255.255.1"):
+    tfpvi.data.rgb.load_rgb("cifar10", "test", data_dir=str(tmp_path), use_tfds=True)
+  assert time.perf_counter() - started < 10
