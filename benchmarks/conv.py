@@ -13,17 +13,17 @@ table and writes it to benchmarks/results_conv_<device>.md (with --quick: prints
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import pathlib
 import platform
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import sonnet as snt  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfpvi  # noqa: E402
-from benchmarks.core import median_seconds  # noqa: E402
+from benchmarks.core import time_log_marginal_likelihood, time_training_step  # noqa: E402
 from experiments import bits_per_dim  # noqa: E402
 
 HERE = pathlib.Path(__file__).parent
@@ -37,41 +37,6 @@ def images(batch, shape):
   return tf.round(tf.random.stateless_uniform([batch, *shape], seed=[0, 1], maxval=255.0))
 
 
-def step_variant(jit: bool, shape, batch: int, repeats: int, steps: int) -> float:
-  model = conv_model(shape)
-  optimizer = snt.optimizers.Adam(1e-3)
-  x = images(batch, shape)
-  model.log_weights(x, 1)
-
-  @tf.function(jit_compile=jit)
-  def step(x, seed):
-    with tf.GradientTape() as tape:
-      loss = -tf.reduce_mean(tfpvi.objectives.elbo(model, x, 1, seed=seed))
-    optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
-    return loss
-
-  seeds = [tf.constant([0, i]) for i in range(steps)]
-
-  def run():
-    for seed in seeds:
-      loss = step(x, seed)
-    loss.numpy()
-
-  return median_seconds(run, repeats) / steps
-
-
-def lml_variant(jit: bool, shape, batch: int, repeats: int, num_samples: int) -> float:
-  model = conv_model(shape)
-  x = images(batch, shape)
-  model.log_weights(x, 1)
-
-  @tf.function(jit_compile=jit)
-  def log_px(x):
-    return tfpvi.evaluation.log_marginal_likelihood(model, x, num_samples, chunk_size=100, seed=[1, 1])
-
-  return median_seconds(lambda: log_px(x).numpy(), repeats)
-
-
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__)
   parser.add_argument("--repeats", type=int, default=3)
@@ -83,11 +48,13 @@ def main(argv=None):
   rows = []
   for label, shape in (("28x28x1, 5 logistics", (28, 28, 1)), ("32x32x3, PixelCNN++ mixture", (32, 32, 3))):
     for jit in (False, True):
-      seconds = step_variant(jit, shape, batch, args.repeats, steps)
+      seconds = time_training_step(conv_model(shape), functools.partial(tfpvi.objectives.elbo, num_samples=1),
+                                   images(batch, shape), jit, args.repeats, steps)
       rows.append((f"conv ELBO step, batch {batch}, {label}, {'XLA' if jit else 'graph'}", seconds * 1e3,
                    batch / seconds))
     for jit in (False, True):
-      seconds = lml_variant(jit, shape, eval_images, args.repeats, num_samples)
+      seconds = time_log_marginal_likelihood(conv_model(shape), images(eval_images, shape), jit, args.repeats,
+                                              num_samples, chunk_size=100)
       rows.append((f"conv log p(x) k={num_samples}, {eval_images} images, {label}, {'XLA' if jit else 'graph'}",
                    seconds * 1e3, eval_images / seconds))
   header = "| variant | ms per call/step | images/s |\n|---|---:|---:|"

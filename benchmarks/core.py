@@ -49,15 +49,15 @@ def median_seconds(fn, repeats: int) -> float:
   return statistics.median(times)
 
 
-def step_variant(jit: bool, x, k: int, repeats: int, steps: int):
-  model = burda_model()
+def time_training_step(model, objective, x, jit: bool, repeats: int, steps: int) -> float:
+  """Median seconds per Adam step on `-mean(objective(model, x, seed=...))`, one step per call."""
   optimizer = snt.optimizers.Adam(1e-3)
-  model.log_weights(x, 1)
+  model.log_weights(x, 1)  # build the variables outside the compiled step
 
   @tf.function(jit_compile=jit)
   def step(x, seed):
     with tf.GradientTape() as tape:
-      loss = -tf.reduce_mean(tfpvi.objectives.iwae(model, x, k, seed=seed))
+      loss = -tf.reduce_mean(objective(model, x, seed=seed))
     optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
     return loss
 
@@ -84,12 +84,13 @@ def fit_variant(steps_per_call: int, jit: bool, x_train, k: int, batch: int, ste
   return float((times[-1] - times[0]) / (steps_logged[-1] - steps_logged[0]))
 
 
-def lml_variant(jit: bool, x, repeats: int, num_samples: int):
-  model = burda_model()
+def time_log_marginal_likelihood(model, x, jit: bool, repeats: int, num_samples: int, chunk_size: int) -> float:
+  """Median seconds of one compiled `log_marginal_likelihood` call on x."""
   model.log_weights(x, 1)
+
   @tf.function(jit_compile=jit)
   def log_px(x):
-    return tfpvi.evaluation.log_marginal_likelihood(model, x, num_samples, chunk_size=500, seed=[1, 1])
+    return tfpvi.evaluation.log_marginal_likelihood(model, x, num_samples, chunk_size=chunk_size, seed=[1, 1])
 
   return median_seconds(lambda: log_px(x).numpy(), repeats)
 
@@ -109,7 +110,8 @@ def main(argv=None):
   device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
   rows = []
   for jit in (False, True):
-    seconds = step_variant(jit, x, 50, args.repeats, steps)
+    seconds = time_training_step(burda_model(), functools.partial(tfpvi.objectives.iwae, num_samples=50), x, jit,
+                                 args.repeats, steps)
     rows.append((f"IWAE k=50 step, one per call, {'XLA' if jit else 'graph'}", seconds * 1e3, 20 / seconds))
   for jit in (False, True):
     for steps_per_call in (1, 50):
@@ -117,7 +119,7 @@ def main(argv=None):
       rows.append((f"IWAE k=50 fit(), steps_per_call={steps_per_call}, {'XLA' if jit else 'graph'}",
                    seconds * 1e3, 20 / seconds))
   for jit in (False, True):
-    seconds = lml_variant(jit, x, max(2, args.repeats // 2), 5000)
+    seconds = time_log_marginal_likelihood(burda_model(), x, jit, max(2, args.repeats // 2), 5000, chunk_size=500)
     rows.append((f"log p(x) k=5000, 20 images, {'XLA' if jit else 'graph'}", seconds * 1e3, 20 / seconds))
   header = "| variant | ms per call/step | images/s |\n|---|---:|---:|"
   lines = [header] + [f"| {name} | {ms:.2f} | {ips:.0f} |" for name, ms, ips in rows]
