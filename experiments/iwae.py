@@ -404,17 +404,15 @@ def _table(metrics: dict) -> str:
 
 
 def reading(metrics: dict) -> str:
-  """One line on how far the log p(x) column can be trusted, from ESS and Pareto k-hat."""
+  """The table's ESS and k-hat columns explained, then `tfpvi.evaluation.reading` of its least reliable model."""
   samples = next(iter(metrics.values()))["eval_samples"]
-  worst = max((m.get("khat_fraction_above_0_7") or 0.0) for m in metrics.values())
-  text = (f"ESS: mean effective number of the K = {samples} importance samples per image; k-hat >= 0.7: share of "
-          "images whose weights are too heavy-tailed for a reliable estimate.")
-  if worst > 0.5:
-    return text + (" Here most images are flagged: treat log p(x) as a lower bound (likely too low by an unknown "
-                   "margin) and compare models with care, or raise --eval_samples.")
-  if worst > 0.1:
-    return text + " Some images are flagged: log p(x) may be somewhat too low for them."
-  return text + " Few or no images are flagged: the estimates can be trusted to their standard errors."
+  name, worst = max(metrics.items(), key=lambda item: item[1].get("khat_fraction_above_0_7") or 0.0)
+  legend = (f"ESS: mean effective number of the K = {samples} importance samples per image; k-hat >= 0.7: share of "
+            "images whose weights are too heavy-tailed for a reliable estimate.")
+  verdict = tfpvi.evaluation.reading({"khat_fraction_above_0_7": worst.get("khat_fraction_above_0_7"),
+                                      "ess_mean": worst.get("ess_mean"), "num_samples": samples})
+  who = f"Least reliable model, {name}" if worst.get("khat_fraction_above_0_7") else "All models"
+  return f"{legend} {who}: {verdict}"
 
 
 if __name__ == "__main__":
