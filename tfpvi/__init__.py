@@ -11,6 +11,7 @@ _startup.import_tensorflow()  # before anything else imports TensorFlow: no star
 
 from tfpvi import (  # noqa: E402
   _smoke,  # noqa: E402
+  ais,
   bnn,
   bounds,
   checks,
@@ -42,6 +43,7 @@ __all__ = [
     "LinearGaussian",
     "LogWeightTerms",
     "VAE",
+    "ais",
     "bnn",
     "bounds",
     "checks",

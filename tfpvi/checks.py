@@ -19,7 +19,33 @@ __all__ = [
     "check_distribution",
     "check_event_shape",
     "check_num_samples",
+    "stateless_seed",
 ]
+
+
+def stateless_seed(seed) -> tf.Tensor:
+  """A stateless [2] int32 seed: a Python int gives the same seed at every call.
+
+  `tfp.random.sanitize_seed(int)` draws the stateless seed from a stateful generator, so two calls
+  with the same int differ in eager mode; here an int n becomes [n mod 2^31, n div 2^31] (any
+  non-negative int up to 2^62), a Tensor or pair is used as it is, and None draws a fresh seed.
+
+  Raises:
+    ValueError: for a negative or too large int, or a value that is no seed.
+  """
+  if seed is None:
+    return tfp.random.sanitize_seed(None)
+  if isinstance(seed, (bool, np.bool_)):
+    raise ValueError(f"seed must be None, a non-negative Python int or a [2] int Tensor, got the boolean {seed!r}.")
+  if isinstance(seed, (int, np.integer)):
+    seed = int(seed)
+    if not 0 <= seed < 2**62:
+      raise ValueError(f"seed must be an int in [0, 2**62), got {seed}.")
+    return tf.constant([seed % 2**31, seed // 2**31], tf.int32)
+  try:
+    return tfp.random.sanitize_seed(seed)
+  except (TypeError, ValueError) as error:
+    raise ValueError(f"seed must be None, a non-negative Python int or a [2] int Tensor, got {seed!r}.") from error
 
 
 def check_num_samples(num_samples, name: str = "num_samples") -> int:

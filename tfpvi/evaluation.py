@@ -14,23 +14,33 @@ All values are nats per example summed over the data dimensions.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import pathlib
 import sys
 import weakref
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi import checks, xla
+from tfpvi import ais, checks, xla
+from tfpvi.ais import AIS, ais_log_marginal_likelihood, bdmc
 from tfpvi.jackknife import jackknife
 from tfpvi.types import Seed
 
 tfd = tfp.distributions
 
 __all__ = [
+    "AIS",
     "ImportanceSamplingStats",
+    "ais_log_marginal_likelihood",
+    "bdmc",
+    "check_examples",
+    "comparison",
     "bits_per_dim",
     "evaluate_dataset",
     "importance_sampling_stats",
@@ -103,6 +113,36 @@ def _proposal(model, x, proposal: str) -> tfd.Distribution:
   raise ValueError(f"proposal must be one of {_PROPOSALS}, got {proposal!r}.")
 
 
+def check_examples(model, x: tf.Tensor) -> None:
+  """Refuses x that the model cannot score: wrong shape, NaN or Inf, or outside the likelihood's support.
+
+  Run eagerly by every estimator of log p(x) (importance sampling, AIS, `evaluate_dataset` on each
+  batch before its compiled call), so that the same sentence arrives in eager, graph and XLA runs:
+  XLA drops TensorFlow's assertions, and an unchecked out-of-support value would be scored as if
+  it were data (uint8 images against a Bernoulli decoder give a positive "log p(x)"). Inside a
+  `tf.function` only the shape is checked here; the likelihood's own assertions check the rest.
+
+  Args:
+    model: a `tfpvi.VAE` (anything with `prior` and `likelihood(z)`).
+    x: [B, ...] observations.
+
+  Raises:
+    ValueError: for x of the wrong shape (naming the decoder's output_shape).
+    tf.errors.InvalidArgumentError: for NaN or Inf, or values outside the likelihood's support,
+      with one sentence that says what was expected and what to do.
+  """
+  x = tf.convert_to_tensor(x, dtype_hint=tf.float32)
+  _check_examples_shape(model, x)
+  if not tf.executing_eagerly():
+    return
+  checks.assert_finite(x, "x")
+  prior = model.prior
+  z = prior.sample([1, int(tf.shape(x)[0])], seed=tf.constant([0, 0]))
+  likelihood = model.likelihood(z)
+  checks.check_event_shape(x, likelihood, "log p(x|z)")
+  likelihood.log_prob(x)  # the likelihood's validate_args checks raise here, eagerly, with their sentence
+
+
 def _check_examples_shape(model, x: tf.Tensor) -> None:
   """Raises ValueError unless x is a batch [B, *output_shape] for a decoder that names its output_shape."""
   output_shape = getattr(getattr(model, "decoder", None), "output_shape", None)
@@ -148,7 +188,7 @@ def importance_sampling_stats(
   if tail_size < 0 or tail_size > num_samples:
     raise ValueError(f"tail_size must be in [0, num_samples={num_samples}], got {tail_size}.")
   x = tf.convert_to_tensor(x, dtype_hint=tf.float32)
-  _check_examples_shape(model, x)
+  check_examples(model, x)
   # The proposal's own density is log q in the weights (q = p(z) for the prior proposal).
   proposal_distribution = _proposal(model, x, proposal)
   seed = tfp.random.sanitize_seed(seed)
@@ -325,33 +365,53 @@ def evaluate_dataset(
     images,
     num_samples: int = 5000,
     *,
+    estimator: Union[str, "ais.AIS"] = "importance",
     batch_size: int = 100,
     chunk_size: int = 500,
     seed: int = 0,
     jit_compile: "xla.JitCompile" = "auto",
     num_dims: Optional[int] = None,
     progress: Optional[bool] = None,
+    progress_file: Optional[str] = None,
 ) -> tuple[dict, dict]:
-  """Importance-sampled log p(x) with diagnostics over a whole data set, batch by batch.
+  """log p(x) with diagnostics over a whole data set, batch by batch, resumable.
 
   Args:
     model: a `tfpvi.VAE`.
     images: array [N, ...] of observations.
-    num_samples: K samples per example; memory is bounded by chunk_size * batch_size.
+    num_samples: K importance samples per example; memory is bounded by chunk_size * batch_size.
+      Not used by AIS, whose cost is set by its own `num_chains` and `num_steps`.
+    estimator: "importance" (importance sampling with q(z|x), Burda et al. 2016), or a
+      `tfpvi.ais.AIS(...)` for annealed importance sampling with HMC (Wu et al. 2017).
     batch_size: examples per compiled call (the last batch may be smaller).
-    chunk_size: samples drawn at once.
-    seed: Python int; batch i uses the stateless seed [seed, i].
+    chunk_size: importance samples drawn at once.
+    seed: Python int; batch i uses the stateless seed [seed, i], so a resumed run and an
+      uninterrupted one give the same numbers.
     jit_compile: True, False or "auto" (XLA when a GPU is visible).
     num_dims: data dimensions for bits/dim (default: the product of the example shape).
     progress: show a progress bar over examples (tqdm); None shows it when stderr is a terminal.
+    progress_file: a path; each finished batch is appended to it (one JSON line, flushed and
+      synced) and a run with the same settings, data and model weights resumes from it, so a killed
+      evaluation loses at most one batch. A file written by another evaluation is refused.
 
   Returns:
-    (summary, per_example): `summarize(...)` of the estimates, and a dict of [N] numpy arrays
-    log_px, standard_error, effective_sample_size, khat. `reading(summary)` says in one line
-    whether the estimates can be trusted.
+    (summary, per_example): `summarize(...)` of the estimates (with "estimator" and its settings),
+    and a dict of [N] numpy arrays log_px, standard_error, effective_sample_size, khat (NaN for
+    AIS, whose chains are not an importance sample of one proposal). `reading(summary)` says in
+    one line whether the estimates can be trusted.
 
   Raises:
-    ValueError: for an empty data set or a batch_size, chunk_size or num_samples below 1.
+    ValueError: for an empty data set, a batch_size, chunk_size or num_samples below 1, images of
+      the wrong shape, or a progress_file of another evaluation.
+    tf.errors.InvalidArgumentError: for images with NaN or outside the likelihood's support (each
+      batch is checked eagerly before its compiled call, under XLA too).
+
+  >>> import numpy as np, tfpvi
+  >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
+  >>> x = truth.sample(6, seed=[0, 1]).numpy()
+  >>> summary, per_example = evaluate_dataset(truth.as_vae(), x, 100, batch_size=3)
+  >>> bool(np.allclose(per_example["log_px"], truth.log_marginal(x), atol=1e-4))
+  True
   """
   num_samples = checks.check_num_samples(num_samples)
   batch_size = checks.check_num_samples(batch_size, "batch_size")
@@ -359,25 +419,128 @@ def evaluate_dataset(
   num_examples = len(images)
   if num_examples == 0:
     raise ValueError("evaluate_dataset: expected at least one example in images, got 0.")
-  tail = pareto_tail_size(num_samples) + 1 if num_samples >= 30 else 0
-  batch_stats = _compiled_batch_stats(model, num_samples, chunk_size, tail, xla.resolve(jit_compile))
-  bar = _progress_bar(progress, num_examples, num_samples)
+  jit_compile = xla.resolve(jit_compile)
+  if isinstance(estimator, ais.AIS):
+    tail = 0
+    annealer = ais._Annealer(model, estimator, jit_compile)
+    betas = estimator.betas()
+
+    def batch_stats(x, batch_seed):
+      result = annealer.run(x, betas=betas, seed=batch_seed, progress=False)
+      return result.log_px, result.standard_error, result.effective_sample_size, tf.fill(tf.shape(x)[:1], np.nan)
+
+    settings = {"estimator": "ais", **estimator.describe()}
+  elif estimator == "importance":
+    tail = pareto_tail_size(num_samples) + 1 if num_samples >= 30 else 0
+    batch_stats = _compiled_batch_stats(model, num_samples, chunk_size, tail, jit_compile)
+    settings = {"estimator": "importance", "num_samples": num_samples, "chunk_size": chunk_size}
+  else:
+    raise ValueError(f"estimator must be 'importance' or a tfpvi.ais.AIS(...), got {estimator!r}.")
+  settings.update(batch_size=batch_size, seed=seed, jit_compile=jit_compile, num_examples=num_examples)
+  names = ("log_px", "standard_error", "effective_sample_size", "khat")
+  done = {}
+  if progress_file is not None:
+    settings["fingerprint"] = _fingerprint(model, images)
+    done = _PartialResults.open(progress_file, settings).batches
+  bar = _progress_bar(progress, num_examples, settings)
   outputs = []
   for i in range(0, num_examples, batch_size):
-    outputs.append(batch_stats(tf.constant(images[i : i + batch_size], tf.float32), tf.constant([seed, i])))
+    if i in done:
+      outputs.append(done[i])
+    else:
+      x = tf.constant(images[i : i + batch_size], tf.float32)
+      check_examples(model, x)  # eagerly, before the compiled call, where XLA would drop the checks
+      outputs.append([np.asarray(o) for o in batch_stats(x, tf.constant([seed, i]))])
+      if progress_file is not None:
+        _PartialResults.append(progress_file, i, dict(zip(names, outputs[-1])))
     if bar is not None:
       bar.update(min(batch_size, num_examples - i))
   if bar is not None:
     bar.close()
-  names = ("log_px", "standard_error", "effective_sample_size", "khat")
-  per_example = {name: np.concatenate([o[j].numpy() for o in outputs]) for j, name in enumerate(names)}
+  per_example = {name: np.concatenate([np.asarray(o[j], np.float32) for o in outputs]) for j, name in enumerate(names)}
   num_dims = num_dims or int(np.prod(np.shape(images)[1:]))
   summary = summarize(
       per_example["log_px"], per_example["standard_error"], per_example["effective_sample_size"],
       per_example["khat"] if tail else None, num_dims=num_dims,
   )
-  summary["num_samples"] = num_samples
+  if settings["estimator"] == "importance":
+    summary["num_samples"] = num_samples
+  else:
+    summary.update(estimator="ais", num_chains=estimator.num_chains, num_steps=estimator.num_steps)
   return summary, per_example
+
+
+def _fingerprint(model, images) -> str:
+  """A digest of the model's variables and the images: what a resumed evaluation must share."""
+  digest = hashlib.sha256()
+  try:
+    variables = list(model.variables)
+  except (AttributeError, ValueError):  # no variables (Sonnet raises for an empty module)
+    variables = []
+  for variable in sorted(variables, key=lambda v: v.name):
+    digest.update(variable.name.encode())
+    digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+  digest.update(np.ascontiguousarray(np.asarray(images, np.float32)).tobytes())
+  return digest.hexdigest()[:16]
+
+
+class _PartialResults:
+  """The per-batch results of an unfinished evaluation: a JSON-lines file, one settings line first.
+
+  Each batch is one line, appended, flushed and synced. A line cut by a kill can only be the last
+  one; it is dropped (that batch is computed again). Anything else unreadable is refused.
+  """
+
+  @staticmethod
+  def open(path, settings: dict) -> "_PartialResults":
+    path = pathlib.Path(path)
+    results = _PartialResults()
+    results.batches = {}
+    header = json.loads(json.dumps(settings))
+    if not path.exists() or path.stat().st_size == 0:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      with open(path, "w") as f:
+        f.write(json.dumps({"settings": header}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+      return results
+    text = path.read_text()
+    lines = text.split("\n")
+    complete, torn = lines[:-1], lines[-1]
+    if torn:  # a line cut by a kill: drop it, the batch is computed again
+      with open(path, "r+") as f:
+        f.truncate(len(text) - len(torn))
+    try:
+      recorded = json.loads(complete[0])["settings"] if complete else None
+    except (ValueError, KeyError, TypeError):
+      recorded = None
+    if recorded is None:
+      raise ValueError(f"{path} is not a tfpvi evaluation progress file (its first line is not its settings); "
+                       "delete it to start the evaluation over, or pass another progress_file.")
+    if recorded != header:
+      changed = sorted(k for k in set(recorded) | set(header) if recorded.get(k) != header.get(k))
+      raise ValueError(
+          f"{path} holds the progress of another evaluation (it differs in {', '.join(changed)}: "
+          f"{', '.join(f'{k}={recorded.get(k)!r}' for k in changed)}); pass the same settings to resume it, "
+          "or delete the file (or pass another progress_file) to start over."
+      )
+    for number, line in enumerate(complete[1:], start=2):
+      try:
+        row = json.loads(line)
+        results.batches[int(row["start"])] = [np.asarray(row[name], np.float32) for name in
+                                              ("log_px", "standard_error", "effective_sample_size", "khat")]
+      except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: line {number} is not a batch of results ({error}); delete the file to start the "
+                         "evaluation over.") from None
+    return results
+
+  @staticmethod
+  def append(path, start: int, arrays: dict) -> None:
+    row = {"start": int(start), **{k: [float(v) for v in np.asarray(a).ravel()] for k, a in arrays.items()}}
+    with open(path, "a") as f:
+      f.write(json.dumps(row, allow_nan=True) + "\n")
+      f.flush()
+      os.fsync(f.fileno())
 
 
 class _BatchStats:
@@ -421,14 +584,18 @@ def _compiled_batch_stats(model, num_samples: int, chunk_size: int, tail: int, j
   return per_model[key]
 
 
-def _progress_bar(progress: Optional[bool], total: int, num_samples: int):
+def _progress_bar(progress: Optional[bool], total: int, settings: dict):
   if progress is None:
     progress = sys.stderr.isatty()
   if not progress:
     return None
   from tqdm.auto import tqdm
 
-  return tqdm(total=total, unit="example", desc=f"log p(x), K={num_samples}", dynamic_ncols=True)
+  if settings["estimator"] == "ais":
+    description = f"log p(x), AIS T={settings['num_steps']} C={settings['num_chains']}"
+  else:
+    description = f"log p(x), K={settings['num_samples']}"
+  return tqdm(total=total, unit="example", desc=description, dynamic_ncols=True)
 
 
 def reading(summary: dict) -> str:
@@ -438,6 +605,14 @@ def reading(summary: dict) -> str:
   estimate of that example is dominated by a few samples: q(z|x) misses part of the posterior, and
   log p(x) is then most likely an underestimate that more samples improve only slowly.
   """
+  if summary.get("estimator") == "ais":
+    ess = summary.get("ess_mean")
+    ess_text = f" (mean effective sample size {ess:.1f} of {summary['num_chains']} chains)" if ess is not None else ""
+    return (
+        f"AIS with {summary['num_steps']} annealing steps and {summary['num_chains']} chains per example{ess_text}: "
+        "a stochastic lower bound on log p(x) that rises to it as the steps grow; run it again with more steps, "
+        "or measure its error on simulated data with tfpvi.ais.bdmc, before reading small differences."
+    )
   fraction = summary.get("khat_fraction_above_0_7")
   ess = summary.get("ess_mean")
   k = summary.get("num_samples")
@@ -451,4 +626,28 @@ def reading(summary: dict) -> str:
       f"Not reliable for {share} of examples (Pareto k-hat >= 0.7: a few samples dominate each such "
       f"estimate{ess_text}). Their log p(x) is most likely an underestimate; read it as a lower "
       "bound, or improve the proposal (more training, a richer q(z|x))."
+  )
+
+
+def comparison(importance_summary: dict, ais_summary: dict) -> str:
+  """One sentence comparing importance-sampled and AIS estimates of log p(x) on the same examples.
+
+  Both are stochastic lower bounds on log p(x), so the higher one is the tighter; the difference
+  is a lower bound on how far the other one is below the truth.
+
+  Args:
+    importance_summary: `evaluate_dataset(..., estimator="importance")[0]`.
+    ais_summary: `evaluate_dataset(..., estimator=AIS(...))[0]` on the same examples.
+  """
+  difference = ais_summary["log_px"] - importance_summary["log_px"]
+  k = importance_summary.get("num_samples")
+  steps = ais_summary.get("num_steps")
+  if difference > 0:
+    return (
+        f"AIS ({steps} steps) is {difference:.2f} nats above importance sampling (K = {k}): both are lower bounds, "
+        f"so the importance-sampled log p(x) underestimates by at least {difference:.2f} nats."
+    )
+  return (
+      f"AIS ({steps} steps) is {-difference:.2f} nats below importance sampling (K = {k}): the AIS run is too short "
+      "to be the tighter bound here; give it more steps (or start it from q(z|x))."
   )
