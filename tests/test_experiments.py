@@ -21,6 +21,7 @@ FIGURES = {
     "marginal_likelihood": ["estimates.png", "samples_bernoulli_mnist.png"],
     "project_deadline": ["convergence.png"],
     "jackknife": ["bias.png"],
+    "ais": ["estimates_vs_compute.png", "bdmc.png"],
 }
 
 

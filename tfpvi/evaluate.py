@@ -9,6 +9,17 @@ reading of whether the estimates can be trusted (k-hat >= 0.7 marks an example w
 few samples dominate), and writes them to RUN_DIR/evaluation.json. A progress bar shows on a
 terminal (K = 5000 over 10,000 images takes a while on a CPU).
 
+With --estimator ais, log p(x) is estimated by annealed importance sampling with HMC transitions
+(Wu et al. 2017: --ais_steps annealing steps from the prior, --ais_chains chains per image) and
+written to RUN_DIR/evaluation_ais.json; where evaluation.json (importance sampling, same images)
+exists, one sentence compares the two. --bdmc N runs bidirectional Monte Carlo on N images simulated
+from the model: forward AIS gives a lower and reverse AIS an upper bound on their log p(x), and the
+gap says how far AIS with these settings can be from the truth (RUN_DIR/evaluation_bdmc.json).
+
+The checkpoint evaluated is the latest when the evaluation starts; it is named in the output and
+the JSON file. Each finished batch is saved in RUN_DIR as it completes, so a killed evaluation,
+started again with the same flags, resumes where it stopped and ends with the same numbers.
+
 Discrete-latent models (tfpvi.discrete, trained with relaxed latents) are evaluated with exact
 one-hot latents: q(z|x) the categorical distribution of the encoder's logits, p(z) uniform.
 """
@@ -16,9 +27,12 @@ one-hot latents: q(z|x) the categorical distribution of the encoder's logits, p(
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import pathlib
 import sys
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -75,6 +89,12 @@ def evaluation_model(model, spec):
 
 def restore(run_dir) -> tuple:
   """(model, spec) with the latest checkpoint of run_dir restored (see `evaluation_model` for discrete latents)."""
+  model, spec, _ = restore_pinned(run_dir)
+  return model, spec
+
+
+def restore_pinned(run_dir) -> tuple:
+  """(model, spec, checkpoint): as `restore`, and the path of the checkpoint that was restored."""
   check_folder(run_dir)
   spec = specs.load(run_dir)
   model = specs.build(spec)
@@ -84,7 +104,63 @@ def restore(run_dir) -> tuple:
   evaluated = evaluation_model(model, spec)
   evaluated.log_weights(tf.zeros([1, *specs.output_shape(spec)]), 1)  # creates the variables
   tf.train.Checkpoint(model=model).restore(latest).expect_partial().assert_existing_objects_matched()
-  return evaluated, spec
+  return evaluated, spec, latest
+
+
+def _write_json(path: pathlib.Path, record: dict) -> None:
+  """Writes record to path atomically: a unique temporary file, synced, then renamed over it."""
+  handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(handle, "w") as f:
+      f.write(json.dumps(record, indent=2))
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(temporary, path)
+  except BaseException:
+    pathlib.Path(temporary).unlink(missing_ok=True)
+    raise
+
+
+def _progress_file(run_dir, name: str, flags: dict) -> pathlib.Path:
+  """RUN_DIR/.{name}-{digest}.partial.jsonl: one file per set of flags, so another evaluation never collides."""
+  digest = hashlib.sha256(json.dumps(flags, sort_keys=True).encode()).hexdigest()[:12]
+  return pathlib.Path(run_dir) / f".{name}-{digest}.partial.jsonl"
+
+
+def _ais_settings(args):
+  return evaluation.AIS(num_steps=args.ais_steps, num_chains=args.ais_chains, start=args.ais_start)
+
+
+def _print_summary(summary: dict, spec: dict, label: str) -> None:
+  print(f"{spec['data']['name']} test, {summary['num_examples']} examples, {label}")
+  print(f"  log p(x)       {summary['log_px']:.3f} nats  (+- {summary['log_px_standard_error']:.3f} over examples, "
+        f"+- {summary['monte_carlo_standard_error']:.4f} Monte Carlo)")
+  print(f"  bits/dim       {summary['bits_per_dim']:.4f}")
+  of = summary.get("num_chains", summary.get("num_samples"))
+  print(f"  ESS            mean {summary['ess_mean']:.1f}, min {summary['ess_min']:.1f} of {of}")
+  if "khat_mean" in summary:
+    print(f"  Pareto k-hat   mean {summary['khat_mean']:.3f}, max {summary['khat_max']:.3f}, "
+          f"{100 * summary['khat_fraction_above_0_7']:.1f}% of examples >= 0.7 (not to be trusted)")
+  print(f"  reading        {evaluation.reading(summary)}")
+
+
+def _run_bdmc(args, model, spec, checkpoint) -> int:
+  settings = _ais_settings(args)
+  result = evaluation.bdmc(model, args.bdmc, num_steps=settings.num_steps, num_chains=settings.num_chains,
+                           seed=args.seed, progress=args.progress)
+  lower, upper, gap = (float(tf.reduce_mean(t)) for t in (result.lower, result.upper, result.gap))
+  print(f"BDMC on {args.bdmc} images simulated from the model, AIS with {settings.num_steps} steps and "
+        f"{settings.num_chains} chains")
+  print(f"  lower bound    {lower:.3f} nats  (forward AIS from the prior)")
+  print(f"  upper bound    {upper:.3f} nats  (reverse AIS from the exact latent)")
+  print(f"  gap            {gap:.3f} nats  (max {float(tf.reduce_max(result.gap)):.3f})")
+  print(f"  reading        On data like the model's own samples, AIS with these settings is within {gap:.2f} nats "
+        "of log p(x) on average; more --ais_steps narrow the gap.")
+  record = {"lower": lower, "upper": upper, "gap": gap, "num_examples": args.bdmc, "seed": args.seed,
+            "ais": settings.describe(), "checkpoint": os.path.basename(checkpoint),
+            "per_example": {"lower": result.lower.numpy().tolist(), "upper": result.upper.numpy().tolist()}}
+  _write_json(pathlib.Path(args.run_dir) / "evaluation_bdmc.json", record)
+  return 0
 
 
 def data_description(spec, name=None, fmt=None) -> dict:
@@ -144,7 +220,15 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(prog="python -m tfpvi.evaluate", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("run_dir", help="output folder of one trained model (holds model_spec.json and checkpoints/)")
+  parser.add_argument("--estimator", choices=("importance", "ais"), default="importance",
+                      help="importance sampling with q(z|x) (default) or annealed importance sampling with HMC")
   parser.add_argument("--num_samples", type=int, default=5000, help="importance samples K per image (default 5000)")
+  parser.add_argument("--ais_steps", type=int, default=1000, help="AIS annealing steps (default 1000)")
+  parser.add_argument("--ais_chains", type=int, default=16, help="AIS chains per image (default 16)")
+  parser.add_argument("--ais_start", choices=("prior", "posterior"), default="prior",
+                      help="AIS start distribution: the prior (default, as Wu et al.) or q(z|x)")
+  parser.add_argument("--bdmc", type=int, default=0, metavar="N",
+                      help="instead of test images: bidirectional Monte Carlo bounds on N images simulated from the model")
   parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
                       help=f"evaluate the first N test images (default {DEFAULT_EXAMPLES:,}; 0 for the whole test set)")
   parser.add_argument("--batch_size", type=int, default=100, help="images per compiled call (default 100)")
@@ -161,29 +245,63 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   if args.examples < 0:
     parser.error(f"--examples must be >= 1, or 0 for the whole test set, got {args.examples}")
+  for name in ("ais_steps", "ais_chains"):
+    if getattr(args, name) < 1:
+      parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+  if args.bdmc < 0:
+    parser.error(f"--bdmc must be >= 1 (images to simulate), got {args.bdmc}")
+  if args.seed < 0:
+    parser.error(f"--seed must be >= 0, got {args.seed}")
   try:
-    model, spec = restore(args.run_dir)
+    model, spec, checkpoint = restore_pinned(args.run_dir)
+    if args.bdmc:
+      return _run_bdmc(args, model, spec, checkpoint)
     spec = dict(spec, data=data_description(spec, args.data, args.format))
     images = test_images(spec, args.examples or None)
+    if args.estimator == "ais":
+      estimator, output, label = _ais_settings(args), "evaluation_ais.json", (
+          f"AIS, {args.ais_steps} steps, {args.ais_chains} chains")
+      flags = {"estimator": "ais", **estimator.describe()}
+    else:
+      estimator, output, label = "importance", "evaluation.json", f"K = {args.num_samples}"
+      flags = {"estimator": "importance", "num_samples": args.num_samples, "chunk_size": args.chunk_size}
+    flags.update(checkpoint=os.path.basename(checkpoint), data=spec["data"], examples=len(images),
+                 batch_size=args.batch_size, seed=args.seed)
+    progress_file = _progress_file(args.run_dir, output.removesuffix(".json"), flags)
     summary, _ = evaluation.evaluate_dataset(
-        model, images, args.num_samples, batch_size=args.batch_size, chunk_size=args.chunk_size, seed=args.seed,
-        progress=args.progress,
+        model, images, args.num_samples, estimator=estimator, batch_size=args.batch_size,
+        chunk_size=args.chunk_size, seed=args.seed, progress=args.progress, progress_file=str(progress_file),
     )
-  except (FileNotFoundError, ValueError) as error:  # data.DataNotFoundError included
-    print(f"error: {error}", file=sys.stderr)
+    _print_summary(summary, spec, label)
+    print(f"  checkpoint     {checkpoint}")
+    record = dict(summary, reading=evaluation.reading(summary), data=spec["data"],
+                  checkpoint=os.path.basename(checkpoint), seed=args.seed)
+    other = pathlib.Path(args.run_dir) / ("evaluation.json" if args.estimator == "ais" else "evaluation_ais.json")
+    if other.exists():
+      compared = _compare(json.loads(other.read_text()), record)
+      if compared:
+        print(f"  compared       {compared}")
+        record["comparison"] = compared
+    _write_json(pathlib.Path(args.run_dir) / output, record)
+    progress_file.unlink(missing_ok=True)
+  except (FileNotFoundError, ValueError, tf.errors.InvalidArgumentError) as error:  # data.DataNotFoundError included
+    message = error.message if isinstance(error, tf.errors.OpError) else str(error)
+    print(f"error: {message.splitlines()[0] if message else type(error).__name__}", file=sys.stderr)
     return 2
-  print(f"{spec['data']['name']} test, {summary['num_examples']} examples, K = {args.num_samples}")
-  print(f"  log p(x)       {summary['log_px']:.3f} nats  (+- {summary['log_px_standard_error']:.3f} over examples, "
-        f"+- {summary['monte_carlo_standard_error']:.4f} Monte Carlo)")
-  print(f"  bits/dim       {summary['bits_per_dim']:.4f}")
-  print(f"  ESS            mean {summary['ess_mean']:.1f}, min {summary['ess_min']:.1f} of {args.num_samples}")
-  if "khat_mean" in summary:
-    print(f"  Pareto k-hat   mean {summary['khat_mean']:.3f}, max {summary['khat_max']:.3f}, "
-          f"{100 * summary['khat_fraction_above_0_7']:.1f}% of examples >= 0.7 (not to be trusted)")
-  print(f"  reading        {evaluation.reading(summary)}")
-  record = dict(summary, reading=evaluation.reading(summary), data=spec["data"])
-  (pathlib.Path(args.run_dir) / "evaluation.json").write_text(json.dumps(record, indent=2))
+  except PermissionError as error:
+    print(f"error: cannot write in {args.run_dir} ({error.strerror}: {error.filename}); evaluate a copy of the "
+          "folder, or make it writable.", file=sys.stderr)
+    return 2
   return 0
+
+
+def _compare(other: dict, record: dict):
+  """The sentence comparing IS and AIS when both were computed on the same images of the same checkpoint."""
+  same = all(other.get(k) == record.get(k) for k in ("num_examples", "data", "checkpoint"))
+  if not same:
+    return None
+  importance, annealed = (other, record) if record.get("estimator") == "ais" else (record, other)
+  return evaluation.comparison(importance, annealed)
 
 
 if __name__ == "__main__":
