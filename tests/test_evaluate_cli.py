@@ -123,3 +123,69 @@ def test_an_unreachable_rgb_download_fails_fast(tmp_path, monkeypatch):
   with pytest.raises(tfpvi.data.DataNotFoundError, match="TensorFlow Datasets: ConnectionError: http://10.255.255.1"):
     tfpvi.data.rgb.load_rgb("cifar10", "test", data_dir=str(tmp_path), use_tfds=True)
   assert time.perf_counter() - started < 10
+
+
+def _gaussian_folder(folder):
+  spec = flows.model_spec("gaussian", flows.Config(**flows.Config.SMOKE))
+  _train(folder, spec, _binary())
+  return spec
+
+
+AIS = ["--estimator", "ais", "--ais_steps", "5", "--ais_chains", "3", "--examples", "6", "--batch_size", "3"]
+
+
+def test_ais_and_bdmc_from_the_command_line(tmp_path, capsys):
+  _gaussian_folder(tmp_path)
+  assert evaluate.main([str(tmp_path), "--num_samples", "4", "--examples", "6", "--batch_size", "3"]) == 0
+  assert evaluate.main([str(tmp_path), *AIS]) == 0
+  out = capsys.readouterr().out
+  saved = json.loads((tmp_path / "evaluation_ais.json").read_text())
+  assert saved["estimator"] == "ais" and saved["num_steps"] == 5 and saved["num_chains"] == 3
+  assert saved["checkpoint"] == "ckpt-1" and "ckpt-1" in out  # the checkpoint measured is named
+  assert "importance sampling (K = 4)" in saved["comparison"] and "compared" in out
+  assert json.loads((tmp_path / "evaluation.json").read_text())["checkpoint"] == "ckpt-1"
+  assert not list(tmp_path.glob(".*partial*"))  # progress files go once the result is written
+  assert evaluate.main([str(tmp_path), "--bdmc", "3", "--ais_steps", "5", "--ais_chains", "2"]) == 0
+  bdmc = json.loads((tmp_path / "evaluation_bdmc.json").read_text())
+  assert bdmc["gap"] == pytest.approx(bdmc["upper"] - bdmc["lower"]) and len(bdmc["per_example"]["lower"]) == 3
+  assert "gap" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", ["grey", "eight_bit"])
+def test_out_of_support_test_images_get_one_line(tmp_path, capsys, fmt):
+  _gaussian_folder(tmp_path)
+  for flags in (EVAL, AIS):
+    assert evaluate.main([str(tmp_path), *flags, "--format", fmt]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: Bernoulli likelihood: expected binary x") and "\n" not in err, err
+    assert "Traceback" not in err and "Graph execution" not in err
+
+
+def test_a_killed_evaluation_resumes_with_the_same_numbers(tmp_path):
+  import os
+  import shutil
+  import signal
+  import subprocess
+  import sys
+
+  folder, twin = tmp_path / "run", tmp_path / "twin"
+  _gaussian_folder(folder)
+  shutil.copytree(folder, twin)
+  flags = ["--estimator", "ais", "--ais_steps", "400", "--ais_chains", "4", "--examples", "40", "--batch_size", "4"]
+  process = subprocess.Popen([sys.executable, "-m", "tfpvi.evaluate", str(folder), *flags, "--no-progress"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  deadline = time.time() + 120
+  while time.time() < deadline and process.poll() is None:
+    partial = list(folder.glob(".evaluation_ais-*.partial.jsonl"))
+    if partial and len(partial[0].read_text().splitlines()) >= 4:  # the settings and 3 of 10 batches
+      break
+    time.sleep(0.05)
+  assert process.poll() is None, "the evaluation finished before it could be killed; give it more work"
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  done_before = len(partial[0].read_text().splitlines()) - 1
+  assert 3 <= done_before < 10 and not (folder / "evaluation_ais.json").exists()
+  assert evaluate.main([str(folder), *flags]) == 0
+  assert evaluate.main([str(twin), *flags]) == 0
+  resumed, uninterrupted = (json.loads((f / "evaluation_ais.json").read_text()) for f in (folder, twin))
+  assert resumed == uninterrupted

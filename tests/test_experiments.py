@@ -227,11 +227,13 @@ def test_jackknife_table_has_a_title_and_no_axis_names():
 
   jackknife = importlib.import_module("experiments.jackknife")
   table = pd.DataFrame({"K": [4, 4, 8, 8], "order": [0, 1, 0, 1], "bias": [-1.2, -0.3, -0.6, -0.1],
+                        "standard_error": [0.05, 0.02, 0.04, 0.01],
                         "label": ["IWAE (order 0)", "JVI order 1"] * 2})
   title, header, *rows = jackknife.bias_text(table, 200).splitlines()
   assert "bias" in title and "nats" in title and "reference" in title and "K = 200" in title
+  assert "standard error" in title and "every subset" in title
   assert header.split() == ["K", "IWAE", "(order", "0)", "JVI", "order", "1"]
-  assert rows[0].split() == ["4", "-1.2000", "-0.3000"] and len(rows) == 2
+  assert rows[0].split() == ["4", "-1.2000", "(0.0500)", "-0.3000", "(0.0200)"] and len(rows) == 2
 
 
 def test_benchmark_help_is_quiet_and_keeps_its_list():

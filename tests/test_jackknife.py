@@ -1,7 +1,10 @@
 """Jackknife variational inference against the linear-Gaussian truth."""
 
+import itertools
+
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 from absl.testing import parameterized
 
 import tfpvi
@@ -25,6 +28,7 @@ class JackknifeTest(tf.test.TestCase, parameterized.TestCase):
     log_weights = tf.random.stateless_normal([9, 2000], seed=[2, 2])
     windows = leave_out_log_mean(log_weights, j, "windows")
     exhaustive = leave_out_log_mean(log_weights, j, "all")
+    self.assertAllClose(exhaustive, _reference_leave_out(log_weights.numpy(), j), atol=1e-9)
     if j == 1:
       self.assertAllClose(windows, exhaustive, atol=1e-5)
     difference = windows - exhaustive
@@ -53,8 +57,12 @@ class JackknifeTest(tf.test.TestCase, parameterized.TestCase):
   def test_errors(self):
     with self.assertRaisesRegex(ValueError, r"order must be in \[0, K-1\]"):
       jackknife(tf.zeros([3, 2]), 3)
-    with self.assertRaisesRegex(ValueError, "use subsets='windows'"):
-      leave_out_log_mean(tf.zeros([200, 1]), 3, "all")
+    with self.assertRaisesRegex(ValueError, r"C\(5000, 3\) = 2.08e\+10 subsets per example .*lower the order"):
+      jackknife(tf.zeros([5000, 1]), 3)
+    with self.assertRaisesRegex(ValueError, r"C\(200, 3\) = 1.31e\+06 subsets .*max_subsets=1e\+06"):
+      leave_out_log_mean(tf.zeros([200, 1]), 3, "all", max_subsets=10**6)
+    with self.assertRaisesRegex(ValueError, "subsets must be 'all' or 'windows'"):
+      jackknife(tf.zeros([5, 1]), 2, subsets="some")
 
 
 def _numpy_jackknife_float64(log_weights, order):
@@ -83,12 +91,68 @@ class JackknifePrecisionTest(tf.test.TestCase, parameterized.TestCase):
     # Log weights of a trained VAE's size: log p(x) near -90 nats, spread of a few nats.
     log_weights = -90.0 + 3.0 * tf.random.stateless_normal([k, 50], seed=[7, k])  # float32, as models give
     expected = _numpy_jackknife_float64(log_weights.numpy(), 3)
-    actual = jackknife(log_weights, 3)
+    actual = jackknife(log_weights, 3, subsets="windows")
     self.assertEqual(actual.dtype, tf.float32)
     # float32 output of a float64 computation: a few ulps of 90 (float32 sums erred by 1-25 nats here).
     self.assertAllClose(actual, expected, atol=1e-4, rtol=0)
-    self.assertAllClose(jackknife(tf.cast(log_weights, tf.float64), 3), expected, atol=1e-6, rtol=0)
+    self.assertAllClose(jackknife(tf.cast(log_weights, tf.float64), 3, subsets="windows"), expected, atol=1e-6, rtol=0)
 
   def test_rejects_a_non_integer_order(self):
     with self.assertRaisesRegex(ValueError, "order must be a Python int"):
       jackknife(tf.zeros([5, 2]), True)
+
+
+def _reference_leave_out(log_weights, j):
+  """Independent float64 reference: every kept (K - j)-subset enumerated, its log-sum-exp taken directly."""
+  log_weights = np.asarray(log_weights, np.float64)
+  k = log_weights.shape[0]
+  kept = np.array([c for c in itertools.combinations(range(k), k - j)])  # [C, K - j]
+  gathered = log_weights[kept]  # [C, K - j, B]
+  top = gathered.max(axis=1, keepdims=True)
+  log_sums = top[:, 0] + np.log(np.exp(gathered - top).sum(axis=1))
+  return log_sums.mean(axis=0) - np.log(k - j)
+
+
+def _reference_jackknife(log_weights, order):
+  return sum(c * _reference_leave_out(log_weights, j) for j, c in enumerate(jackknife_coefficients(
+      log_weights.shape[0], order)))
+
+
+class ExactJackknifeTest(tf.test.TestCase, parameterized.TestCase):
+  """The complete average over subsets against a float64 enumeration of the kept subsets."""
+
+  @parameterized.named_parameters(
+      ("near_equal_k16_m3", 16, 3, "near_equal"),
+      ("near_equal_k128_m2", 128, 2, "near_equal"),
+      ("near_equal_k40_m3", 40, 3, "near_equal"),
+      ("heavy_tailed_k16_m3", 16, 3, "heavy"),
+      ("heavy_tailed_k128_m2", 128, 2, "heavy"),
+      ("heavy_tailed_k40_m3", 40, 3, "heavy"),
+  )
+  def test_matches_enumeration(self, k, order, kind):
+    rng = np.random.default_rng(k + order)
+    if kind == "near_equal":
+      log_weights = -100.0 + 0.1 * rng.normal(size=[k, 4])
+    else:  # a few weights dominate by tens of nats (Student-t log weights)
+      log_weights = -100.0 + 8.0 * rng.standard_t(2, size=[k, 4])
+    expected = _reference_jackknife(log_weights, order)
+    actual = jackknife(tf.constant(log_weights, tf.float64), order, chunk_size=777)  # several chunks
+    # float64 rounding of each L_{K-j} (about 1e-14 of |log w|), amplified by the coefficients.
+    tolerance = 1e-12 * sum(abs(c) for c in jackknife_coefficients(k, order)) * np.abs(log_weights).max()
+    self.assertAllClose(actual, expected, atol=tolerance, rtol=0)
+    if kind == "near_equal":  # every order is then within 1e-3 of log-mean-exp
+      self.assertAllClose(actual, tfp.math.reduce_logmeanexp(log_weights, axis=0), atol=1e-3)
+
+  def test_order_three_at_k128_near_equal_weights(self):
+    # Windows were off by ~11 nats here; the exact average is within 1e-3 of log-mean-exp.
+    log_weights = -100.0 + 0.1 * tf.random.stateless_normal([128, 3], seed=[5, 5], dtype=tf.float64)
+    exact = jackknife(log_weights, 3)
+    self.assertAllClose(exact, tfp.math.reduce_logmeanexp(log_weights, axis=0), atol=1e-3)
+    self.assertEqual(jackknife(tf.cast(log_weights, tf.float32), 3).dtype, tf.float32)
+
+  def test_one_dominant_weight_does_not_cancel(self):
+    # w = [1, 1e-30, 1e-30, ...]: leaving the dominant weight out must give the tiny ones, not 0 or -inf.
+    log_weights = np.concatenate([[0.0], np.full(9, -69.0)])[:, None]
+    expected = _reference_leave_out(log_weights, 2)
+    self.assertAllClose(leave_out_log_mean(log_weights, 2), expected, atol=1e-10)
+    self.assertTrue(np.all(np.isfinite(jackknife(log_weights, 2))))
