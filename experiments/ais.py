@@ -145,11 +145,11 @@ def figure(estimates: pd.DataFrame, bdmc: pd.DataFrame, out, config) -> None:
       + gg.labs(x="evaluations of p(x, z) per image (log scale)", y="mean test log p(x), nats (higher is tighter)",
                 color="", shape="",
                 title=f"Estimates of log p(x) against compute, {config.eval_examples} MNIST test images",
-                caption="IS: K samples from q(z|x); AIS: T annealing steps from the prior, "
-                f"{config.ais_chains} chains, HMC with {NUM_LEAPFROG_STEPS} leapfrog steps. Both are lower bounds. "
-                "Error bars: +-2 Monte Carlo standard errors.")
+                caption="IS: K samples from q(z|x). AIS: T annealing steps from the prior, "
+                f"{config.ais_chains} chains, HMC with {NUM_LEAPFROG_STEPS} leapfrog steps.\n"
+                "Both are stochastic lower bounds. Error bars: +-2 Monte Carlo standard errors.")
       + gg.theme_bw()
-      + gg.theme(figure_size=(8, 4.5), legend_position="top")
+      + gg.theme(figure_size=(8, 4.8), legend_position="top")
   )
   tfpvi.plot.save(compute, str(out / "estimates_vs_compute.png"))
   long = pd.concat([bdmc.assign(bound="lower (forward AIS)", value=bdmc["lower"]),

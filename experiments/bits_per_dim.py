@@ -96,6 +96,9 @@ class Config:
       "--time_budget, --eval_examples, --eval_samples)")
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
+  EXCLUSIVE = (("steps", "time_budget", "full_protocol"), ("full_protocol", "eval_examples"),
+               ("full_protocol", "eval_samples"))
+
   SMOKE = dict(
       datasets=("mnist", "generated_rgb"), latent_size=4, conv_channels=(8, 8), num_components=2, mlp_hidden=(16,),
       batch_size=8, steps=6, time_budget=0.0, eval_samples=40, eval_examples=6, eval_batch=3, eval_chunk=20,

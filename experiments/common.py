@@ -197,6 +197,8 @@ def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
   """Builds a validated Config from command-line flags: one flag per field, plus --smoke.
 
   `--smoke` applies `config_cls.SMOKE` (a dict of overrides) first; explicit flags win over it.
+  `config_cls.EXCLUSIVE` (optional) lists groups of fields that replace each other (e.g. steps and
+  epochs): giving two flags of one group is refused rather than one of them silently ignored.
   Every value is checked against its field's constraints and the Config's own `check()` (if it
   has one); a bad value ends the program with a one-line usage error (SystemExit 2).
 
@@ -210,6 +212,12 @@ def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
     value = getattr(args, field.name)
     if value is not None:
       overrides[field.name] = value
+  given = [field.name for field in dataclasses.fields(config_cls) if getattr(args, field.name) is not None]
+  for group in getattr(config_cls, "EXCLUSIVE", ()):
+    clash = [name for name in group if name in given]
+    if len(clash) > 1:
+      parser.error(f"{' and '.join('--' + name for name in clash)} were both given, but they replace each other; "
+                   "give one of them")
   config = dataclasses.replace(config_cls(), **overrides)
   for field in dataclasses.fields(config_cls):
     reason = _check_value(field.name, getattr(config, field.name), field.metadata)
@@ -261,7 +269,10 @@ def start(config_cls, argv: Optional[Sequence[str]], description: str,
   default_smoke_folder = smoke and not output_dir_given
   if default_smoke_folder:
     config = dataclasses.replace(config, output_dir=str(SMOKE_ROOT / _module_name(config_cls)))
-  out = pathlib.Path(config.output_dir)
+  try:
+    out = tfpvi.checks.check_output_dir(config.output_dir, "--output_dir")
+  except ValueError as error:
+    parser.error(str(error))
   marked = (out / SMOKE_MARKER).exists()
   experiment = _module_path(config_cls)
   owner = folder_experiment(out)

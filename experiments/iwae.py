@@ -102,6 +102,9 @@ class Config:
       "(replaces --steps, --epochs, --time_budget, --schedule_growth, --eval_examples)")
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
+  EXCLUSIVE = (("steps", "epochs", "time_budget", "full_protocol"), ("full_protocol", "schedule_growth"),
+               ("full_protocol", "eval_examples"))
+
   SMOKE = dict(
       models=("vae:1", "iwae:3"), hidden_sizes=(16,), latent_size=4, two_layer_latents=(4, 2),
       two_layer_hidden=(16, 8), prior_components=5, steps=20, train_examples=500, eval_samples=40,

@@ -39,6 +39,8 @@ class Config:
   eval_examples: int = common.flag(10000, "number of test images for the ELBO and the scatter", minimum=1)
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
+  EXCLUSIVE = (("steps", "epochs"),)
+
   SMOKE = dict(hidden_size=16, epochs=0.0, steps=20, train_examples=500, eval_examples=200)
 
   def check(self) -> None:

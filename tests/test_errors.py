@@ -137,3 +137,24 @@ def test_plotting_into_a_missing_folder(tmp_path):
   history = __import__("pandas").DataFrame({"step": [1, 2], "loss": [3.0, 2.0]})
   with pytest.raises(FileNotFoundError, match="does not exist"):
     tfpvi.plot.loss_curves(history, path=str(tmp_path / "missing" / "loss.png"))
+
+
+
+
+def test_an_output_dir_that_is_a_file_is_refused_in_one_sentence(tmp_path, capsys):
+  import sonnet as snt
+
+  from experiments import beta_vae
+
+  a_file = tmp_path / "notes.txt"
+  a_file.write_text("not a run folder")
+  x = np.zeros([4, 28, 28, 1], np.float32)
+  for path, words in ((a_file, "is an existing file, not a folder"), (a_file / "run", "lies under .*notes.txt, which is a file")):
+    with pytest.raises(ValueError, match=words):
+      tfpvi.train.fit(model_28x28(), tfpvi.objectives.elbo, x, optimizer=snt.optimizers.Adam(1e-3), steps=1,
+                      batch_size=2, output_dir=str(path), progress=False)
+    with pytest.raises(SystemExit):
+      beta_vae.main(["--smoke", "--output_dir", str(path)])
+    err = capsys.readouterr().err
+    assert "--output_dir" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+  assert a_file.read_text() == "not a run folder"

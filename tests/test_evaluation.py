@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from absl.testing import parameterized
 
@@ -145,3 +146,19 @@ def test_evaluating_many_models_in_one_process_warns_of_no_retracing():
   result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
   assert result.returncode == 0 and "evaluated" in result.stdout, result.stderr[-3000:]
   assert "retracing" not in result.stderr, result.stderr[-3000:]
+
+
+def test_evaluate_dataset_reads_datasets_like_arrays():
+  truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=1)
+  x = truth.sample(7, seed=[3, 4]).numpy()
+  labels = np.arange(7)
+  expected, _ = evaluation.evaluate_dataset(truth.as_vae(), x, 20, batch_size=3)
+  for dataset in (tf.data.Dataset.from_tensor_slices(x), tf.data.Dataset.from_tensor_slices(x).batch(2),
+                  tf.data.Dataset.from_tensor_slices((x, labels)).batch(3),
+                  tf.data.Dataset.from_tensor_slices({"image": x, "label": labels})):
+    summary, _ = evaluation.evaluate_dataset(truth.as_vae(), dataset, 20, batch_size=3)
+    assert summary == expected
+  with pytest.raises(TypeError, match="stack them first"):
+    evaluation.evaluate_dataset(truth.as_vae(), list(x), 20)
+  with pytest.raises(TypeError, match="needs an 'image' entry"):
+    evaluation.evaluate_dataset(truth.as_vae(), tf.data.Dataset.from_tensor_slices({"x": x}), 20)

@@ -249,3 +249,18 @@ def test_benchmark_help_is_quiet_and_keeps_its_list():
   assert result.stdout.startswith("usage: python -m benchmarks.core ")
   assert "\n- IWAE training step" in result.stdout and "\n- `log_marginal_likelihood`" in result.stdout
   assert re.search(r"--repeats REPEATS +timed runs", result.stdout)
+
+
+@pytest.mark.parametrize("name, flags", [
+    ("iwae", ["--epochs", "2", "--steps", "10"]),
+    ("iwae", ["--full_protocol", "--eval_examples", "50"]),
+    ("latent_2d", ["--epochs", "3", "--steps", "10"]),
+    ("bits_per_dim", ["--steps", "10", "--time_budget", "5"]),
+])
+def test_flags_that_replace_each_other_are_refused(name, flags, tmp_path, capsys):
+  module = importlib.import_module(f"experiments.{name}")
+  with pytest.raises(SystemExit):
+    module.main(["--output_dir", str(tmp_path / "run"), *flags])
+  err = capsys.readouterr().err
+  assert "replace each other" in err and len(err.strip().splitlines()) == 1, err
+  assert not (tmp_path / "run").exists()  # refused before anything is written

@@ -7,6 +7,8 @@ assertions: they raise in eager mode and in plain `tf.function`s, and compile to
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -19,8 +21,27 @@ __all__ = [
     "check_distribution",
     "check_event_shape",
     "check_num_samples",
+    "check_output_dir",
     "stateless_seed",
 ]
+
+
+def check_output_dir(path, what: str = "output_dir"):
+  """Returns `path` as a pathlib.Path, or raises ValueError if it cannot be a folder.
+
+  A path that is an existing file, or that lies under one, is refused with a sentence that names
+  the file (instead of FileExistsError or NotADirectoryError from deep inside a run).
+  """
+  path = pathlib.Path(path)
+  if path.exists() and not path.is_dir():
+    raise ValueError(f"{what} {path} is an existing file, not a folder; give the path of a folder (new or "
+                     "existing) instead.")
+  for parent in path.parents:
+    if parent.exists():
+      if not parent.is_dir():
+        raise ValueError(f"{what} {path} lies under {parent}, which is a file, not a folder; give another path.")
+      break
+  return path
 
 
 def stateless_seed(seed) -> tf.Tensor:

@@ -378,7 +378,8 @@ def evaluate_dataset(
 
   Args:
     model: a `tfpvi.VAE`.
-    images: array [N, ...] of observations.
+    images: array [N, ...] of observations, or a `tf.data.Dataset` of them (batched or not; of
+      (images, labels) pairs, or of dicts with an "image" entry, the images are used), read once.
     num_samples: K importance samples per example; memory is bounded by chunk_size * batch_size.
       Not used by AIS, whose cost is set by its own `num_chains` and `num_steps`.
     estimator: "importance" (importance sampling with q(z|x), Burda et al. 2016), or a
@@ -416,6 +417,7 @@ def evaluate_dataset(
   num_samples = checks.check_num_samples(num_samples)
   batch_size = checks.check_num_samples(batch_size, "batch_size")
   checks.check_num_samples(chunk_size, "chunk_size")
+  images = _as_array(images)
   num_examples = len(images)
   if num_examples == 0:
     raise ValueError("evaluate_dataset: expected at least one example in images, got 0.")
@@ -468,6 +470,37 @@ def evaluate_dataset(
   else:
     summary.update(estimator="ais", num_chains=estimator.num_chains, num_steps=estimator.num_steps)
   return summary, per_example
+
+
+def _as_array(images) -> np.ndarray:
+  """The observations as one array [N, ...]: arrays as they are, a tf.data.Dataset read to its end."""
+  if not isinstance(images, tf.data.Dataset):
+    if isinstance(images, (list, tuple)) and images and not np.isscalar(images[0]):
+      raise TypeError(f"images must be an array [N, ...] or a tf.data.Dataset, got a {type(images).__name__} of "
+                      f"{len(images)} items; stack them first (np.stack(images)).")
+    return images
+  spec = images.element_spec
+
+  def first(element):
+    if isinstance(element, (tuple, list)):
+      return element[0]
+    if isinstance(element, dict):
+      if "image" not in element:
+        raise TypeError(f"a Dataset of dicts needs an 'image' entry to evaluate, got keys {sorted(element)}.")
+      return element["image"]
+    return element
+
+  if not isinstance(first(spec), tf.TensorSpec):
+    raise TypeError(f"images: expected a Dataset of image Tensors, got elements {spec}.")
+  chunks = [np.asarray(first(element)) for element in images.as_numpy_iterator()]
+  if not chunks:
+    return np.zeros([0], np.float32)
+  return np.concatenate(chunks) if _is_batched(first(spec)) else np.stack(chunks)
+
+
+def _is_batched(spec: tf.TensorSpec) -> bool:
+  """Elements of `Dataset.batch(n)` have an unknown leading dimension; single images have none unknown."""
+  return spec.shape.rank is not None and spec.shape.rank >= 1 and spec.shape[0] is None
 
 
 def _fingerprint(model, images) -> str:
@@ -625,7 +658,8 @@ def reading(summary: dict) -> str:
   return (
       f"Not reliable for {share} of examples (Pareto k-hat >= 0.7: a few samples dominate each such "
       f"estimate{ess_text}). Their log p(x) is most likely an underestimate; read it as a lower "
-      "bound, or improve the proposal (more training, a richer q(z|x))."
+      "bound. For a tighter estimate, use annealed importance sampling (tfpvi.ais; python -m tfpvi.evaluate RUN "
+      "--estimator ais), or improve the proposal (more training, a richer q(z|x))."
   )
 
 

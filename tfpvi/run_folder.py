@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tfpvi import specs
+from tfpvi import checks, specs
 
 __all__ = ["RECORD_FILE", "History", "RunFolder", "describe_callable", "jsonable", "settings_differences"]
 
@@ -208,6 +208,7 @@ class RunFolder:
     if resume not in (True, False, "force"):
       raise ValueError(f"resume must be True, False or 'force', got {resume!r}.")
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back from training.json
+    checks.check_output_dir(self.path)
     self.path.mkdir(parents=True, exist_ok=True)
     self.checkpoint = tf.train.Checkpoint(model=model, **tracked)
     self.manager = tf.train.CheckpointManager(self.checkpoint, self.path / "checkpoints", max_to_keep=self.max_to_keep)
