@@ -4,6 +4,7 @@ Each folder is built here in tmp_path with the experiment's own spec and a few `
 """
 
 import json
+import pathlib
 import time
 
 import numpy as np
@@ -141,13 +142,13 @@ def test_ais_and_bdmc_from_the_command_line(tmp_path, capsys):
   out = capsys.readouterr().out
   saved = json.loads((tmp_path / "evaluation_ais.json").read_text())
   assert saved["estimator"] == "ais" and saved["num_steps"] == 5 and saved["num_chains"] == 3
-  assert saved["checkpoint"] == "ckpt-1" and "ckpt-1" in out  # the checkpoint measured is named
+  assert saved["checkpoint"] == "ckpt-2" and "ckpt-2" in out  # the checkpoint measured is named
   assert "importance sampling (K = 4)" in saved["comparison"] and "compared" in out
-  assert json.loads((tmp_path / "evaluation.json").read_text())["checkpoint"] == "ckpt-1"
+  assert json.loads((tmp_path / "evaluation.json").read_text())["checkpoint"] == "ckpt-2"
   assert not list(tmp_path.glob(".*partial*"))  # progress files go once the result is written
   assert evaluate.main([str(tmp_path), "--bdmc", "3", "--ais_steps", "5", "--ais_chains", "2"]) == 0
   bdmc = json.loads((tmp_path / "evaluation_bdmc.json").read_text())
-  assert bdmc["gap"] == pytest.approx(bdmc["upper"] - bdmc["lower"]) and len(bdmc["per_example"]["lower"]) == 3
+  assert bdmc["gap"] == pytest.approx(bdmc["upper"] - bdmc["lower"], abs=1e-3) and len(bdmc["per_example"]["lower"]) == 3
   assert "gap" in capsys.readouterr().out
 
 
@@ -161,7 +162,8 @@ def test_out_of_support_test_images_get_one_line(tmp_path, capsys, fmt):
     assert "Traceback" not in err and "Graph execution" not in err
 
 
-def test_a_killed_evaluation_resumes_with_the_same_numbers(tmp_path):
+@pytest.mark.parametrize("estimator", ["importance", "ais"])
+def test_a_killed_evaluation_resumes_with_the_same_numbers(tmp_path, estimator):
   import os
   import shutil
   import signal
@@ -171,21 +173,47 @@ def test_a_killed_evaluation_resumes_with_the_same_numbers(tmp_path):
   folder, twin = tmp_path / "run", tmp_path / "twin"
   _gaussian_folder(folder)
   shutil.copytree(folder, twin)
-  flags = ["--estimator", "ais", "--ais_steps", "400", "--ais_chains", "4", "--examples", "40", "--batch_size", "4"]
+  if estimator == "ais":
+    flags = ["--estimator", "ais", "--ais_steps", "400", "--ais_chains", "4"]
+  else:
+    flags = ["--num_samples", "3000", "--chunk_size", "500"]
+  flags += ["--examples", "40", "--batch_size", "4"]
+  output = "evaluation_ais" if estimator == "ais" else "evaluation"
   process = subprocess.Popen([sys.executable, "-m", "tfpvi.evaluate", str(folder), *flags, "--no-progress"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   deadline = time.time() + 120
+  partial = []
   while time.time() < deadline and process.poll() is None:
-    partial = list(folder.glob(".evaluation_ais-*.partial.jsonl"))
+    partial = list(folder.glob(f".{output}-*.partial.jsonl"))
     if partial and len(partial[0].read_text().splitlines()) >= 4:  # the settings and 3 of 10 batches
       break
-    time.sleep(0.05)
+    time.sleep(0.02)
   assert process.poll() is None, "the evaluation finished before it could be killed; give it more work"
   process.send_signal(signal.SIGKILL)
   process.wait()
-  done_before = len(partial[0].read_text().splitlines()) - 1
-  assert 3 <= done_before < 10 and not (folder / "evaluation_ais.json").exists()
-  assert evaluate.main([str(folder), *flags]) == 0
+  before = partial[0].read_text().splitlines()
+  assert 3 <= len(before) - 1 < 10 and not (folder / f"{output}.json").exists()
+  kept = shutil.copy(partial[0], tmp_path / "kept.jsonl")
+  original_unlink = pathlib.Path.unlink
+
+  def keep_partial(self, missing_ok=False):  # the resumed run's progress file, kept to be read below
+    if self.name.endswith(".partial.jsonl") and self.parent == folder:
+      shutil.copy(self, kept)
+    return original_unlink(self, missing_ok=missing_ok)
+
+  pathlib.Path.unlink = keep_partial
+  try:
+    assert evaluate.main([str(folder), *flags]) == 0
+  finally:
+    pathlib.Path.unlink = original_unlink
   assert evaluate.main([str(twin), *flags]) == 0
-  resumed, uninterrupted = (json.loads((f / "evaluation_ais.json").read_text()) for f in (folder, twin))
-  assert resumed == uninterrupted
+  after = pathlib.Path(kept).read_text().splitlines()
+  assert after[: len(before)] == before  # the batches finished before the kill are kept as they were
+  starts = [json.loads(line)["start"] for line in after[1:]]
+  assert sorted(starts) == list(range(0, 40, 4))  # and every batch is there once: none lost, none repeated
+  resumed, uninterrupted = (json.loads((f / f"{output}.json").read_text()) for f in (folder, twin))
+  # TensorFlow's multi-threaded CPU kernels are not bitwise deterministic (1 ulp now and then);
+  # an AIS chain can amplify that through one accept/reject decision, within its Monte Carlo error.
+  tolerance = 4 * resumed["monte_carlo_standard_error"] if estimator == "ais" else 1e-4
+  assert abs(resumed["log_px"] - uninterrupted["log_px"]) <= tolerance
+  assert resumed["num_examples"] == uninterrupted["num_examples"] == 40

@@ -4,6 +4,9 @@ import json
 import pathlib
 import tempfile
 
+import numpy as np
+import pytest
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -139,3 +142,30 @@ class FlowAndDiscreteSpecTest(tf.test.TestCase):
     spec = dict(SPEC, decoder={"class": "RelaxedInput", "log_space": True})
     with self.assertRaisesRegex(ValueError, "RelaxedInput decoder spec needs a 'decoder' entry"):
       specs.build(spec)
+
+
+def test_load_model_restores_the_trained_weights_quietly(tmp_path, caplog):
+  import gc
+  import inspect
+  import logging
+
+  import sonnet as snt
+
+  model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 3), tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]),
+                    tfpvi.standard_normal_prior(3))
+  x = (np.random.default_rng(0).uniform(size=[8, 4, 4, 1]) > 0.5).astype(np.float32)
+  tfpvi.train.fit(model, tfpvi.objectives.elbo, x, optimizer=snt.optimizers.Adam(1e-2), steps=3, batch_size=4,
+                  output_dir=str(tmp_path), progress=False)
+  with caplog.at_level(logging.WARNING):
+    restored = tfpvi.load_model(tmp_path)
+    gc.collect()  # TensorFlow reports unrestored checkpoint values when the restore status is deleted
+  assert not [r for r in caplog.records if "checkpoint" in r.getMessage().lower()], caplog.text
+  for a, b in zip(model.trainable_variables, restored.trainable_variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  samples = restored.sample(5, seed=[1, 2])
+  assert samples.shape == [5, 4, 4, 1]
+  # The methods show their own signatures and docstrings (Sonnet's wrappers hide both).
+  assert list(inspect.signature(tfpvi.VAE.sample).parameters) == ["self", "num_samples", "seed", "mean"]
+  assert "Generates from the model" in tfpvi.VAE.sample.__doc__
+  with pytest.raises(FileNotFoundError, match="no model_spec.json"):
+    tfpvi.load_model(tmp_path / "nothing")

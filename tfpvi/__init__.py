@@ -32,6 +32,7 @@ from tfpvi import (  # noqa: E402
   train,
 )
 from tfpvi.linear_gaussian import LinearGaussian  # noqa: E402
+from tfpvi.specs import load_model  # noqa: E402
 from tfpvi.vae import VAE, LogWeightTerms, standard_normal_prior  # noqa: E402
 
 __version__ = "0.1.0"
@@ -57,6 +58,7 @@ __all__ = [
     "flows",
     "hierarchical",
     "importance",
+    "load_model",
     "objectives",
     "plot",
     "priors",

@@ -248,7 +248,9 @@ class _Annealer:
   def __init__(self, model, settings: AIS, jit_compile: bool):
     self._model = model
     self._settings = settings
-    self._segment = tf.function(self, jit_compile=jit_compile, reduce_retracing=True)
+    # One trace per input shape, never a shape-relaxed one: which graph a batch runs must not
+    # depend on the batches before it, or a resumed evaluation would not repeat an uninterrupted one.
+    self._segment = tf.function(self, jit_compile=jit_compile)
 
   def start_distribution(self, x):
     model = self._model
@@ -388,7 +390,10 @@ def ais_log_marginal_likelihood(
     jit_compile: True, False or "auto" (XLA when a GPU is visible).
     progress: a progress bar over annealing steps (tqdm); None shows it on a terminal for runs of
       1,000 steps or more.
-    seed: None, a Python int or a stateless seed; the same seed gives the same estimate.
+    seed: None, a Python int or a stateless seed; the same seed gives the same estimate (up to the
+      occasional 1-ulp differences of TensorFlow's multi-threaded CPU kernels, which a chain's
+      accept/reject step can amplify within the Monte Carlo error; one intra- and one inter-op
+      thread make it bitwise repeatable).
 
   Returns:
     AISResult: `log_px` [B] nats and `standard_error` [B], with the chains' log weights and the

@@ -18,7 +18,8 @@ gap says how far AIS with these settings can be from the truth (RUN_DIR/evaluati
 
 The checkpoint evaluated is the latest when the evaluation starts; it is named in the output and
 the JSON file. Each finished batch is saved in RUN_DIR as it completes, so a killed evaluation,
-started again with the same flags, resumes where it stopped and ends with the same numbers.
+started again with the same flags, resumes where it stopped: the batches already done are kept, the
+others run with the same seeds as in an uninterrupted evaluation.
 
 Discrete-latent models (tfpvi.discrete, trained with relaxed latents) are evaluated with exact
 one-hot latents: q(z|x) the categorical distribution of the encoder's logits, p(z) uniform.
@@ -97,13 +98,11 @@ def restore_pinned(run_dir) -> tuple:
   """(model, spec, checkpoint): as `restore`, and the path of the checkpoint that was restored."""
   check_folder(run_dir)
   spec = specs.load(run_dir)
-  model = specs.build(spec)
   latest = tf.train.latest_checkpoint(str(pathlib.Path(run_dir) / "checkpoints"))
   if latest is None:
     raise FileNotFoundError(f"no checkpoint in {pathlib.Path(run_dir) / 'checkpoints'}.")
+  model = specs.load_model(run_dir, checkpoint=latest)  # pinned: a checkpoint saved later is not mixed in
   evaluated = evaluation_model(model, spec)
-  evaluated.log_weights(tf.zeros([1, *specs.output_shape(spec)]), 1)  # creates the variables
-  tf.train.Checkpoint(model=model).restore(latest).expect_partial().assert_existing_objects_matched()
   return evaluated, spec, latest
 
 

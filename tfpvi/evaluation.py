@@ -386,8 +386,9 @@ def evaluate_dataset(
       `tfpvi.ais.AIS(...)` for annealed importance sampling with HMC (Wu et al. 2017).
     batch_size: examples per compiled call (the last batch may be smaller).
     chunk_size: importance samples drawn at once.
-    seed: Python int; batch i uses the stateless seed [seed, i], so a resumed run and an
-      uninterrupted one give the same numbers.
+    seed: Python int; batch i uses the stateless seed [seed, i], so a resumed run draws what an
+      uninterrupted one draws (its numbers agree up to the rare 1-ulp differences of TensorFlow's
+      multi-threaded CPU kernels).
     jit_compile: True, False or "auto" (XLA when a GPU is visible).
     num_dims: data dimensions for bits/dim (default: the product of the example shape).
     progress: show a progress bar over examples (tqdm); None shows it when stderr is a terminal.
@@ -612,8 +613,9 @@ def _compiled_batch_stats(model, num_samples: int, chunk_size: int, tail: int, j
   except TypeError:  # a model that cannot be weakly referenced: compile for this call only
     per_model = {}
   if key not in per_model:
-    per_model[key] = tf.function(_BatchStats(model, num_samples, chunk_size, tail), jit_compile=jit_compile,
-                                 reduce_retracing=True)
+    # One trace per batch shape (no shape relaxation), so a batch runs the same graph in a resumed
+    # evaluation as in an uninterrupted one.
+    per_model[key] = tf.function(_BatchStats(model, num_samples, chunk_size, tail), jit_compile=jit_compile)
   return per_model[key]
 
 

@@ -46,7 +46,7 @@ import tensorflow_probability as tfp
 from tfpvi import conv, decoders, discrete, encoders, flows, hierarchical, priors
 from tfpvi.vae import VAE, standard_normal_prior
 
-__all__ = ["DATA_FORMATS", "build", "describe", "differences", "has_checkpoints", "load", "normalize", "output_shape",
+__all__ = ["DATA_FORMATS", "build", "describe", "differences", "has_checkpoints", "load", "load_model", "normalize", "output_shape",
            "save"]
 
 tfd = tfp.distributions
@@ -368,3 +368,30 @@ def load(run_dir) -> dict[str, Any]:
         "one sub-folder per model, e.g. runs/iwae/iwae_k50 or runs/flows/iaf)."
     )
   return json.loads(path.read_text())
+
+
+def load_model(run_dir, *, checkpoint: Optional[str] = None) -> VAE:
+  """Rebuilds the trained model of a run folder: its model_spec.json, then its latest checkpoint.
+
+  Only the model's variables are read (the optimizer's slots and the training counters in the
+  checkpoint are left alone, without warnings about them).
+
+  Args:
+    run_dir: a folder written by `tfpvi.train.fit` or an experiment (model_spec.json, checkpoints/).
+    checkpoint: a checkpoint path (e.g. ".../checkpoints/ckpt-3000"); default: the latest one.
+
+  Returns:
+    the `tfpvi.VAE` with the trained weights; `model.sample(16, seed=0)` generates from it.
+
+  Raises:
+    FileNotFoundError: if the folder has no model_spec.json or no checkpoint.
+  """
+  spec = load(run_dir)
+  model = build(spec)
+  path = checkpoint or tf.train.latest_checkpoint(str(pathlib.Path(run_dir) / "checkpoints"))
+  if path is None:
+    raise FileNotFoundError(f"no checkpoint in {pathlib.Path(run_dir) / 'checkpoints'}: the model was never saved "
+                            "(train it with tfpvi.train.fit(..., output_dir=...) first).")
+  model.log_weights(tf.zeros([1, *output_shape(spec)]), 1)  # creates the variables
+  tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+  return model

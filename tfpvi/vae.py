@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, NamedTuple, Optional, Union
 
 import sonnet as snt
@@ -30,6 +31,27 @@ class LogWeightTerms(NamedTuple):
 
 
 PriorLike = Union[tfd.Distribution, Callable[[], tfd.Distribution]]
+
+# Sonnet wraps each method of a module in a name scope whose visible signature is (*args, **kwargs)
+# and which has no docstring; `_shown` keeps the method as written so that `_show_methods` can give
+# the wrappers their real signature and docstring back (help(), inspect.signature, API docs).
+_SHOWN: dict = {}
+
+
+def _shown(method):
+  _SHOWN[method.__qualname__] = method
+  return method
+
+
+def _show_methods(cls):
+  # Only the signature and the docstring: a `__wrapped__` would make AutoGraph, which caches its
+  # conversions per code object (one for all of Sonnet's wrappers), run one method for another.
+  for name, wrapper in vars(cls).items():
+    original = _SHOWN.get(f"{cls.__qualname__}.{name}")
+    if original is not None and wrapper is not original:
+      wrapper.__signature__ = inspect.signature(original)
+      wrapper.__doc__ = original.__doc__
+  return cls
 
 
 def _shape_list(shape) -> str:
@@ -91,6 +113,7 @@ def _check_posterior(q: tfd.Distribution, prior: tfd.Distribution) -> None:
     )
 
 
+@_show_methods
 class VAE(snt.Module):
   """A deep latent-variable model p(z) p(x|z) with an amortized posterior q(z|x).
 
@@ -170,6 +193,7 @@ class VAE(snt.Module):
       return self._prior
     return _as_event_prior(checks.check_distribution(self._prior(), "prior"))
 
+  @_shown
   def posterior(self, x: tf.Tensor) -> tfd.Distribution:
     """Returns q(z|x) with batch shape [B] for x [B, ...].
 
@@ -182,10 +206,12 @@ class VAE(snt.Module):
     _check_posterior(q, self.prior)
     return q
 
+  @_shown
   def likelihood(self, z) -> tfd.Distribution:
     """Returns p(x|z) with batch shape [..., B] for z [..., B, ...] (a Tensor or a nest)."""
     return checks.check_distribution(self.decoder(z), "decoder")
 
+  @_shown
   def sample_posterior(self, x: tf.Tensor, num_samples: int, *, seed: Seed = None):
     """Draws z ~ q(z|x) (reparameterized when q is).
 
@@ -201,6 +227,7 @@ class VAE(snt.Module):
     q = self.posterior(x)
     return q, q.sample(num_samples, seed=seed)
 
+  @_shown
   def log_weight_terms(
       self,
       x: tf.Tensor,
@@ -236,6 +263,7 @@ class VAE(snt.Module):
         log_posterior=log_posterior,
     )
 
+  @_shown
   def log_weights(self, x: tf.Tensor, num_samples: int, *, seed: Seed = None) -> tf.Tensor:
     """Log importance weights log p(x|z) + log p(z) - log q(z|x), z ~ q(z|x).
 
@@ -250,6 +278,7 @@ class VAE(snt.Module):
     q, z = self.sample_posterior(x, num_samples, seed=seed)
     return self.log_weight_terms(x, z, q).log_weights
 
+  @_shown
   def posterior_location(self, x: tf.Tensor, *, seed: Seed = None):
     """A single representative latent per example: q's mean where TFP implements it.
 
@@ -279,6 +308,7 @@ class VAE(snt.Module):
         pass
     return q.sample(seed=seed)
 
+  @_shown
   def reconstruct(
       self, x: tf.Tensor, num_samples: Optional[int] = None, *, seed: Seed = None
   ) -> tf.Tensor:
@@ -299,6 +329,7 @@ class VAE(snt.Module):
     num_samples = checks.check_num_samples(num_samples)
     return self.likelihood(self.posterior(x).sample(num_samples, seed=seed)).mean()
 
+  @_shown
   def sample(self, num_samples: int, *, seed: Seed = None, mean: bool = True) -> tf.Tensor:
     """Generates from the model: z ~ p(z), then the mean of p(x|z) (or a sample of it).
 
