@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 import time
 
 import numpy as np
@@ -56,6 +55,7 @@ class Config:
   ais_steps: tuple = common.flag((10, 100, 1000), "annealing steps T of the AIS estimates and of BDMC", minimum=1)
   ais_chains: int = common.flag(16, "AIS chains per image", minimum=1)
   bdmc_examples: int = common.flag(50, "images simulated from the model for BDMC", minimum=1)
+  resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
   SMOKE = dict(hidden_sizes=(16,), latent_size=4, steps=20, train_examples=300, eval_examples=6, eval_batch=3,
@@ -87,7 +87,8 @@ def train(config, out):
   history = tfpvi.train.fit(
       model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x_train,
       optimizer=snt.optimizers.Adam(config.learning_rate), steps=config.steps, batch_size=config.batch_size,
-      preprocess=tfpvi.data.binarize_dynamic, output_dir=str(out / "model"), seed=config.seed, steps_per_call=50,
+      preprocess=tfpvi.data.binarize_dynamic, resume=common.fit_resume(config),
+      output_dir=str(out / "model"), seed=config.seed, steps_per_call=50,
   )
   return model, history
 
@@ -128,7 +129,8 @@ def run_bdmc(model, config) -> list[dict]:
                             num_leapfrog_steps=NUM_LEAPFROG_STEPS, seed=config.seed, progress=False)
     gap = result.gap.numpy()
     rows.append({"num_steps": num_steps, "lower": float(np.mean(result.lower)), "upper": float(np.mean(result.upper)),
-                 "gap": float(gap.mean()), "gap_se": float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else 0.0,
+                 "gap": float(gap.mean()),
+                 "gap_se": float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else 0.0,
                  "seconds": time.time() - started})
     common.say(f"  BDMC T = {num_steps:5d}: lower {rows[-1]['lower']:.3f}, upper {rows[-1]['upper']:.3f}, "
                f"gap {rows[-1]['gap']:.3f} +- {rows[-1]['gap_se']:.3f} nats")
@@ -189,4 +191,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  common.run(main)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import sys
 
 import matplotlib
 
@@ -78,6 +77,7 @@ class Config:
   full_protocol: bool = common.flag(
       False, f"Blundell et al.'s scale: {FULL_PROTOCOL_EPOCHS} epochs, widths 400, 800, 1200, the full test set "
       "(replaces --steps, --widths, --eval_examples)")
+  resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, weight samples)")
 
   SMOKE = dict(widths=(16,), steps=30, batch_size=32, train_examples=512, eval_examples=200, predictive_samples=3,
@@ -149,7 +149,8 @@ def train(model, name: str, train_data, config: Config, run_dir):
   return tfpvi.train.fit(
       model, functools.partial(bnn.elbo, return_terms=True), train_data,
       optimizer=snt.optimizers.Adam(config.learning_rate), steps=config.steps, batch_size=config.batch_size,
-      objective_kwargs={"kl_weight": kl_weight}, output_dir=str(run_dir), seed=config.seed,
+      objective_kwargs={"kl_weight": kl_weight}, resume=common.fit_resume(config),
+      output_dir=str(run_dir), seed=config.seed,
       steps_per_call=config.steps_per_call, log_every=max(1, config.steps // 100),
   )
 
@@ -208,6 +209,17 @@ def plot_snr(snrs: dict[str, np.ndarray], path) -> None:
   plt.close(figure)
 
 
+def loss_curves(histories, path):
+  """Cross-entropy of every model on one axis and BBB's KL on its own (the free energy's scale is another)."""
+  return tfpvi.plot.loss_curves(
+      histories, terms=["log_likelihood", "kl"], log_y=False, title="training curves",
+      term_labels={"log_likelihood": "cross-entropy -log p(y|x, w), nats per image",
+                   "kl": "KL(q(w) || p(w)), whole network (BBB)"},
+      caption="Cross-entropy is comparable across models; BBB's training loss adds its KL divided by the "
+      "number of images\n(Blundell et al.'s free energy). Baselines have no KL term (0).",
+      path=str(path))
+
+
 def plot_bars(errors: dict[str, float], path, *, xlabel: str, title: str) -> None:
   figure, ax = plt.subplots(figsize=(max(5, 0.9 * len(errors)), 4))
   ax.bar(list(errors), list(errors.values()), color="tab:blue")
@@ -218,6 +230,7 @@ def plot_bars(errors: dict[str, float], path, *, xlabel: str, title: str) -> Non
   figure.tight_layout()
   tfpvi.plot.save(figure, str(path))
   plt.close(figure)
+  return figure
 
 
 def plot_pruning(pruning: dict[str, dict[str, float]], path) -> None:
@@ -255,10 +268,10 @@ def main(argv=None) -> dict:
         pruning[run] = {"0%": errors[run]["mean_weights"], **pruned_errors(model, x_test, y_test,
                                                                             config.prune_fractions)}
   metrics = {"test_error_percent": errors, "pruning_test_error_percent": pruning}
-  tfpvi.plot.loss_curves(histories, terms=["loss"], log_y=False, title="training loss (negative objective per image)",
-                         path=str(out / "loss_curves.png"))
+  loss_curves(histories, out / "loss_curves.png")
   plot_bars({run: e["predictive" if "predictive" in e else "mean_weights"] for run, e in errors.items()},
-            out / "test_error.png", xlabel="model_width", title="MNIST test error (BBB: predictive average)")
+            out / "test_error.png", xlabel="model, hidden units per layer",
+            title="MNIST test error (BBB: predictive average)")
   if snrs:
     plot_snr(snrs, out / "snr_density.png")
     plot_pruning(pruning, out / "pruning.png")
@@ -273,4 +286,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  common.run(main)

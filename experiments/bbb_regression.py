@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 
 import matplotlib
 
@@ -62,6 +61,7 @@ class Config:
   learning_rate: float = common.flag(1e-2, "Adam learning rate", above=0)
   predictive_samples: int = common.flag(500, "weight samples in the BBB predictive mixture", minimum=2)
   grid_points: int = common.flag(281, "points on [-0.2, 1.2] where the predictive is evaluated", minimum=8)
+  resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (data, initialisation, minibatches, weight samples)")
 
   SMOKE = dict(hidden_sizes=(16,), train_examples=40, batch_size=20, steps=40, predictive_samples=20, grid_points=29)
@@ -115,6 +115,7 @@ def train(model, name: str, data, config: Config, out, *, kl_weight):
   return tfpvi.train.fit(
       model, objective, data, optimizer=snt.optimizers.Adam(config.learning_rate), steps=config.steps,
       batch_size=config.batch_size, objective_kwargs={"kl_weight": kl_weight}, log_every="powers_of_two",
+      resume=common.fit_resume(config),
       output_dir=str(out / name), seed=config.seed, steps_per_call=100,
   )
 
@@ -192,4 +193,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  common.run(main)

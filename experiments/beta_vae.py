@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 
 import numpy as np
 import sonnet as snt
@@ -40,6 +39,7 @@ class Config:
   steps: int = common.flag(1024, "training steps", minimum=1)
   train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1)
   eval_examples: int = common.flag(10000, "number of test images for the final loss terms", minimum=1)
+  resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
   SMOKE = dict(hidden_sizes=(16,), steps=16, train_examples=256, eval_examples=64)
@@ -73,7 +73,8 @@ def main(argv=None) -> dict:
   history = tfpvi.train.fit(
       model, objective, x_train, optimizer=snt.optimizers.Adam(config.learning_rate),
       steps=config.steps, batch_size=config.batch_size, preprocess=tfpvi.data.binarize_dynamic,
-      log_every="powers_of_two", output_dir=str(out), seed=config.seed, steps_per_call=64,
+      log_every="powers_of_two", resume=common.fit_resume(config),
+      output_dir=str(out), seed=config.seed, steps_per_call=64,
   )
   terms = tfpvi.objectives.elbo(model, x_test, beta=config.beta, seed=[config.seed, 1], return_terms=True)
   metrics = {
@@ -95,4 +96,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  common.run(main)

@@ -49,7 +49,6 @@ import functools
 import json
 import math
 import pathlib
-import sys
 import time
 
 import matplotlib
@@ -94,6 +93,7 @@ class Config:
   full_protocol: bool = common.flag(
       False, "a GPU run: 200 epochs per model, 10,000 test images with K = 1000 (replaces --steps, "
       "--time_budget, --eval_examples, --eval_samples)")
+  resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
   EXCLUSIVE = (("steps", "time_budget", "full_protocol"), ("full_protocol", "eval_examples"),
@@ -184,7 +184,8 @@ def train_one(model, config: Config, x_train: np.ndarray, run_dir: pathlib.Path)
   optimizer = snt.optimizers.Adam(tf.Variable(config.learning_rate, trainable=False))
   fit = functools.partial(
       tfpvi.train.fit, model, functools.partial(tfpvi.objectives.elbo, num_samples=1, return_terms=True),
-      x_train, optimizer=optimizer, batch_size=config.batch_size, output_dir=str(run_dir),
+      x_train, optimizer=optimizer, batch_size=config.batch_size, resume=common.fit_resume(config),
+      output_dir=str(run_dir),
       steps_per_call=config.steps_per_call, seed=config.seed, progress=False,
   )
   run_dir.mkdir(parents=True, exist_ok=True)
@@ -263,17 +264,32 @@ def save_images(panels: dict, path: pathlib.Path, rows: int) -> None:
 
 def figures(models: dict, x_test: np.ndarray, histories: dict, dataset: str, out: pathlib.Path, seed: int) -> None:
   dims = int(np.prod(x_test.shape[1:]))
+  learning_curves(histories, dims, dataset, out / f"learning_curves_{dataset}.png")
+  _sample_figures(models, x_test, dataset, out, seed)
+
+
+def learning_curves(histories: dict, dims: int, dataset: str, path: pathlib.Path):
+  """Training bound in bits/dim against training seconds, on a log axis with enough labels to read."""
   figure, axis = plt.subplots(figsize=(5.5, 3.6))
   for name, history in histories.items():
     axis.plot(history["wall_time"], history["loss"] / (dims * math.log(2.0)), label=name)
   axis.set_xlabel("training seconds")
   axis.set_ylabel("negative ELBO (bits/dim)")
   axis.set_yscale("log")
+  # Labels at 1, 2 and 5 times each power of ten, and plain numbers: a bits/dim curve spans less
+  # than a decade, where the default log axis shows one label or none.
+  axis.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+  axis.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+  axis.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   axis.set_title(f"8-bit {dataset}: training bound")
   axis.legend()
   figure.tight_layout()
-  figure.savefig(out / f"learning_curves_{dataset}.png", dpi=120)
+  figure.savefig(path, dpi=120)
   plt.close(figure)
+  return figure
+
+
+def _sample_figures(models: dict, x_test: np.ndarray, dataset: str, out: pathlib.Path, seed: int) -> None:
   inputs = x_test[:16]
   panels = {"test images": inputs}
   samples = {}
@@ -339,4 +355,4 @@ def table(metrics: dict) -> str:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  common.run(main)

@@ -214,7 +214,7 @@ def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
       overrides[field.name] = value
   given = [field.name for field in dataclasses.fields(config_cls) if getattr(args, field.name) is not None]
   for group in getattr(config_cls, "EXCLUSIVE", ()):
-    clash = [name for name in group if name in given]
+    clash = [name for name in group if name in given and getattr(args, name)]  # 0 / false: "not this one"
     if len(clash) > 1:
       parser.error(f"{' and '.join('--' + name for name in clash)} were both given, but they replace each other; "
                    "give one of them")
@@ -229,6 +229,34 @@ def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
     except ValueError as error:
       parser.error(str(error))
   return config, args.smoke, args.output_dir is not None, parser
+
+
+def resume_flag():
+  """The `resume` field every training experiment's Config declares (`--resume force`)."""
+  return flag("auto", "how to treat a folder trained with other settings: auto refuses it with the differences, "
+              "force continues it with these settings (the change is recorded in training.json)",
+              choices=("auto", "force"))
+
+
+def fit_resume(config) -> Any:
+  """`fit`'s resume argument for the Config's --resume: True (refuse other settings) or "force"."""
+  return "force" if getattr(config, "resume", "auto") == "force" else True
+
+
+def run(main: Callable[[Sequence[str]], Any], argv: Optional[Sequence[str]] = None) -> None:
+  """Runs an experiment's main: a refused folder or missing data end in one line on stderr, exit status 2.
+
+  What the user can act on (a ValueError from tfpvi, e.g. a folder trained with other settings, and
+  missing data) is printed as one sentence, without a traceback; anything else propagates as it is.
+  """
+  try:
+    main(sys.argv[1:] if argv is None else argv)
+  except (ValueError, FileNotFoundError) as error:  # tfpvi.data.DataNotFoundError is a FileNotFoundError
+    message = " ".join(str(error).split())
+    spec = getattr(sys.modules.get(main.__module__), "__spec__", None)
+    program = f"python -m {spec.name}" if spec is not None else main.__module__
+    print(f"{program}: error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def holds_checkpoints(folder) -> bool:

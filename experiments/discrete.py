@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import pathlib
-import sys
 import time
 
 import numpy as np
@@ -75,6 +74,7 @@ class Config:
   eval_chunk: int = common.flag(500, "importance samples computed at once (memory)", minimum=1)
   steps_per_call: int = common.flag(50, "training steps per compiled call (speed only)", minimum=1)
   train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1)
+  resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
   SMOKE = dict(
@@ -180,7 +180,8 @@ def train_one(name: str, config: Config, x_train, x_curve, run_dir: pathlib.Path
   fit = functools.partial(
       tfpvi.train.fit, built.model, functools.partial(built.objective, return_terms=True), x_train,
       optimizer=snt.optimizers.Adam(config.learning_rate), batch_size=config.batch_size,
-      preprocess=tfpvi.data.binarize_dynamic, output_dir=str(run_dir), steps_per_call=config.steps_per_call,
+      preprocess=tfpvi.data.binarize_dynamic, resume=common.fit_resume(config),
+      output_dir=str(run_dir), steps_per_call=config.steps_per_call,
       seed=config.seed, objective_kwargs=built.objective_kwargs,
   )
   steps = planned_steps(run_dir, settings_for(name, config), config.steps, config.time_budget,
@@ -235,13 +236,14 @@ def plot_curves(histories: dict, path: pathlib.Path) -> None:
     rows = history["test_elbo"].notna().to_numpy()
     axes[1].plot(history["step"][rows], -history["test_elbo"][rows], marker="o", label=name)
   axes[0].set(xlabel="step", ylabel="nats", title="negative training objective (each model's own)")
-  axes[1].set(xlabel="step", ylabel="nats", title="negative discrete ELBO on test images")
+  axes[1].set(xlabel="step", ylabel="nats", title="negative test ELBO (one-hot z; the Gaussian VAE: its own ELBO)")
   for ax in axes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+  return fig
 
 
 def plot_temperature(histories: dict, path: pathlib.Path) -> None:
@@ -282,4 +284,4 @@ def table(metrics: dict) -> str:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  common.run(main)

@@ -40,7 +40,6 @@ import functools
 import json
 import math
 import pathlib
-import sys
 import time
 
 import numpy as np
@@ -100,6 +99,7 @@ class Config:
   full_protocol: bool = common.flag(
       False, "Burda et al. 2016's schedule: 3,280 passes per model in 8 stages growing 3x, 10,000 test images "
       "(replaces --steps, --epochs, --time_budget, --schedule_growth, --eval_examples)")
+  resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
   EXCLUSIVE = (("steps", "epochs", "time_budget", "full_protocol"), ("full_protocol", "schedule_growth"),
@@ -320,7 +320,8 @@ def train_one(name: str, k: int, config: Config, x_train: np.ndarray, run_dir: p
   )
   fit = functools.partial(
       tfpvi.train.fit, model, objective_for(name, k), x_train, optimizer=optimizer,
-      batch_size=config.batch_size, preprocess=tfpvi.data.binarize_dynamic, output_dir=str(run_dir),
+      batch_size=config.batch_size, preprocess=tfpvi.data.binarize_dynamic, resume=common.fit_resume(config),
+      output_dir=str(run_dir),
       steps_per_call=config.steps_per_call, seed=config.seed,
   )
 
@@ -419,4 +420,4 @@ def reading(metrics: dict) -> str:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  common.run(main)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import pathlib
-import sys
 
 import numpy as np
 import pandas as pd
@@ -41,6 +40,7 @@ class Config:
   replicates: int = common.flag(20, "independent estimates per test image and K", minimum=1)
   examples: int = common.flag(100, "number of test images", minimum=1)
   reference_samples: int = common.flag(20000, "importance samples of the reference log p(x) per image", minimum=2)
+  resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed")
 
   SMOKE = dict(steps=20, num_samples=(4, 8), replicates=3, examples=8, reference_samples=200)
@@ -73,7 +73,8 @@ def trained_model(config: Config, out):
   history = tfpvi.train.fit(
       model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x_train,
       optimizer=snt.optimizers.Adam(1e-3), steps=config.steps, batch_size=100,
-      preprocess=tfpvi.data.binarize_dynamic, output_dir=str(out / "model"), steps_per_call=50,
+      preprocess=tfpvi.data.binarize_dynamic, resume=common.fit_resume(config),
+      output_dir=str(out / "model"), steps_per_call=50,
       seed=config.seed,
   )
   return model, evaluate.test_images(spec, config.examples), {"model": common.trained_record(history, config.steps)}
@@ -151,4 +152,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  common.run(main)

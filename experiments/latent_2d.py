@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 
 import numpy as np
 import sonnet as snt
@@ -37,6 +36,7 @@ class Config:
   steps: int = common.flag(0, "if > 0, training steps, replacing --epochs", minimum=0)
   train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1)
   eval_examples: int = common.flag(10000, "number of test images for the ELBO and the scatter", minimum=1)
+  resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
   EXCLUSIVE = (("steps", "epochs"),)
@@ -80,7 +80,8 @@ def train(config, x_train, run_dir, num_samples: int):
   history = tfpvi.train.fit(
       model, functools.partial(tfpvi.objectives.elbo, num_samples=num_samples, return_terms=True),
       x_train, optimizer=snt.optimizers.RMSProp(config.learning_rate), steps=steps,
-      batch_size=config.batch_size, preprocess=tfpvi.data.binarize_dynamic, output_dir=str(run_dir),
+      batch_size=config.batch_size, preprocess=tfpvi.data.binarize_dynamic, resume=common.fit_resume(config),
+      output_dir=str(run_dir),
       log_every=max(1, steps // 200), seed=config.seed, steps_per_call=100,
   )
   return model, history
@@ -108,4 +109,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  common.run(main)

@@ -83,6 +83,21 @@ def _draw(nominal_means, proposal_means, num_samples, seed, deadline):
   return exceeds, nominal.log_prob(x) - proposal.log_prob(x)
 
 
+def deadline_band(frame: pd.DataFrame) -> pd.DataFrame:
+  """Adds the band [low, high] of each running estimate: +-2 standard errors, clipped to [0, 1].
+
+  Before a method's first hit its estimate and standard error are both 0, which would draw a band
+  of zero width; there the band is [0, 3/n], the rule of three's 95% upper bound for an event not
+  seen in n draws.
+  """
+  frame = frame.copy()
+  frame["low"] = (frame["estimate"] - 2 * frame["se"]).clip(lower=0.0)
+  frame["high"] = (frame["estimate"] + 2 * frame["se"]).clip(upper=1.0)
+  unseen = (frame["estimate"] == 0) & (frame["se"] == 0)
+  frame.loc[unseen, "high"] = (3.0 / frame.loc[unseen, "samples"]).clip(upper=1.0)
+  return frame
+
+
 def main(argv=None) -> dict:
   config, out, started = common.start(Config, argv, __doc__)
   mean_days = tfpvi.importance.expectation(
@@ -122,8 +137,7 @@ def main(argv=None) -> dict:
   }
   frame = pd.DataFrame(rows)
   # A probability: the +-2 standard error band is clipped to [0, 1].
-  frame["low"] = (frame["estimate"] - 2 * frame["se"]).clip(lower=0.0)
-  frame["high"] = (frame["estimate"] + 2 * frame["se"]).clip(upper=1.0)
+  frame = deadline_band(frame)
   plot = (
       gg.ggplot(frame, gg.aes("samples", "estimate", color="method", fill="method"))
       + gg.geom_ribbon(gg.aes(ymin="low", ymax="high"), alpha=0.15, color="none")
@@ -132,9 +146,11 @@ def main(argv=None) -> dict:
       + gg.scale_x_log10()
       + gg.labs(x="number of samples", y=f"P(completion >= {config.deadline:g} days)", color="", fill="",
                 title="running estimates, band +-2 standard errors (clipped to [0, 1])",
-                caption=f"dashed: the final estimate of the method with the smallest standard error ({best_name})")
+                caption=f"dashed: the final estimate of the method with the smallest standard error ({best_name}); "
+                "before a method's first hit its band\nis the 95% upper bound 3/n of the rule of three (no hit in n "
+                "samples is not a probability of 0)")
       + gg.theme_bw()
-      + gg.theme(figure_size=(8, 4.5), legend_position="bottom")
+      + gg.theme(figure_size=(8, 4.8), legend_position="bottom")
   )
   tfpvi.plot.save(plot, str(out / "convergence.png"))
   frame.to_csv(out / "convergence.csv", index=False)

@@ -99,7 +99,8 @@ def hierarchical_truth():
 
   def encoder(x):
     batch = tf.shape(x)[0]
-    return tfd.JointDistributionNamed({"z1": tfd.Normal(tf.zeros([batch]), 1.5), "z2": tfd.Normal(tf.zeros([batch]), 2.0)})
+    return tfd.JointDistributionNamed(
+        {"z1": tfd.Normal(tf.zeros([batch]), 1.5), "z2": tfd.Normal(tf.zeros([batch]), 2.0)})
 
   return tfpvi.VAE(encoder, decoder, prior), tfd.Normal(0.0, math.sqrt(4.34))
 

@@ -149,7 +149,8 @@ def test_an_output_dir_that_is_a_file_is_refused_in_one_sentence(tmp_path, capsy
   a_file = tmp_path / "notes.txt"
   a_file.write_text("not a run folder")
   x = np.zeros([4, 28, 28, 1], np.float32)
-  for path, words in ((a_file, "is an existing file, not a folder"), (a_file / "run", "lies under .*notes.txt, which is a file")):
+  cases = ((a_file, "is an existing file, not a folder"), (a_file / "run", "lies under .*notes.txt, which is a file"))
+  for path, words in cases:
     with pytest.raises(ValueError, match=words):
       tfpvi.train.fit(model_28x28(), tfpvi.objectives.elbo, x, optimizer=snt.optimizers.Adam(1e-3), steps=1,
                       batch_size=2, output_dir=str(path), progress=False)
@@ -158,3 +159,24 @@ def test_an_output_dir_that_is_a_file_is_refused_in_one_sentence(tmp_path, capsy
     err = capsys.readouterr().err
     assert "--output_dir" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
   assert a_file.read_text() == "not a run folder"
+
+
+def test_a_keras_schedule_inside_a_sonnet_optimizer_and_a_list_of_images_say_what_to_do():
+  import sonnet as snt
+  import tf_keras
+
+  x = (np.random.default_rng(0).uniform(size=[8, 28, 28, 1]) > 0.5).astype(np.float32)
+  schedule = tf_keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=10, decay_rate=0.5)
+  with pytest.raises(TypeError, match="ExponentialDecay \\(a schedule\\); Sonnet optimizers take a float") as raised:
+    tfpvi.train.fit(model_28x28(), tfpvi.objectives.elbo, x, optimizer=snt.optimizers.Adam(schedule), steps=2,
+                    batch_size=4, progress=False)
+  assert len(str(raised.value)) < 400
+  # What the message advises works: the schedule given to fit, the rate a tf.Variable.
+  optimizer = snt.optimizers.Adam(tf.Variable(1e-3))
+  history = tfpvi.train.fit(model_28x28(), tfpvi.objectives.elbo, x, optimizer=optimizer, steps=4, batch_size=4,
+                            learning_rate=schedule, log_every=1, progress=False)
+  np.testing.assert_allclose(history["learning_rate"].to_numpy(),
+                             [1e-3 * 0.5 ** (s / 10) for s in history["step"]], rtol=1e-5)
+  with pytest.raises(TypeError, match="a Python list of 8 arrays of shape \\[28, 28, 1\\].*np.stack"):
+    tfpvi.train.fit(model_28x28(), tfpvi.objectives.elbo, list(x), optimizer=snt.optimizers.Adam(1e-3), steps=2,
+                    batch_size=4, progress=False)

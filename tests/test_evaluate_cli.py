@@ -148,7 +148,8 @@ def test_ais_and_bdmc_from_the_command_line(tmp_path, capsys):
   assert not list(tmp_path.glob(".*partial*"))  # progress files go once the result is written
   assert evaluate.main([str(tmp_path), "--bdmc", "3", "--ais_steps", "5", "--ais_chains", "2"]) == 0
   bdmc = json.loads((tmp_path / "evaluation_bdmc.json").read_text())
-  assert bdmc["gap"] == pytest.approx(bdmc["upper"] - bdmc["lower"], abs=1e-3) and len(bdmc["per_example"]["lower"]) == 3
+  assert bdmc["gap"] == pytest.approx(bdmc["upper"] - bdmc["lower"], abs=1e-3)
+  assert len(bdmc["per_example"]["lower"]) == 3
   assert "gap" in capsys.readouterr().out
 
 
@@ -180,7 +181,8 @@ def test_a_killed_evaluation_resumes_with_the_same_numbers(tmp_path, estimator):
   flags += ["--examples", "40", "--batch_size", "4"]
   output = "evaluation_ais" if estimator == "ais" else "evaluation"
   process = subprocess.Popen([sys.executable, "-m", "tfpvi.evaluate", str(folder), *flags, "--no-progress"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   deadline = time.time() + 120
   partial = []
   while time.time() < deadline and process.poll() is None:

@@ -264,3 +264,26 @@ def test_flags_that_replace_each_other_are_refused(name, flags, tmp_path, capsys
   err = capsys.readouterr().err
   assert "replace each other" in err and len(err.strip().splitlines()) == 1, err
   assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_a_resume_with_other_training_flags_says_how_to_force_it_in_one_line(tmp_path):
+  import os
+  import subprocess
+  import sys
+
+  root = pathlib.Path(__file__).resolve().parent.parent
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(root))
+  base = [sys.executable, "-m", "experiments.beta_vae", "--smoke", "--output_dir", str(tmp_path / "run")]
+  first = subprocess.run(base, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+  assert first.returncode == 0, first.stderr[-3000:]
+  refused = subprocess.run(base + ["--batch_size", "32"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=600)
+  assert refused.returncode == 2
+  err = refused.stderr.strip()
+  assert "Traceback" not in err and len(err.splitlines()) == 1, err
+  assert err.startswith("python -m experiments.beta_vae: error:") and "--resume force" in err and "batch_size" in err
+  forced = subprocess.run(base + ["--batch_size", "32", "--resume", "force"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+  assert forced.returncode == 0, forced.stderr[-3000:]
+  record = json.loads((tmp_path / "run" / "training.json").read_text())
+  assert record["changes"] and "batch_size" in json.dumps(record["changes"])

@@ -68,7 +68,7 @@ def test_loss_curves_one_panel_per_term_with_free_scales_and_no_single_run_legen
   figure = plot.loss_curves(history, path=str(tmp_path / "loss.png"))
   assert isinstance(figure.facet, gg.facet_wrap) and figure.facet.free["y"]
   assert figure.theme.themeables["legend_position"].properties["value"] == "none"
-  assert set(figure.data["term"]) == {"total: negative bound", "reconstruction: -log p(x|z)", "KL(q || p)"}
+  assert set(figure.data["term"]) == {"total: training loss (-objective)", "reconstruction: -log p(x|z)", "KL(q || p)"}
   assert not figure.labels.get("caption", None)  # an ELBO's total is reconstruction + beta KL: nothing to explain
   assert (tmp_path / "loss.png").stat().st_size > 5000
 
@@ -85,7 +85,7 @@ def test_loss_curves_several_runs_one_term_legend_names_runs():
   figure = plot.loss_curves(histories, terms=["loss"])
   assert figure.facet is None or not isinstance(figure.facet, gg.facet_wrap)
   assert set(figure.data["run"]) == {"VAE k=1", "IWAE k=5"}
-  assert "negative bound" in figure.labels.get("y", None) and figure.labels.get("color", None) == ""
+  assert "training loss (-objective)" in figure.labels.get("y", None) and figure.labels.get("color", None) == ""
 
 
 @pytest.mark.parametrize("histories,message", [

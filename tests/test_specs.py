@@ -6,7 +6,6 @@ import tempfile
 
 import numpy as np
 import pytest
-
 import tensorflow as tf
 import tensorflow_probability as tfp
 

@@ -108,7 +108,8 @@ def linear_schedule(num_steps: int) -> np.ndarray:
 def _check_schedule(betas) -> np.ndarray:
   betas = np.asarray(betas, np.float64)
   if betas.ndim != 1 or betas.size < 2:
-    raise ValueError(f"schedule: expected a 1-D array of at least 2 inverse temperatures, got shape {list(betas.shape)}.")
+    raise ValueError(
+        f"schedule: expected a 1-D array of at least 2 inverse temperatures, got shape {list(betas.shape)}.")
   if not np.all(np.isfinite(betas)) or betas[0] != 0.0 or betas[-1] != 1.0 or np.any(np.diff(betas) <= 0):
     raise ValueError(
         "schedule: expected inverse temperatures increasing strictly from exactly 0 to exactly 1, got "

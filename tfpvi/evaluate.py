@@ -227,7 +227,8 @@ def main(argv=None) -> int:
   parser.add_argument("--ais_start", choices=("prior", "posterior"), default="prior",
                       help="AIS start distribution: the prior (default, as Wu et al.) or q(z|x)")
   parser.add_argument("--bdmc", type=int, default=0, metavar="N",
-                      help="instead of test images: bidirectional Monte Carlo bounds on N images simulated from the model")
+                      help="instead of test images: bidirectional Monte Carlo bounds on N images simulated from "
+                      "the model")
   parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
                       help=f"evaluate the first N test images (default {DEFAULT_EXAMPLES:,}; 0 for the whole test set)")
   parser.add_argument("--batch_size", type=int, default=100, help="images per compiled call (default 100)")

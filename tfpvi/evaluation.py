@@ -257,22 +257,36 @@ def log_marginal_likelihood(
   ).log_mean_weight
 
 
-def bits_per_dim(log_px, num_dims: int):
+def bits_per_dim(log_px, num_dims: int, *, dequantized_levels: Optional[int] = None):
   """Converts log p(x) in nats per example to bits per dimension: -log2 p(x) / num_dims.
 
   Meaningful for discrete likelihoods (Bernoulli, discretized logistic): for 8-bit data, a value
-  of 8 is no better than a uniform distribution over the 256 levels.
+  of 8 is no better than a uniform distribution over the 256 levels. For a density (e.g. a
+  `tfpvi.decoders.NormalMLP`) of data dequantized as x = (x_int + u) / L, u ~ U[0, 1) (see
+  `tfpvi.data.dequantize`), give `dequantized_levels=L`: the density of x on [0, 1]^D is then
+  converted to that of x_int + u on [0, L]^D, whose negative log2 per dimension bounds the bits/dim
+  of the discrete data from above (Theis et al. 2016).
 
   Args:
     log_px: log p(x) in nats per example (Tensor, array or float).
     num_dims: number of data dimensions (784 for MNIST, 3072 for CIFAR-10).
+    dequantized_levels: None for a discrete likelihood; L for a density of data dequantized and
+      scaled to [0, 1] from L levels (256 for 8-bit images).
 
   Returns:
-    -log_px / (num_dims * ln 2), same shape as log_px.
+    -log_px / (num_dims * ln 2) (+ log2 L), same shape as log_px.
+
+  >>> float(bits_per_dim(0.0, 784, dequantized_levels=256))  # the uniform density on [0, 1]
+  8.0
   """
   if num_dims < 1:
     raise ValueError(f"num_dims must be >= 1, got {num_dims}.")
-  return -tf.convert_to_tensor(log_px, dtype_hint=tf.float32) / (num_dims * math.log(2.0))
+  bits = -tf.convert_to_tensor(log_px, dtype_hint=tf.float32) / (num_dims * math.log(2.0))
+  if dequantized_levels is None:
+    return bits
+  if isinstance(dequantized_levels, bool) or not isinstance(dequantized_levels, int) or dequantized_levels < 2:
+    raise ValueError(f"dequantized_levels must be an int >= 2 (256 for 8-bit data), got {dequantized_levels!r}.")
+  return bits + math.log2(dequantized_levels)
 
 
 # ----------------------------------------------------------------------------------------------

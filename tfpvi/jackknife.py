@@ -196,7 +196,8 @@ def jackknife(
     _check_cost(k, order, max_subsets)  # the largest of the orders' subset counts, refused before any work
   coefficients = jackknife_coefficients(k, order)
   estimate = tf.add_n(
-      [tf.constant(c, tf.float64) * leave_out_log_mean(log_weights, j, subsets, chunk_size=chunk_size, max_subsets=max_subsets)
+      [tf.constant(c, tf.float64)
+       * leave_out_log_mean(log_weights, j, subsets, chunk_size=chunk_size, max_subsets=max_subsets)
        for j, c in enumerate(coefficients)]
   )
   return tf.cast(estimate, dtype)

@@ -42,7 +42,8 @@ __all__ = [
 Histories = Union[pd.DataFrame, Mapping[str, pd.DataFrame]]
 Latent = Optional[Union[str, int]]
 # How training-history columns are shown as losses: reconstruction = -log p(x|z).
-_LOSS_TERMS = {"loss": "total: negative bound", "log_likelihood": "reconstruction: -log p(x|z)", "kl": "KL(q || p)"}
+_LOSS_TERMS = {"loss": "total: training loss (-objective)", "log_likelihood": "reconstruction: -log p(x|z)",
+               "kl": "KL(q || p)"}
 _IWAE_CAPTION = (
     "With K > 1 samples the terms are sample means, -mean log p(x|z) and mean (log q - log p); the\n"
     "K-sample bound is not their sum and is tighter, so the total can lie below the reconstruction term."
@@ -99,7 +100,8 @@ def _finish(figure: matplotlib.figure.Figure, path: Optional[str]) -> matplotlib
   return figure
 
 
-def _long_losses(histories: Histories, terms: Optional[Sequence[str]]) -> pd.DataFrame:
+def _long_losses(histories: Histories, terms: Optional[Sequence[str]],
+                 term_labels: Optional[Mapping[str, str]] = None) -> pd.DataFrame:
   if isinstance(histories, pd.DataFrame):
     histories = {"": histories}
   if not histories:
@@ -115,7 +117,8 @@ def _long_losses(histories: Histories, terms: Optional[Sequence[str]]) -> pd.Dat
     frame = history[["step"] + columns].copy()
     if "log_likelihood" in frame:
       frame["log_likelihood"] = -frame["log_likelihood"]
-    frame = frame.rename(columns=_LOSS_TERMS).melt(id_vars="step", var_name="term", value_name="value")
+    frame = frame.rename(columns={**_LOSS_TERMS, **(term_labels or {})}).melt(
+        id_vars="step", var_name="term", value_name="value")
     frame["run"] = run
     frames.append(frame.dropna())
   data = pd.concat(frames, ignore_index=True)
@@ -138,6 +141,7 @@ def loss_curves(
     histories: Histories,
     *,
     terms: Optional[Sequence[str]] = None,
+    term_labels: Optional[Mapping[str, str]] = None,
     log_x: bool = True,
     log_y: bool = True,
     title: Optional[str] = None,
@@ -153,6 +157,8 @@ def loss_curves(
     histories: one history DataFrame from `tfpvi.train.fit`, or {run name: history}.
     terms: history columns to show (default: loss, log_likelihood shown as the reconstruction
       loss -log p(x|z), and kl).
+    term_labels: {column: panel title} replacing the default names (e.g. for a classifier, whose
+      "log_likelihood" is -cross-entropy, not a reconstruction).
     log_x, log_y: logarithmic axes (log_y only if every value is positive).
     title: plot title.
     caption: a note under the plot; by default one explaining the terms of a K-sample (IWAE) bound
@@ -165,7 +171,7 @@ def loss_curves(
   Raises:
     ValueError: if there is no history, a history is empty, or has none of the requested columns.
   """
-  data = _long_losses(histories, terms)
+  data = _long_losses(histories, terms, term_labels)
   several_runs = data["run"].nunique() > 1
   several_terms = data["term"].nunique() > 1
   data["run"] = pd.Categorical(data["run"], categories=list(dict.fromkeys(data["run"])))

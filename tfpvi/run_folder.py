@@ -251,8 +251,8 @@ class RunFolder:
     differences = settings_differences(recorded, settings)
     if differences and resume != "force":
       raise ValueError(
-          f"{self.path} was trained{at} with other settings ({'; '.join(differences)}); {fresh}, or pass "
-          "resume='force' to continue it with these settings."
+          f"{self.path} was trained{at} with other settings ({'; '.join(differences)}); {fresh}, or continue it "
+          "with these settings: resume='force' in tfpvi.train.fit, --resume force on an experiment's command line."
       )
     reached = _step_of(latest)
     if steps is not None and reached > steps:

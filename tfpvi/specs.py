@@ -46,8 +46,8 @@ import tensorflow_probability as tfp
 from tfpvi import conv, decoders, discrete, encoders, flows, hierarchical, priors
 from tfpvi.vae import VAE, standard_normal_prior
 
-__all__ = ["DATA_FORMATS", "build", "describe", "differences", "has_checkpoints", "load", "load_model", "normalize", "output_shape",
-           "save"]
+__all__ = ["DATA_FORMATS", "build", "describe", "differences", "has_checkpoints", "load", "load_model", "normalize",
+           "output_shape", "save"]
 
 tfd = tfp.distributions
 
@@ -66,6 +66,7 @@ _DECODERS = {
     "BernoulliMLP": decoders.BernoulliMLP,
     "DiscretizedLogisticMLP": decoders.DiscretizedLogisticMLP,
     "DiscretizedLogisticMixtureMLP": decoders.DiscretizedLogisticMixtureMLP,
+    "NormalMLP": decoders.NormalMLP,
     "ResNetDecoder": conv.ResNetDecoder,
     "RelaxedInput": discrete.RelaxedInput,
 }

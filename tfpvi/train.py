@@ -82,6 +82,13 @@ def _check_arguments(objective, optimizer, steps_per_call, learning_rate, steps,
     )
   if not isinstance(optimizer, snt.Optimizer) and not hasattr(optimizer, "apply"):
     raise TypeError(f"optimizer must be a Sonnet optimizer, e.g. snt.optimizers.Adam(1e-3); got {optimizer!r}.")
+  rate = getattr(optimizer, "learning_rate", None)
+  if callable(rate) and not isinstance(rate, (tf.Variable, tf.Tensor)):
+    raise TypeError(
+        f"the optimizer's learning_rate is a {type(rate).__name__} (a schedule); Sonnet optimizers take a float or a "
+        "tf.Variable. Give the schedule to fit instead: fit(..., optimizer=snt.optimizers.Adam(tf.Variable(1e-3)), "
+        "learning_rate=schedule), where schedule(step) returns the rate (a Keras LearningRateSchedule works)."
+    )
   if isinstance(steps_per_call, bool) or not isinstance(steps_per_call, int) or steps_per_call < 1:
     raise ValueError(f"steps_per_call must be an int >= 1, got {steps_per_call!r}.")
   if learning_rate is not None and not isinstance(getattr(optimizer, "learning_rate", None), tf.Variable):

@@ -121,6 +121,12 @@ class TrainData:
           f"{role} must be an array [N, ...], a tuple or dict of arrays with a shared leading dimension, "
           f"or a tf.data.Dataset of batches; got {type(data).__name__}."
       )
+    if isinstance(data, list) and len(data) > 4 and all(np.shape(item) == np.shape(data[0]) for item in data):
+      raise TypeError(
+          f"{role} is a Python list of {len(data)} arrays of shape {list(np.shape(data[0]))}; a list is read as a "
+          "nest of inputs (one array per part, e.g. [images, labels]), not as examples. For a list of "
+          "examples, stack them first: np.stack(images)."
+      )
     self.examples = as_batch(select_inputs(data, inputs, role))
     sizes = _leading_sizes(self.examples, role)
     if any(size < 0 for _, size in sizes):
