@@ -91,7 +91,8 @@ def main(argv=None) -> dict:
   tfpvi.plot.reconstructions(model, x_test[:5], num_examples=5, path=str(out / "reconstructions.png"))
   tfpvi.plot.latent_traversal(model, num=10, span=1.0, path=str(out / "traversal.png"))
   common.write_results(out, config, metrics, started, trained={"model": common.trained_record(history, config.steps)})
-  common.say(f"beta-VAE: {metrics}\nresults and figures in {out}/")
+  common.say(f"beta-VAE, test and training metrics (nats per image):\n{common.metrics_table(metrics)}\n"
+             f"results and figures in {out}/")
   return metrics
 
 

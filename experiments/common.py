@@ -249,6 +249,9 @@ def run(main: Callable[[Sequence[str]], Any], argv: Optional[Sequence[str]] = No
   What the user can act on (a ValueError from tfpvi, e.g. a folder trained with other settings, and
   missing data) is printed as one sentence, without a traceback; anything else propagates as it is.
   """
+  from tfpvi import _startup  # noqa: PLC0415
+
+  _startup.filter_runtime_noise()  # a command line: TensorFlow's runtime notes about its kernels are dropped
   try:
     main(sys.argv[1:] if argv is None else argv)
   except (ValueError, FileNotFoundError) as error:  # tfpvi.data.DataNotFoundError is a FileNotFoundError
@@ -432,6 +435,18 @@ def binarized_test_set(name: str = "mnist", limit: Optional[int] = None):
   """The statically binarized test split (as tfpvi.data.load(..., binarize='static')), first `limit`."""
   images, labels = mnist_like(name, "test")
   return tfpvi.data.binarize_static(images)[:limit], labels[:limit]
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+  """Metrics as an aligned text table: one row per run for {run: {metric: value}}, else one row per metric."""
+  import pandas as pd  # noqa: PLC0415
+
+  if metrics and all(isinstance(v, dict) for v in metrics.values()):
+    frame = pd.DataFrame.from_dict(metrics, orient="index")
+    frame.index.name = "run"
+    return frame.reset_index().to_string(index=False, float_format=lambda v: f"{v:.4g}")
+  frame = pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())})
+  return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
 def say(message: str) -> None:

@@ -151,11 +151,11 @@ def discrete_elbo(model, x: np.ndarray, num_samples: int, batch: int, seed: int)
 
 @functools.lru_cache(maxsize=None)
 def _compiled_elbo(model, num_samples):
-  @tf.function(reduce_retracing=True)
   def batch_sum(x, seed):
     return tf.reduce_sum(tf.reduce_mean(model.log_weights(x, num_samples, seed=seed), axis=0))
 
-  return batch_sum
+  # One compiled function per model, each with its own trace count (no "retracing" warning).
+  return common.compiled(batch_sum, reduce_retracing=True)
 
 
 SETTINGS = ("num_variables", "num_classes", "gaussian_latent", "hidden_sizes", "anneal_rate", "anneal_every",

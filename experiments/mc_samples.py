@@ -63,7 +63,8 @@ def main(argv=None) -> dict:
   tfpvi.plot.reconstruction_distribution(model, x_test[0], grid=5, seed=(config.seed, 2),
                                          path=str(out / "reconstruction_distribution.png"))
   common.write_results(out, config, metrics, started, trained=trained)
-  common.say(f"mc_samples: {metrics}\nresults and figures in {out}/")
+  common.say(f"mc_samples, test and training metrics (nats per image):\n{common.metrics_table(metrics)}\n"
+             f"results and figures in {out}/")
   return metrics
 
 

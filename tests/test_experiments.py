@@ -40,6 +40,8 @@ def test_smoke_run_writes_results_history_and_figures(name, capsys):
   out = pathlib.Path(tempfile.mkdtemp()) / name
   module = importlib.import_module(f"experiments.{name}")
   module.main(["--smoke", "--output_dir", str(out)])
+  printed = capsys.readouterr().out
+  assert "{'" not in printed, f"a raw dict printed instead of a table:\n{printed}"
   results = json.loads((out / "results.json").read_text())
   assert results["config"]["output_dir"] == str(out)
   assert results["metrics"] and all(math.isfinite(v) for v in _finite_numbers(results["metrics"]))
@@ -287,3 +289,22 @@ def test_a_resume_with_other_training_flags_says_how_to_force_it_in_one_line(tmp
   assert forced.returncode == 0, forced.stderr[-3000:]
   record = json.loads((tmp_path / "run" / "training.json").read_text())
   assert record["changes"] and "batch_size" in json.dumps(record["changes"])
+
+
+def test_command_lines_print_no_tensorflow_native_log_lines(tmp_path):
+  import os
+  import subprocess
+  import sys
+
+  root = pathlib.Path(__file__).resolve().parent.parent
+  env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TFPVI_SHOW_STARTUP_LOG")}
+  env["PYTHONPATH"] = str(root)
+  for name in ("bbb_regression", "discrete"):
+    result = subprocess.run([sys.executable, "-m", f"experiments.{name}", "--smoke", "--output_dir",
+                             str(tmp_path / name)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    native = [line for line in result.stderr.splitlines() if re.match(r"^[EWI]\d{4} ", line) or "retracing" in line]
+    assert not native, native
+  refused = subprocess.run([sys.executable, "-m", "experiments.beta_vae", "--output_dir", str(tmp_path / "x"),
+                            "--steps", "0"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+  assert refused.returncode == 2 and "--steps" in refused.stderr  # errors still come through the filter

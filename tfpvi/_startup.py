@@ -18,7 +18,7 @@ import re
 import sys
 import tempfile
 
-__all__ = ["STARTUP_NOISE", "filtered_native_stderr", "import_tensorflow"]
+__all__ = ["RUNTIME_NOISE", "STARTUP_NOISE", "filter_runtime_noise", "filtered_native_stderr", "import_tensorflow"]
 
 # One pattern per kind of start-up note; lines matching none of them are passed through.
 STARTUP_NOISE = re.compile(
@@ -40,6 +40,75 @@ STARTUP_NOISE = re.compile(
     ]),
     re.MULTILINE,
 )
+
+
+# Native notes TensorFlow prints while running, about its own kernels, with nothing for a user to do:
+# integer ops inside TFP's samplers (e.g. a transpose of int32/int64 draws) take an Eigen kernel.
+RUNTIME_NOISE = re.compile(r"oneDNN supports DT_\w+ only on platforms with AVX-512")
+_NATIVE_PREFIXES = (b"E0000", b"W0000", b"I0000")
+_filter = None
+
+
+def _may_be_native(partial: bytes) -> bool:
+  """Whether an unfinished line may be the start of a native log line ("E0000 ...", held until its end)."""
+  head = partial[:5]
+  return any(prefix.startswith(head) for prefix in _NATIVE_PREFIXES)
+
+
+def filter_runtime_noise() -> None:
+  """Drops TensorFlow's runtime notes (`RUNTIME_NOISE`) from this process's stderr, passing all else.
+
+  For the command-line tools (experiments and `python -m tfpvi.evaluate`): file descriptor 2 goes
+  through a pipe read by a thread that writes every byte on, except whole native log lines that
+  match a known note. Text without a newline (progress bars) is passed on at once. Stops at exit.
+  TFPVI_SHOW_STARTUP_LOG=1 turns it off.
+  """
+  global _filter
+  if _filter is not None or os.environ.get("TFPVI_SHOW_STARTUP_LOG"):
+    return
+  try:
+    sys.stderr.flush()
+    original = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+  except (OSError, ValueError, AttributeError):
+    return
+
+  def pump():
+    pending = b""
+    while True:
+      try:
+        chunk = os.read(read_end, 65536)
+      except OSError:
+        chunk = b""
+      if not chunk:
+        break
+      *lines, pending = (pending + chunk).split(b"\n")
+      out = b"".join(line + b"\n" for line in lines
+                     if not RUNTIME_NOISE.search(line.decode("utf-8", errors="replace")))
+      if pending and not _may_be_native(pending):
+        out, pending = out + pending, b""  # e.g. a progress bar's "\r..." update: on at once
+      if out:
+        os.write(original, out)
+    if pending:
+      os.write(original, pending)
+    os.close(read_end)
+
+  import atexit  # noqa: PLC0415
+  import threading  # noqa: PLC0415
+
+  thread = threading.Thread(target=pump, name="tfpvi-stderr-filter", daemon=True)
+  thread.start()
+
+  def stop():
+    with contextlib.suppress(Exception):
+      sys.stderr.flush()
+    os.dup2(original, 2)  # the pipe's last writer goes: the thread reads to the end and stops
+    thread.join(timeout=5)
+
+  atexit.register(stop)
+  _filter = thread
 
 
 @contextlib.contextmanager

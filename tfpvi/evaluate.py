@@ -305,4 +305,7 @@ def _compare(other: dict, record: dict):
 
 
 if __name__ == "__main__":
+  from tfpvi import _startup
+
+  _startup.filter_runtime_noise()  # a command line: TensorFlow's runtime notes about its kernels are dropped
   sys.exit(main())
