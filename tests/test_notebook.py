@@ -41,3 +41,19 @@ def test_the_install_cell_installs_when_tfpvi_is_missing():
   assert 'find_spec("tfpvi") is None' in install.source
   assert '"pip", "install"' in install.source and "TFPVI_SOURCE" in install.source
   assert "tfpvi-*.whl" in install.source  # a wheel from `python -m build` (tests/test_wheel.py) works too
+
+
+def test_every_notebook_installs_tfpvi_with_the_same_cell():
+  cells = {path.name: code_cells(nbformat.read(path, as_version=4))[0].source for path in sorted(COLAB.glob("*.ipynb"))}
+  assert len(cells) >= 4
+  assert len(set(cells.values())) == 1, {name: source[:120] for name, source in cells.items()}
+  for name, source in cells.items():
+    assert "YOUR-ACCOUNT" not in source and "<your-fork>" not in source and not source.lstrip().startswith("# !pip")
+
+
+def test_the_trust_story_matches_the_measurements(executed):
+  notebook, _ = executed
+  markdown = " ".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+  assert "helps most" not in markdown and "not trained to be a good" in markdown
+  annealed = next(c for c in code_cells(notebook) if "ais_log_marginal_likelihood" in c.source)
+  assert "AIS (500 steps, 8 chains)" in printed(annealed)
