@@ -9,12 +9,17 @@ no TensorFlow start-up line reached a cell's output.
 import json
 import os
 import pathlib
+import re
 from typing import Optional, Sequence
 
 import nbformat
 from nbclient import NotebookClient
 
-from tfpvi._startup import STARTUP_NOISE  # the start-up lines tfpvi filters at import
+from tfpvi._startup import RUNTIME_NOISE, STARTUP_NOISE  # the native lines tfpvi filters
+
+# What must never reach a cell: TensorFlow's native notes, AutoGraph's conversion failures, retracing.
+OTHER_NOISE = re.compile(r"Please report this to the TensorFlow team|triggered tf\.function retracing|^[EWI]\d{4} ",
+                         re.MULTILINE)
 
 __all__ = ["COLAB", "check_outputs", "code_cells", "execute_notebook", "printed"]
 
@@ -68,8 +73,8 @@ def check_outputs(notebook, figure_calls: Sequence[str], num_figure_cells: int) 
   for cell in code_cells(notebook):
     for output in cell.outputs:
       text = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
-      noise = STARTUP_NOISE.search(text)
-      assert noise is None, f"TensorFlow start-up line {noise.group(0)!r} in the output of:\n{cell.source}\n{text}"
+      noise = STARTUP_NOISE.search(text) or RUNTIME_NOISE.search(text) or OTHER_NOISE.search(text)
+      assert noise is None, f"TensorFlow noise {noise.group(0)!r} in the output of:\n{cell.source}\n{text}"
       unrendered = "image/png" not in output.get("data", {}) and any(u in text for u in UNRENDERED)
       assert not unrendered, f"a figure was not rendered by:\n{cell.source}\noutput: {text}"
     images = [o for o in cell.outputs if "image/png" in o.get("data", {})]

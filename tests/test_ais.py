@@ -191,3 +191,11 @@ def test_killed_evaluation_resumes_with_the_same_numbers(tmp_path):
   path.write_text(path.read_text().replace('"start": 3', '"begin": 3'))
   with pytest.raises(ValueError, match="line 3 is not a batch of results"):
     evaluation.evaluate_dataset(model, x, **settings, progress_file=str(path))
+
+
+def test_an_explicit_schedule_is_the_named_one_it_equals():
+  x = data(2)
+  run = lambda schedule: ais.ais_log_marginal_likelihood(TRUTH.as_vae(), x, num_steps=10, num_chains=3,
+                                                         schedule=schedule, seed=4).log_weights.numpy()
+  np.testing.assert_array_equal(run(np.linspace(0.0, 1.0, 11)), run("linear"))
+  assert ais.AIS(schedule=np.linspace(0.0, 1.0, 5)).num_steps == 4

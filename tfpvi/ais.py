@@ -412,9 +412,8 @@ def ais_log_marginal_likelihood(
   >>> bool(np.all(np.abs(error) < 4 * result.standard_error + 0.05))
   True
   """
-  settings = AIS(num_steps=num_steps, num_chains=num_chains,
-                 schedule=schedule if isinstance(schedule, str) else tuple(np.asarray(schedule).tolist()),
-                 start=start, num_leapfrog_steps=num_leapfrog_steps, step_size=step_size,
+  settings = AIS(num_steps=num_steps, num_chains=num_chains, schedule=schedule, start=start,
+                 num_leapfrog_steps=num_leapfrog_steps, step_size=step_size,
                  target_accept_prob=target_accept_prob, steps_per_call=steps_per_call)
   x = _prepare(model, x)
   annealer = _Annealer(model, settings, xla.resolve(jit_compile))
@@ -491,9 +490,8 @@ def bdmc(
   >>> bool(abs(float(np.mean(result.gap))) < 0.3)
   True
   """
-  settings = AIS(num_steps=num_steps, num_chains=num_chains,
-                 schedule=schedule if isinstance(schedule, str) else tuple(np.asarray(schedule).tolist()),
-                 start="prior", num_leapfrog_steps=num_leapfrog_steps, step_size=step_size,
+  settings = AIS(num_steps=num_steps, num_chains=num_chains, schedule=schedule, start="prior",
+                 num_leapfrog_steps=num_leapfrog_steps, step_size=step_size,
                  target_accept_prob=target_accept_prob, steps_per_call=steps_per_call)
   data_seed, forward_seed, reverse_seed = tfp.random.split_seed(checks.stateless_seed(seed), n=3)
   x, z = simulate(model, num_examples, seed=data_seed)

@@ -34,7 +34,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 from typing import Callable, Optional, Sequence
 
 import sonnet as snt
@@ -273,7 +272,8 @@ def with_temperature(objective: Callable) -> Callable:
   runs with the rest of the keywords.
   """
 
-  @functools.wraps(objective)
+  # No functools.wraps: for a functools.partial it would set __wrapped__ to the partial, which
+  # AutoGraph then fails to convert ("Please report this to the TensorFlow team").
   def annealed(model, x, *, temperature=None, **kwargs):
     if temperature is not None:
       variable = getattr(model.encoder, "temperature", None)
@@ -283,4 +283,7 @@ def with_temperature(objective: Callable) -> Callable:
       variable.assign(tf.cast(temperature, variable.dtype))
     return objective(model, x, **kwargs)
 
+  inner = getattr(objective, "func", objective)  # a functools.partial names its function
+  annealed.__name__ = f"with_temperature({getattr(inner, '__name__', type(inner).__name__)})"
+  annealed.__doc__ = getattr(inner, "__doc__", None)
   return annealed
