@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 
 import numpy as np
@@ -108,15 +109,17 @@ def evaluate(model, x_test, config) -> list[dict]:
     seconds = time.time() - started
     cost = size if method == "importance sampling" else config.ais_chains * size * (NUM_LEAPFROG_STEPS + 2)
     per_image[(method, size)] = per_example["log_px"]
+    # One sample has no Monte Carlo error estimate (the delta method gives 0): NaN, not 0.
+    monte_carlo_se = summary["monte_carlo_standard_error"] if size > 1 or method == "AIS" else float("nan")
     rows.append({"method": method, "setting": f"K = {size}" if num_samples else f"T = {size}", "size": size,
-                 "log_px": summary["log_px"], "monte_carlo_se": summary["monte_carlo_standard_error"],
+                 "log_px": summary["log_px"], "monte_carlo_se": monte_carlo_se,
                  "evaluations_per_image": cost, "seconds": seconds, "ess_mean": summary["ess_mean"]})
     common.say(f"  {method:20s} {rows[-1]['setting']:9s} log p(x) {summary['log_px']:9.3f} nats "
                f"({seconds:.1f} s)")
   best = max(per_image, key=lambda key: np.mean(per_image[key]))
   for row in rows:  # paired with the tightest estimate, on the same images
     difference = per_image[(row["method"], row["size"])] - per_image[best]
-    row["below_best"] = float(-difference.mean())
+    row["below_best"] = float(-difference.mean()) + 0.0  # + 0.0: no "-0.000" for the best row itself
     row["below_best_se"] = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
   return rows
 
@@ -143,27 +146,33 @@ def figure(estimates: pd.DataFrame, bdmc: pd.DataFrame, out, config) -> None:
       + gg.geom_line()
       + gg.geom_point(size=2.5)
       + gg.geom_errorbar(gg.aes(ymin="log_px - 2 * monte_carlo_se", ymax="log_px + 2 * monte_carlo_se"), width=0.05)
+      + gg.geom_text(gg.aes(label="setting"), nudge_y=0.9, size=8, show_legend=False)
       + gg.scale_x_log10()
       + gg.labs(x="evaluations of p(x, z) per image (log scale)", y="mean test log p(x), nats (higher is tighter)",
                 color="", shape="",
                 title=f"Estimates of log p(x) against compute, {config.eval_examples} MNIST test images",
                 caption="IS: K samples from q(z|x). AIS: T annealing steps from the prior, "
                 f"{config.ais_chains} chains, HMC with {NUM_LEAPFROG_STEPS} leapfrog steps.\n"
-                "Both are stochastic lower bounds. Error bars: +-2 Monte Carlo standard errors.")
+                "Both are stochastic lower bounds. Error bars: +-2 Monte Carlo standard errors (none for K = 1).")
       + gg.theme_bw()
       + gg.theme(figure_size=(8, 4.8), legend_position="top")
   )
   tfpvi.plot.save(compute, str(out / "estimates_vs_compute.png"))
   long = pd.concat([bdmc.assign(bound="lower (forward AIS)", value=bdmc["lower"]),
                     bdmc.assign(bound="upper (reverse AIS)", value=bdmc["upper"])])
+  gap_labels = bdmc.assign(label=[f"gap {g:.2f} +- {se:.2f}" for g, se in zip(bdmc["gap"], bdmc["gap_se"])],
+                           value=bdmc["lower"] - 0.04 * (bdmc["upper"].max() - bdmc["lower"].min() + 1.0))
   sandwich = (
       gg.ggplot(long, gg.aes("num_steps", "value", color="bound", shape="bound"))
       + gg.geom_line()
       + gg.geom_point(size=2.5)
-      + gg.scale_x_log10()
+      + gg.geom_text(gg.aes("num_steps", "value", label="label"), data=gap_labels, inherit_aes=False, size=8,
+                     va="top")
+      + gg.scale_x_log10(expand=(0.12, 0))
       + gg.labs(x="AIS steps T (log scale)", y="mean log p(x) of simulated images, nats", color="", shape="",
                 title=f"BDMC: the bounds close in as T grows ({config.bdmc_examples} simulated images)",
-                caption="The true mean log p(x) lies between the two curves; their gap bounds AIS's error.")
+                caption="The true mean log p(x) lies between the two curves (in expectation); their gap, with its "
+                "standard error over the images,\nbounds AIS's error on data like these.")
       + gg.theme_bw()
       + gg.theme(figure_size=(8, 4.5), legend_position="top")
   )
@@ -179,7 +188,9 @@ def main(argv=None) -> dict:
   common.say(f"BDMC on {config.bdmc_examples} simulated images ...")
   bdmc = pd.DataFrame(run_bdmc(model, config))
   figure(estimates, bdmc, out, config)
-  metrics = {"estimates": estimates.to_dict("records"), "bdmc": bdmc.to_dict("records"),
+  records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+             for row in estimates.to_dict("records")]  # JSON has no NaN: an unknown error is null
+  metrics = {"estimates": records, "bdmc": bdmc.to_dict("records"),
              "final_train_loss": float(history["loss"].iloc[-1])}
   common.write_results(out, config, metrics, started, trained={"model": common.trained_record(history, config.steps)})
   columns = ["method", "setting", "log_px", "monte_carlo_se", "below_best", "below_best_se", "evaluations_per_image",

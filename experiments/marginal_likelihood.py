@@ -121,7 +121,8 @@ def estimates_figure(table: pd.DataFrame, metrics: dict, num_samples: int, num_i
   difference, not the spread of log p(x) over images (which is much larger and shared).
   """
   labels = {
-      name: f"{name}\nnaive - IS = {m['naive_minus_importance']['log_px'] / (784 * np.log(2.0)):+.3f} "
+      # bits/dim is -log2 p(x) / 784: a log p(x) below IS is a bits/dim above it.
+      name: f"{name}\nnaive - IS = {-m['naive_minus_importance']['log_px'] / (784 * np.log(2.0)):+.3f} "
       f"+- {m['naive_minus_importance']['standard_error'] / (784 * np.log(2.0)):.3f} bits/dim"
       for name, m in metrics.items()}
   table = table.assign(panel=table["model"].map(labels))

@@ -271,7 +271,7 @@ def plot_snr(metrics: dict, path: pathlib.Path) -> None:
   ax.set_yscale("log")
   ax.set(ylabel="mean |E g| / std(g) (log scale)", title="gradient signal-to-noise ratio at the end of training")
   ax.grid(alpha=0.3, axis="y", which="both")
-  ax.legend()
+  ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, never over one
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)

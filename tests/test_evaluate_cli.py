@@ -108,7 +108,8 @@ def test_examples_defaults_to_a_thousand_and_zero_means_all(tmp_path, monkeypatc
   def fake(model, images, num_samples, **kwargs):
     seen.append(len(images))
     return {"num_examples": len(images), "log_px": -1.0, "log_px_standard_error": 0.0,
-            "monte_carlo_standard_error": 0.0, "bits_per_dim": 1.0, "ess_mean": 1.0, "ess_min": 1.0}, None
+            "monte_carlo_standard_error": 0.0, "bits_per_dim": 1.0, "ess_mean": 1.0, "ess_min": 1.0}, {
+                "log_px": np.zeros(len(images))}
 
   monkeypatch.setattr(evaluation, "evaluate_dataset", fake)
   monkeypatch.setattr(evaluation, "reading", lambda summary: "")
@@ -160,7 +161,7 @@ def test_out_of_support_test_images_get_one_line(tmp_path, capsys, fmt):
     assert evaluate.main([str(tmp_path), *flags, "--format", fmt]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: Bernoulli likelihood: expected binary x") and "\n" not in err, err
-    assert "Traceback" not in err and "Graph execution" not in err
+    assert "Traceback" not in err and "Graph execution" not in err and f"--format {fmt}" in err
 
 
 @pytest.mark.parametrize("estimator", ["importance", "ais"])
@@ -219,3 +220,16 @@ def test_a_killed_evaluation_resumes_with_the_same_numbers(tmp_path, estimator):
   tolerance = 4 * resumed["monte_carlo_standard_error"] if estimator == "ais" else 1e-4
   assert abs(resumed["log_px"] - uninterrupted["log_px"]) <= tolerance
   assert resumed["num_examples"] == uninterrupted["num_examples"] == 40
+
+
+def test_bad_numbers_on_the_command_line_get_one_line(tmp_path, capsys):
+  _gaussian_folder(tmp_path)
+  for flags, words in ((["--estimator", "ais", "--ais_steps", "0"], "--ais_steps must be >= 1, got 0"),
+                       (["--bdmc", "-3"], "--bdmc must be >= 1")):
+    with pytest.raises(SystemExit) as exit_info:
+      evaluate.main([str(tmp_path), *flags])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1, err
+  with pytest.raises(TypeError, match="a tfpvi.LinearGaussian: pass model.as_vae"):
+    tfpvi.ais.ais_log_marginal_likelihood(tfpvi.LinearGaussian.random(4, 2), np.zeros([2, 4], np.float32))

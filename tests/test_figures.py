@@ -44,7 +44,7 @@ def test_marginal_likelihood_figure_shows_the_paired_difference_not_bars_from_ze
   metrics = {"m": {"naive_minus_importance": {"log_px": -100.0, "standard_error": 2.0}}}
   figure = marginal_likelihood.estimates_figure(table, metrics, 1000, 50)
   assert not any(isinstance(layer.geom, gg.geom_col) for layer in figure.layers)
-  assert "naive - IS = -0.184 +- 0.004 bits/dim" in figure.data["panel"].iloc[0]
+  assert "naive - IS = +0.184 +- 0.004 bits/dim" in figure.data["panel"].iloc[0]  # naive is the worse: more bits
   assert "paired" in figure.labels.get("caption", "")
 
 

@@ -168,3 +168,17 @@ def test_load_model_restores_the_trained_weights_quietly(tmp_path, caplog):
   assert "Generates from the model" in tfpvi.VAE.sample.__doc__
   with pytest.raises(FileNotFoundError, match="no model_spec.json"):
     tfpvi.load_model(tmp_path / "nothing")
+
+
+def test_a_python_int_seed_gives_the_same_samples_at_every_call():
+  model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 3), tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]),
+                    tfpvi.standard_normal_prior(3))
+  x = tf.zeros([2, 4, 4, 1])
+  np.testing.assert_array_equal(model.sample(4, seed=0), model.sample(4, seed=0))
+  np.testing.assert_array_equal(model.log_weights(x, 3, seed=5), model.log_weights(x, 3, seed=5))
+  np.testing.assert_array_equal(model.reconstruct(x, 2, seed=1), model.reconstruct(x, 2, seed=1))
+  assert not np.array_equal(model.sample(4, seed=0), model.sample(4, seed=1))
+  import pydoc
+
+  text = pydoc.plain(pydoc.render_doc(tfpvi.VAE.sample))
+  assert "in module tfpvi.vae" in text and text.splitlines()[2].startswith("sample(self, num_samples")

@@ -126,6 +126,13 @@ def _progress_file(run_dir, name: str, flags: dict) -> pathlib.Path:
   return pathlib.Path(run_dir) / f".{name}-{digest}.partial.jsonl"
 
 
+class _Parser(argparse.ArgumentParser):
+  """Errors in one line (the usage is in --help)."""
+
+  def error(self, message: str):
+    self.exit(2, f"{self.prog}: error: {message.rstrip('.')}. (see {self.prog} --help)\n")
+
+
 def _ais_settings(args):
   return evaluation.AIS(num_steps=args.ais_steps, num_chains=args.ais_chains, start=args.ais_start)
 
@@ -152,10 +159,13 @@ def _run_bdmc(args, model, spec, checkpoint) -> int:
         f"{settings.num_chains} chains")
   print(f"  lower bound    {lower:.3f} nats  (forward AIS from the prior)")
   print(f"  upper bound    {upper:.3f} nats  (reverse AIS from the exact latent)")
-  print(f"  gap            {gap:.3f} nats  (max {float(tf.reduce_max(result.gap)):.3f})")
+  gaps = result.gap.numpy()
+  gap_se = float(gaps.std(ddof=1) / np.sqrt(len(gaps))) if len(gaps) > 1 else float("nan")
+  print(f"  gap            {gap:.3f} +- {gap_se:.3f} nats  (max {float(gaps.max()):.3f})")
   print(f"  reading        On data like the model's own samples, AIS with these settings is within {gap:.2f} nats "
         "of log p(x) on average; more --ais_steps narrow the gap.")
-  record = {"lower": lower, "upper": upper, "gap": gap, "num_examples": args.bdmc, "seed": args.seed,
+  record = {"lower": lower, "upper": upper, "gap": gap, "gap_standard_error": gap_se, "num_examples": args.bdmc,
+            "seed": args.seed,
             "ais": settings.describe(), "checkpoint": os.path.basename(checkpoint),
             "per_example": {"lower": result.lower.numpy().tolist(), "upper": result.upper.numpy().tolist()}}
   _write_json(pathlib.Path(args.run_dir) / "evaluation_bdmc.json", record)
@@ -216,8 +226,8 @@ def test_images(spec, limit=None) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m tfpvi.evaluate", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = _Parser(prog="python -m tfpvi.evaluate", description=__doc__,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("run_dir", help="output folder of one trained model (holds model_spec.json and checkpoints/)")
   parser.add_argument("--estimator", choices=("importance", "ais"), default="importance",
                       help="importance sampling with q(z|x) (default) or annealed importance sampling with HMC")
@@ -268,25 +278,32 @@ def main(argv=None) -> int:
     flags.update(checkpoint=os.path.basename(checkpoint), data=spec["data"], examples=len(images),
                  batch_size=args.batch_size, seed=args.seed)
     progress_file = _progress_file(args.run_dir, output.removesuffix(".json"), flags)
-    summary, _ = evaluation.evaluate_dataset(
+    if progress_file.exists():
+      done = max(0, len(progress_file.read_text().splitlines()) - 1)
+      print(f"resuming from {progress_file}: {done} of {-(-len(images) // args.batch_size)} batches already done",
+            file=sys.stderr)
+    summary, per_example = evaluation.evaluate_dataset(
         model, images, args.num_samples, estimator=estimator, batch_size=args.batch_size,
         chunk_size=args.chunk_size, seed=args.seed, progress=args.progress, progress_file=str(progress_file),
     )
     _print_summary(summary, spec, label)
     print(f"  checkpoint     {checkpoint}")
     record = dict(summary, reading=evaluation.reading(summary), data=spec["data"],
-                  checkpoint=os.path.basename(checkpoint), seed=args.seed)
+                  checkpoint=os.path.basename(checkpoint), seed=args.seed,
+                  per_example={"log_px": [float(v) for v in per_example["log_px"]]})
     other = pathlib.Path(args.run_dir) / ("evaluation.json" if args.estimator == "ais" else "evaluation_ais.json")
     if other.exists():
       compared = _compare(json.loads(other.read_text()), record)
-      if compared:
-        print(f"  compared       {compared}")
-        record["comparison"] = compared
+      print(f"  compared       {compared}")
+      record["comparison"] = compared
     _write_json(pathlib.Path(args.run_dir) / output, record)
     progress_file.unlink(missing_ok=True)
   except (FileNotFoundError, ValueError, tf.errors.InvalidArgumentError) as error:  # data.DataNotFoundError included
     message = error.message if isinstance(error, tf.errors.OpError) else str(error)
-    print(f"error: {message.splitlines()[0] if message else type(error).__name__}", file=sys.stderr)
+    message = message.splitlines()[0] if message else type(error).__name__
+    if isinstance(error, tf.errors.InvalidArgumentError) and args.format is not None:
+      message += f" Here the images come from --format {args.format}: give the format the model was trained on."
+    print(f"error: {message}", file=sys.stderr)
     return 2
   except PermissionError as error:
     print(f"error: cannot write in {args.run_dir} ({error.strerror}: {error.filename}); evaluate a copy of the "
@@ -295,13 +312,16 @@ def main(argv=None) -> int:
   return 0
 
 
-def _compare(other: dict, record: dict):
-  """The sentence comparing IS and AIS when both were computed on the same images of the same checkpoint."""
-  same = all(other.get(k) == record.get(k) for k in ("num_examples", "data", "checkpoint"))
-  if not same:
-    return None
+def _compare(other: dict, record: dict) -> str:
+  """The sentence comparing IS and AIS on the same images of the same checkpoint, or why there is none."""
+  differing = [k for k in ("num_examples", "data", "checkpoint") if other.get(k) != record.get(k)]
+  name = "evaluation_ais.json" if record.get("estimator") != "ais" else "evaluation.json"
+  if differing:
+    return (f"none: {name} measured other images or another checkpoint ("
+            + ", ".join(f"{k} {other.get(k)!r} there, {record.get(k)!r} here" for k in differing) + ").")
   importance, annealed = (other, record) if record.get("estimator") == "ais" else (record, other)
-  return evaluation.comparison(importance, annealed)
+  return evaluation.comparison(importance, annealed, (importance.get("per_example") or {}).get("log_px"),
+                               (annealed.get("per_example") or {}).get("log_px"))
 
 
 if __name__ == "__main__":

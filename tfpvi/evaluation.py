@@ -127,10 +127,16 @@ def check_examples(model, x: tf.Tensor) -> None:
     x: [B, ...] observations.
 
   Raises:
+    TypeError: for a model that is not a `tfpvi.VAE` (e.g. a `LinearGaussian`: use `.as_vae()`).
     ValueError: for x of the wrong shape (naming the decoder's output_shape).
     tf.errors.InvalidArgumentError: for NaN or Inf, or values outside the likelihood's support,
       with one sentence that says what was expected and what to do.
   """
+  missing = [name for name in ("prior", "likelihood", "log_weight_terms") if not hasattr(model, name)]
+  if missing:
+    hint = " (a tfpvi.LinearGaussian: pass model.as_vae())" if hasattr(model, "as_vae") else ""
+    raise TypeError(f"expected a tfpvi.VAE (an object with prior, likelihood(z) and log_weight_terms), got a "
+                    f"{type(model).__name__} without {', '.join(missing)}{hint}.")
   x = tf.convert_to_tensor(x, dtype_hint=tf.float32)
   _check_examples_shape(model, x)
   if not tf.executing_eagerly():
@@ -459,17 +465,18 @@ def evaluate_dataset(
   if progress_file is not None:
     settings["fingerprint"] = _fingerprint(model, images)
     done = _PartialResults.open(progress_file, settings).batches
-  bar = _progress_bar(progress, num_examples, settings)
+  already = sum(min(batch_size, num_examples - i) for i in done)
+  bar = _progress_bar(progress, num_examples, settings, initial=already)
   outputs = []
   for i in range(0, num_examples, batch_size):
     if i in done:
       outputs.append(done[i])
-    else:
-      x = tf.constant(images[i : i + batch_size], tf.float32)
-      check_examples(model, x)  # eagerly, before the compiled call, where XLA would drop the checks
-      outputs.append([np.asarray(o) for o in batch_stats(x, tf.constant([seed, i]))])
-      if progress_file is not None:
-        _PartialResults.append(progress_file, i, dict(zip(names, outputs[-1])))
+      continue
+    x = tf.constant(images[i : i + batch_size], tf.float32)
+    check_examples(model, x)  # eagerly, before the compiled call, where XLA would drop the checks
+    outputs.append([np.asarray(o) for o in batch_stats(x, tf.constant([seed, i]))])
+    if progress_file is not None:
+      _PartialResults.append(progress_file, i, dict(zip(names, outputs[-1])))
     if bar is not None:
       bar.update(min(batch_size, num_examples - i))
   if bar is not None:
@@ -633,7 +640,7 @@ def _compiled_batch_stats(model, num_samples: int, chunk_size: int, tail: int, j
   return per_model[key]
 
 
-def _progress_bar(progress: Optional[bool], total: int, settings: dict):
+def _progress_bar(progress: Optional[bool], total: int, settings: dict, initial: int = 0):
   if progress is None:
     progress = sys.stderr.isatty()
   if not progress:
@@ -644,7 +651,7 @@ def _progress_bar(progress: Optional[bool], total: int, settings: dict):
     description = f"log p(x), AIS T={settings['num_steps']} C={settings['num_chains']}"
   else:
     description = f"log p(x), K={settings['num_samples']}"
-  return tqdm(total=total, unit="example", desc=description, dynamic_ncols=True)
+  return tqdm(total=total, initial=initial, unit="example", desc=description, dynamic_ncols=True)
 
 
 def reading(summary: dict) -> str:
@@ -679,25 +686,36 @@ def reading(summary: dict) -> str:
   )
 
 
-def comparison(importance_summary: dict, ais_summary: dict) -> str:
+def comparison(importance_summary: dict, ais_summary: dict, importance_log_px=None, ais_log_px=None) -> str:
   """One sentence comparing importance-sampled and AIS estimates of log p(x) on the same examples.
 
   Both are stochastic lower bounds on log p(x), so the higher one is the tighter; the difference
-  is a lower bound on how far the other one is below the truth.
+  estimates (in expectation, a lower bound on) how far the other one is below the truth.
 
   Args:
     importance_summary: `evaluate_dataset(..., estimator="importance")[0]`.
     ais_summary: `evaluate_dataset(..., estimator=AIS(...))[0]` on the same examples.
+    importance_log_px, ais_log_px: the per-example estimates [N] (`per_example["log_px"]`); with
+      both, the sentence gives the paired standard error of the difference.
   """
   difference = ais_summary["log_px"] - importance_summary["log_px"]
   k = importance_summary.get("num_samples")
   steps = ais_summary.get("num_steps")
+  error = ""
+  if importance_log_px is not None and ais_log_px is not None and len(importance_log_px) > 1:
+    paired = np.asarray(ais_log_px, np.float64) - np.asarray(importance_log_px, np.float64)
+    se = float(paired.std(ddof=1) / math.sqrt(len(paired)))
+    error = f" +- {se:.2f}"
+    if abs(difference) < 2 * se:
+      return (f"AIS ({steps} steps) and importance sampling (K = {k}) agree within their paired standard error "
+              f"(difference {difference:+.2f}{error} nats).")
   if difference > 0:
     return (
-        f"AIS ({steps} steps) is {difference:.2f} nats above importance sampling (K = {k}): both are lower bounds, "
-        f"so the importance-sampled log p(x) underestimates by at least {difference:.2f} nats."
+        f"AIS ({steps} steps) is {difference:.2f}{error} nats above importance sampling (K = {k}): both are lower "
+        f"bounds in expectation, so the importance-sampled log p(x) underestimates by about {difference:.2f} nats "
+        "or more."
     )
   return (
-      f"AIS ({steps} steps) is {-difference:.2f} nats below importance sampling (K = {k}): the AIS run is too short "
-      "to be the tighter bound here; give it more steps (or start it from q(z|x))."
+      f"AIS ({steps} steps) is {-difference:.2f}{error} nats below importance sampling (K = {k}): the AIS run is too "
+      "short to be the tighter bound here; give it more steps (or start it from q(z|x))."
   )

@@ -43,6 +43,16 @@ def _shown(method):
   return method
 
 
+def _stateless(seed):
+  """A Python int seed as a stateless seed (the same draws at every call); None and Tensors as they are.
+
+  TFP reads a Python int as the seed of a stateful generator, whose draws change from call to call.
+  """
+  if isinstance(seed, int) and not isinstance(seed, bool):
+    return checks.stateless_seed(seed)
+  return seed
+
+
 def _show_methods(cls):
   # Only the signature and the docstring: a `__wrapped__` would make AutoGraph, which caches its
   # conversions per code object (one for all of Sonnet's wrappers), run one method for another.
@@ -51,6 +61,8 @@ def _show_methods(cls):
     if original is not None and wrapper is not original:
       wrapper.__signature__ = inspect.signature(original)
       wrapper.__doc__ = original.__doc__
+      wrapper.__name__, wrapper.__qualname__ = original.__name__, original.__qualname__
+      wrapper.__module__ = original.__module__
   return cls
 
 
@@ -225,7 +237,7 @@ class VAE(snt.Module):
     """
     num_samples = checks.check_num_samples(num_samples)
     q = self.posterior(x)
-    return q, q.sample(num_samples, seed=seed)
+    return q, q.sample(num_samples, seed=_stateless(seed))
 
   @_shown
   def log_weight_terms(
@@ -306,7 +318,7 @@ class VAE(snt.Module):
         return q.bijector.forward(q.distribution.mean())
       except NotImplementedError:
         pass
-    return q.sample(seed=seed)
+    return q.sample(seed=_stateless(seed))
 
   @_shown
   def reconstruct(
@@ -327,7 +339,7 @@ class VAE(snt.Module):
     if num_samples is None:
       return self.likelihood(self.posterior_location(x, seed=seed)).mean()
     num_samples = checks.check_num_samples(num_samples)
-    return self.likelihood(self.posterior(x).sample(num_samples, seed=seed)).mean()
+    return self.likelihood(self.posterior(x).sample(num_samples, seed=_stateless(seed))).mean()
 
   @_shown
   def sample(self, num_samples: int, *, seed: Seed = None, mean: bool = True) -> tf.Tensor:
@@ -337,7 +349,7 @@ class VAE(snt.Module):
       [num_samples, *event_shape].
     """
     num_samples = checks.check_num_samples(num_samples)
-    z_seed, x_seed = tfp.random.split_seed(seed, n=2) if seed is not None else (None, None)
+    z_seed, x_seed = tfp.random.split_seed(_stateless(seed), n=2) if seed is not None else (None, None)
     likelihood = self.likelihood(self.prior.sample(num_samples, seed=z_seed))
     return likelihood.mean() if mean else likelihood.sample(seed=x_seed)
 
