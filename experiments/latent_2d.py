@@ -104,7 +104,8 @@ def main(argv=None) -> dict:
   tfpvi.plot.latent_manifold(model, num=15, path=str(out / "manifold.png"))
   trained = {"model": common.trained_record(history, train_steps(config, len(x_train)))}
   common.write_results(out, config, metrics, started, trained=trained)
-  common.say(f"latent_2d: {metrics}\nresults and figures in {out}/")
+  common.say(f"latent_2d, test and training metrics (nats per image):\n{common.metrics_table(metrics)}\n"
+             f"results and figures in {out}/")
   return metrics
 
 
