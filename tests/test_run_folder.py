@@ -51,7 +51,8 @@ class ResumeChecksTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, r"trained \(step 4\) with other settings \(objective "
                                 r"'tfpvi.objectives.elbo\(return_terms=True\)' before, "
                                 r"'tfpvi.objectives.iwae\(num_samples=2\)' now\); "
-                                r"use a new output_dir or delete .* or continue it with these settings: resume='force'"):
+                                r"use a new output_dir or delete .* or continue it with these "
+                                r"settings: resume='force'"):
       fit(self.folder, objective=IWAE_2, steps=8)
     with self.assertRaisesRegex(ValueError, r"optimizer class 'sonnet.*Adam' before, 'sonnet.*SGD' now"):
       fit(self.folder, optimizer=snt.optimizers.SGD(0.1), steps=8)
