@@ -19,9 +19,13 @@ resumes with `resume="force"` (the change is then written to training.json).
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import pathlib
+import re
+import sys
+import tempfile
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
@@ -36,6 +40,28 @@ RECORD_FILE = "training.json"
 _FINGERPRINT_STEPS = (0, 1, 10, 100, 1000, 10000, 100000)
 
 
+def atomic_write(path: pathlib.Path, text: str) -> None:
+  """Writes `text` to `path` through a temporary file of its own, synced before it is renamed over `path`.
+
+  The temporary name is unique (two writers never share it) and is removed if the write fails, so a
+  kill or a full disk leaves either the old file or the new one, never a half-written one.
+  """
+  handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(handle, "w") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(temporary, path)
+  except BaseException:
+    pathlib.Path(temporary).unlink(missing_ok=True)
+    raise
+
+
+def _note(message: str) -> None:
+  print(f"tfpvi: {message}", file=sys.stderr, flush=True)
+
+
 class History:
   """Rows of the training history, written atomically as CSV."""
 
@@ -44,9 +70,33 @@ class History:
     self.rows: list[dict[str, Any]] = []
 
   def restore(self, last_step: int) -> None:
-    if self.path is not None and self.path.exists() and last_step > 0:
-      frame = pd.read_csv(self.path)
-      self.rows = frame[frame["step"] <= last_step].to_dict("records")
+    """Reads the rows up to `last_step` back (a resume); says what it cannot read.
+
+    Raises:
+      ValueError: if history.csv holds something other than a history (naming the file).
+    """
+    if self.path is None or last_step <= 0:
+      return
+    if not self.path.exists():
+      _note(f"{self.path} is missing: the history before step {last_step} is lost; training continues from the "
+            "checkpoint and history.csv starts again with the rows logged from now on.")
+      return
+    text = self.path.read_text()
+    if not text.strip():  # stopped before its first logged row
+      return
+    try:
+      frame = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+      raise ValueError(f"{self.path} is not a readable training history ({type(error).__name__}: {error}); move it "
+                       "away to continue training without the old rows, or restore it from a copy.") from None
+    if "step" not in frame.columns:
+      raise ValueError(f"{self.path} is not a training history (no 'step' column; columns {list(frame.columns)}); "
+                       "move it away to continue training without the old rows, or restore it from a copy.")
+    complete = frame.dropna(subset=["step"])
+    if len(frame) and not text.endswith("\n"):  # a row cut by a kill: dropped, and said
+      _note(f"{self.path} ended in a cut row (step {frame['step'].iloc[-1]!r}); it is dropped.")
+      complete = complete.iloc[:-1] if len(complete) == len(frame) else complete
+    self.rows = complete[complete["step"] <= last_step].to_dict("records")
 
   def append(self, row: dict[str, Any]) -> None:
     if self.rows and self.rows[-1]["step"] == row["step"]:
@@ -64,9 +114,7 @@ class History:
   def write(self) -> None:
     if self.path is None:
       return
-    tmp = self.path.with_suffix(".csv.tmp")
-    self.frame().to_csv(tmp, index=False)
-    os.replace(tmp, self.path)
+    atomic_write(self.path, self.frame().to_csv(index=False))
 
 
 # -- describing settings as JSON ---------------------------------------------------------------
@@ -173,6 +221,15 @@ def shape_differences(checkpoint_path: str, model) -> list[str]:
   return found if len(found) <= 3 else found[:3] + [f"and {len(found) - 3} more"]
 
 
+def _read_json(path: pathlib.Path) -> dict:
+  """A JSON record of the folder; a cut or garbled one is named with what to do."""
+  try:
+    return json.loads(path.read_text())
+  except (ValueError, UnicodeDecodeError) as error:
+    raise ValueError(f"{path} is not readable JSON ({error}); restore it from a copy, or delete it and continue "
+                     "with resume='force' (--resume force) to record these settings anew.") from None
+
+
 def _step_of(checkpoint_path: str) -> int:
   """The step a checkpoint holds (fit saves it in "step")."""
   return int(tf.train.load_checkpoint(checkpoint_path).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
@@ -210,11 +267,18 @@ class RunFolder:
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back from training.json
     checks.check_output_dir(self.path)
     self.path.mkdir(parents=True, exist_ok=True)
+    self._repair_checkpoint_state()
     self.checkpoint = tf.train.Checkpoint(model=model, **tracked)
     self.manager = tf.train.CheckpointManager(self.checkpoint, self.path / "checkpoints", max_to_keep=self.max_to_keep)
     latest = self.manager.latest_checkpoint
     record_path = self.path / RECORD_FILE
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    record = _read_json(record_path) if record_path.exists() else {}
+    if latest and not record_path.exists() and resume != "force":
+      raise ValueError(
+          f"{self.path} holds checkpoints (step {_step_of(latest)}) but no {RECORD_FILE}, so its settings cannot be "
+          "checked against these; restore the file from a copy, or continue it with these settings (they are "
+          "then recorded): resume='force' in tfpvi.train.fit, --resume force on an experiment's command line."
+      )
     changes = list(record.get("changes", []))
     step = 0
     if latest:
@@ -230,11 +294,40 @@ class RunFolder:
     new_record = {"settings": settings, "run": info, "model_spec": spec_note, "variables": variables}
     if changes:
       new_record["changes"] = changes
-    tmp = record_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(new_record, indent=2))
-    tmp.replace(record_path)
+    atomic_write(record_path, json.dumps(new_record, indent=2))
     self.writer = tf.summary.create_file_writer(str(self.path / "tensorboard"))
     return step
+
+  def _repair_checkpoint_state(self) -> None:
+    """Rebuilds checkpoints/checkpoint (TensorFlow's list of checkpoints) when it is missing or unreadable.
+
+    Without it TensorFlow sees no checkpoint at all, and the run would silently start again at step
+    0 over the trained one: the checkpoints on disk (ckpt-N.index and their data) are listed
+    instead, and the repair is said on stderr.
+    """
+    folder = self.path / "checkpoints"
+    # Temporary files of a writer that was killed mid-write (TensorFlow's checkpoint.tmp<hex>, ours
+    # .NAME.<random>.tmp): never read, so they go.
+    for leftover in [*folder.glob("checkpoint.tmp*"), *self.path.glob(".*.tmp")]:
+      leftover.unlink(missing_ok=True)
+    on_disk = sorted((int(m.group(1)), str(folder / f"ckpt-{m.group(1)}"))
+                     for path in folder.glob("ckpt-*.index") if (m := re.fullmatch(r"ckpt-(\d+)\.index", path.name))
+                     and list(folder.glob(f"ckpt-{m.group(1)}.data-*")))
+    if not on_disk:
+      return
+    state_file = folder / "checkpoint"
+    try:
+      state = tf.train.get_checkpoint_state(str(folder))
+    except Exception:  # noqa: BLE001 -- garbage in the state file: it is rebuilt below
+      state = None
+    if state is not None and state.model_checkpoint_path:
+      return
+    reason = "is missing" if not state_file.exists() else "is unreadable"
+    paths = [path for _, path in on_disk]
+    tf.compat.v1.train.update_checkpoint_state(str(folder), paths[-1], all_model_checkpoint_paths=paths)
+    names = ", ".join(map(os.path.basename, paths))
+    _note(f"{state_file} {reason}; rebuilt it from the checkpoints on disk ({names}), so the run resumes from "
+          f"{os.path.basename(paths[-1])}.")
 
   def _check_resume(self, latest: str, model, recorded: dict, settings: dict, resume, steps) -> list[str]:
     """Raises unless the folder may be resumed; returns the settings differences `force` accepts."""

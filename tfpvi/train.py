@@ -23,6 +23,7 @@ Design:
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import time
 from typing import Any, Callable, Mapping, Optional, Union
@@ -185,7 +186,9 @@ def fit(
       scope. Each step splits the global batch over the replicas and averages gradients.
     jit_compile: compile the training loop with XLA: True, False, or "auto" (XLA when a GPU is
       visible; on CPUs TensorFlow's graph kernels are faster, see benchmarks/).
-    seed: seed of every random draw (batches, samples, dynamic binarization). Draws are stateless
+    seed: seed of every random draw (batches, samples, dynamic binarization) and of the model's
+      initial values when fit creates them (it seeds TensorFlow's global generator before the first
+      forward pass; a model whose variables exist already keeps them). Draws are stateless
       (seed, step), so a run repeats exactly and a resumed run continues as an uninterrupted one
       would. XLA implements the stateless generators with another algorithm: the same seed gives
       other (equally distributed) numbers with jit_compile=True than without.
@@ -214,6 +217,9 @@ def fit(
     TypeError: on an objective that is not callable.
   """
   _check_arguments(objective, optimizer, steps_per_call, learning_rate, steps, epochs)
+  if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**62:
+    raise ValueError(f"seed must be an int in [0, 2**62), got {seed!r}.")
+  seed = int(seed)
   data = TrainData(train_data, batch_size=batch_size, inputs=inputs)
   strategy_given = strategy is not None
   strategy = strategy or tf.distribute.get_strategy()

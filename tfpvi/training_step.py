@@ -81,6 +81,13 @@ class Schedules:
     return self.values(tf.constant(step, tf.int64), self.host_table(step, 1)[0])
 
 
+def _has_variables(model) -> bool:
+  try:
+    return bool(list(model.variables))
+  except ValueError:  # Sonnet raises for a module without variables
+    return False
+
+
 class TrainingLoop:
   """Compiled optimizer steps for `fit`; see the module docstring.
 
@@ -102,6 +109,7 @@ class TrainingLoop:
     self.learning_rate = learning_rate
     self.preprocess = preprocess
     self.strategy = strategy
+    self.seed = seed
     self.base_seed = tf.constant([seed, 0x5EED], tf.int64)
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
 
@@ -125,6 +133,11 @@ class TrainingLoop:
       ValueError: if the objective uses trainable variables the model does not hold (they would
         silently never train). Model variables that get no gradient are reported as a warning.
     """
+    if not _has_variables(self.model):
+      # Sonnet draws initial values from TensorFlow's global generator when a module is first
+      # called (here): seeding it makes `seed` decide the initialisation too, so two fresh runs
+      # with one seed are the same run. A model built before fit keeps the values it has.
+      tf.random.set_seed(self.seed)
     batch = self.data.first_batch()
     if self.preprocess is not None:
       batch = self.preprocess(batch, tf.constant([0, 0], tf.int32))

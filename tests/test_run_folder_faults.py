@@ -1,0 +1,123 @@
+"""Faults injected into a run folder: nothing trained is lost, nothing silently restarts, messages name the file."""
+
+import functools
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import sonnet as snt
+import tensorflow as tf
+
+import tfpvi
+from tfpvi import train
+
+ELBO_TERMS = functools.partial(tfpvi.objectives.elbo, return_terms=True)
+
+
+def small_model():
+  return tfpvi.VAE(tfpvi.encoders.GaussianMLP([16], 2), tfpvi.decoders.BernoulliMLP([16], [4, 4, 1]),
+                   tfpvi.standard_normal_prior(2))
+
+
+def data(n=64):
+  return (np.random.default_rng(0).random([n, 4, 4, 1]) > 0.5).astype("float32")
+
+
+def fit(folder, steps, model=None, **kwargs):
+  kwargs = dict(dict(batch_size=16, checkpoint_every=4, log_every=2, seed=3), **kwargs)
+  return train.fit(model or small_model(), ELBO_TERMS, data(), optimizer=snt.optimizers.Adam(1e-2), steps=steps,
+                   output_dir=str(folder), progress=False, **kwargs)
+
+
+def test_two_fresh_runs_with_one_seed_are_the_same_run(tmp_path):
+  first, second = fit(tmp_path / "a", 8), fit(tmp_path / "b", 8)
+  pd.testing.assert_frame_equal(first.drop(columns="wall_time"), second.drop(columns="wall_time"))
+  a, b = (tf.train.load_checkpoint(str(tmp_path / name / "checkpoints" / "ckpt-8")) for name in "ab")
+  for key in a.get_variable_to_shape_map():
+    if key.startswith("model/"):
+      np.testing.assert_array_equal(a.get_tensor(key), b.get_tensor(key), err_msg=key)
+  other = fit(tmp_path / "c", 8, seed=4)
+  assert not np.allclose(other["loss"], first["loss"])
+  with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*62\), got 'abc'"):
+    fit(tmp_path / "d", 2, seed="abc")
+
+
+@pytest.mark.parametrize("fault", ["deleted", "garbage"])
+def test_a_lost_checkpoint_state_file_resumes_from_the_checkpoints_on_disk(tmp_path, capfd, fault):
+  fit(tmp_path, 8)
+  state = tmp_path / "checkpoints" / "checkpoint"
+  if fault == "deleted":
+    state.unlink()
+  else:
+    state.write_bytes(b"\xff\xfe\x00garbage")
+  history = fit(tmp_path, 12)
+  err = capfd.readouterr().err
+  assert f"{state} is {'missing' if fault == 'deleted' else 'unreadable'}" in err and "resumes from ckpt-8" in err
+  assert history["step"].tolist() == [2, 4, 6, 8, 10, 12]  # continued from step 8: nothing redone, nothing lost
+  uninterrupted = fit(tmp_path / "twin", 12)
+  pd.testing.assert_frame_equal(history.drop(columns="wall_time"), uninterrupted.drop(columns="wall_time"))
+
+
+def test_an_empty_history_from_a_stop_before_the_first_row_resumes(tmp_path):
+  fit(tmp_path, 4, log_every=100)  # checkpointed at step 4, no row logged yet
+  (tmp_path / "history.csv").write_text("\n")  # what a run stopped before its first row leaves
+  history = fit(tmp_path, 8, log_every=100)
+  assert history["step"].tolist() == [8]
+
+
+def test_a_deleted_or_cut_history_is_said_and_a_garbled_one_refused(tmp_path, capfd):
+  fit(tmp_path, 8)
+  path = tmp_path / "history.csv"
+  text = path.read_text()
+  path.write_text(text[: text.rindex("\n", 0, len(text) - 1) + 9])  # the last row cut after 8 characters
+  history = fit(tmp_path, 10)
+  assert "ended in a cut row" in capfd.readouterr().err
+  assert history["step"].tolist() == [2, 4, 6, 10]
+  path.unlink()
+  history = fit(tmp_path, 12)
+  assert f"{path} is missing: the history before step 10 is lost" in capfd.readouterr().err
+  assert history["step"].tolist() == [12]
+  path.write_bytes(b"\x00\x01 not, a\n\"history")
+  with pytest.raises(ValueError, match=f"{path} is not .*move it away"):
+    fit(tmp_path, 14)
+
+
+def test_a_deleted_record_refuses_an_unchecked_resume(tmp_path):
+  fit(tmp_path, 4)
+  (tmp_path / "training.json").unlink()
+  with pytest.raises(ValueError, match=r"holds checkpoints \(step 4\) but no training.json.*resume='force'"):
+    fit(tmp_path, 8, model=small_model())
+  history = fit(tmp_path, 8, resume="force")
+  assert history["step"].iloc[-1] == 8 and (tmp_path / "training.json").exists()
+  (tmp_path / "training.json").write_text('{"settings": {"objective": "tfpvi.obj')  # cut mid-write
+  with pytest.raises(ValueError, match=r"training.json is not readable JSON .*restore it from a copy"):
+    fit(tmp_path, 10)
+
+
+def test_kills_at_random_moments_leave_no_temporary_files_and_lose_nothing(tmp_path):
+  script = f"""
+import functools, numpy as np, sonnet as snt, tfpvi
+model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([16], 2), tfpvi.decoders.BernoulliMLP([16], [4, 4, 1]),
+                  tfpvi.standard_normal_prior(2))
+x = (np.random.default_rng(0).random([64, 4, 4, 1]) > 0.5).astype("float32")
+tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x,
+                optimizer=snt.optimizers.Adam(1e-2), steps=100000, batch_size=16, checkpoint_every=4, log_every=2,
+                seed=3, output_dir={str(tmp_path)!r}, progress=False)
+"""
+  reached = []
+  for delay in (6.0, 7.5, 9.0):
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+      process.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+      process.kill()
+      process.wait()
+    latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    reached.append(int(latest.rsplit("-", 1)[1]) if latest else 0)
+  assert reached == sorted(reached) and reached[-1] > 0, reached  # every start resumed, none started over
+  steps = reached[-1] + 4
+  history = fit(tmp_path, steps)
+  assert not [p.name for p in tmp_path.rglob("*") if ".tmp" in p.name]
+  assert history["step"].tolist() == list(range(2, steps + 1, 2))  # every logged step once, in order
