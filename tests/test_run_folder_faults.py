@@ -121,3 +121,37 @@ tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, return_terms=Tru
   history = fit(tmp_path, steps)
   assert not [p.name for p in tmp_path.rglob("*") if ".tmp" in p.name]
   assert history["step"].tolist() == list(range(2, steps + 1, 2))  # every logged step once, in order
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_and_sigterm_save_a_final_checkpoint_and_exit_with_the_signal(tmp_path, signum):
+  import signal
+  import time
+
+  script = f"""
+import functools, numpy as np, sonnet as snt, tfpvi
+model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([16], 2), tfpvi.decoders.BernoulliMLP([16], [4, 4, 1]),
+                  tfpvi.standard_normal_prior(2))
+x = (np.random.default_rng(0).random([64, 4, 4, 1]) > 0.5).astype("float32")
+tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x,
+                optimizer=snt.optimizers.Adam(1e-2), steps=10**7, batch_size=16, checkpoint_seconds=3600,
+                log_every=2, seed=3, output_dir={str(tmp_path)!r}, progress=False)
+"""
+  process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 120
+  while not (tmp_path / "training.json").exists() and time.time() < deadline:
+    time.sleep(0.1)
+  time.sleep(12.0)  # compiled and training by now, with no checkpoint due for an hour
+  process.send_signal(getattr(signal, signum))
+  _, err = process.communicate(timeout=120)
+  assert process.returncode in ((-signal.SIGTERM,) if signum == "SIGTERM" else (-signal.SIGINT, 1, 130)), err[-2000:]
+  words = "SIGTERM" if signum == "SIGTERM" else "Ctrl-C (SIGINT)"
+  assert f"training stopped by {words} at step" in err and "run the same call again to resume" in err, err[-2000:]
+  latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+  reached = int(latest.rsplit("-", 1)[1])
+  assert reached > 10, reached  # the work of the last seconds is kept, though no checkpoint was due
+  history = pd.read_csv(tmp_path / "history.csv")
+  assert history["step"].iloc[-1] <= reached and history["step"].iloc[-1] >= reached - 2
+  resumed = fit(tmp_path, reached + 4)
+  logged = resumed["step"].tolist()
+  assert logged == sorted(set(logged)) and logged[-1] == reached + 4  # no row twice, none out of order

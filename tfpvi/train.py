@@ -22,9 +22,13 @@ Design:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import os
+import signal
 import sys
+import threading
 import time
 from typing import Any, Callable, Mapping, Optional, Union
 
@@ -279,9 +283,34 @@ def _drive(loop: TrainingLoop, data: TrainData, folder: Optional[RunFolder], *, 
   history = folder.history if folder is not None else _MemoryHistory()
   wall_offset = history.wall_time
   started = time.perf_counter()
-  last_checkpoint_time = started
   bar = _progress_bar(progress, steps, start_step)
   step = start_step
+  with _terminate_as_interrupt() as terminated:
+    try:
+      step = _run_steps(loop, data, folder, history, bar, steps=steps, step=step, should_log=should_log,
+                        steps_per_call=steps_per_call, eval_every=eval_every, evaluate=evaluate, eval_fn=eval_fn,
+                        checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
+                        wall_offset=wall_offset, started=started)
+    except FloatingPointError:
+      raise  # a non-finite step: by design, no checkpoint after it
+    except (KeyboardInterrupt, Exception) as error:
+      if bar is not None:
+        bar.close()
+      _save_on_the_way_out(loop, folder, error, terminated)
+      if terminated:
+        _exit_by_signal(signal.SIGTERM)
+      raise
+  if bar is not None:
+    bar.close()
+  if folder is not None and not history.path.exists():
+    history.write()
+  return history.frame()
+
+
+def _run_steps(loop, data, folder, history, bar, *, steps, step, should_log, steps_per_call, eval_every, evaluate,
+               eval_fn, checkpoint_every, checkpoint_seconds, wall_offset, started) -> int:
+  """Compiled calls between boundaries, then log, evaluate and checkpoint; returns the step reached."""
+  last_checkpoint_time = started
   while step < steps:
     boundary = _next_boundary(step, steps, steps_per_call, should_log, eval_every, checkpoint_every)
     groups = [(None, boundary - step)] if data.in_memory else data.next_batches(boundary - step)
@@ -312,11 +341,53 @@ def _drive(loop: TrainingLoop, data: TrainData, folder: Optional[RunFolder], *, 
     if folder is not None and (due or step == steps):
       folder.save(step)
       last_checkpoint_time = time.perf_counter()
-  if bar is not None:
-    bar.close()
-  if folder is not None and not history.path.exists():
-    history.write()
-  return history.frame()
+  return step
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+  """Within the block, SIGTERM raises KeyboardInterrupt (so the run is saved); yields a list that is
+  non-empty once SIGTERM came. Only from the main thread, and only where SIGTERM has its default action."""
+  came: list = []
+  installed = False
+  if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+
+    def handler(signum, frame):
+      came.append(signum)
+      raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    installed = True
+  try:
+    yield came
+  finally:
+    if installed:
+      signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _save_on_the_way_out(loop, folder, error, terminated) -> None:
+  """Saves history and a checkpoint at the step the model is at, and says where the run stopped."""
+  reached = int(loop.step.numpy())
+  what = "SIGTERM" if terminated else ("Ctrl-C (SIGINT)" if isinstance(error, KeyboardInterrupt)
+                                       else f"{type(error).__name__}")
+  if folder is None:
+    print(f"tfpvi: training stopped by {what} at step {reached} (no output_dir: nothing saved).", file=sys.stderr)
+    return
+  try:
+    folder.save(reached)
+  except Exception as save_error:  # noqa: BLE001 -- the original error is the one to raise
+    print(f"tfpvi: training stopped by {what} at step {reached}; saving it failed too ({save_error}).",
+          file=sys.stderr)
+    return
+  print(f"tfpvi: training stopped by {what} at step {reached}; saved history.csv and checkpoint ckpt-{reached} in "
+        f"{folder.path}: run the same call again to resume.", file=sys.stderr, flush=True)
+
+
+def _exit_by_signal(signum) -> None:
+  """Ends the process with the status of `signum` (as if it had never been caught)."""
+  sys.stderr.flush()
+  signal.signal(signum, signal.SIG_DFL)
+  os.kill(os.getpid(), signum)
 
 
 class _MemoryHistory:
