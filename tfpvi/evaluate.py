@@ -33,13 +33,13 @@ import json
 import os
 import pathlib
 import sys
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpvi import data, discrete, evaluation, specs
+from tfpvi.files import atomic_write
 from tfpvi.vae import VAE
 
 tfd = tfp.distributions
@@ -106,20 +106,6 @@ def restore_pinned(run_dir) -> tuple:
   return evaluated, spec, latest
 
 
-def _write_json(path: pathlib.Path, record: dict) -> None:
-  """Writes record to path atomically: a unique temporary file, synced, then renamed over it."""
-  handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(handle, "w") as f:
-      f.write(json.dumps(record, indent=2))
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(temporary, path)
-  except BaseException:
-    pathlib.Path(temporary).unlink(missing_ok=True)
-    raise
-
-
 def _progress_file(run_dir, name: str, flags: dict) -> pathlib.Path:
   """RUN_DIR/.{name}-{digest}.partial.jsonl: one file per set of flags, so another evaluation never collides."""
   digest = hashlib.sha256(json.dumps(flags, sort_keys=True).encode()).hexdigest()[:12]
@@ -168,7 +154,7 @@ def _run_bdmc(args, model, spec, checkpoint) -> int:
             "seed": args.seed,
             "ais": settings.describe(), "checkpoint": os.path.basename(checkpoint),
             "per_example": {"lower": result.lower.numpy().tolist(), "upper": result.upper.numpy().tolist()}}
-  _write_json(pathlib.Path(args.run_dir) / "evaluation_bdmc.json", record)
+  atomic_write(pathlib.Path(args.run_dir) / "evaluation_bdmc.json", json.dumps(record, indent=2))
   return 0
 
 
@@ -296,7 +282,7 @@ def main(argv=None) -> int:
       compared = _compare(json.loads(other.read_text()), record)
       print(f"  compared       {compared}")
       record["comparison"] = compared
-    _write_json(pathlib.Path(args.run_dir) / output, record)
+    atomic_write(pathlib.Path(args.run_dir) / output, json.dumps(record, indent=2))
     progress_file.unlink(missing_ok=True)
   except (FileNotFoundError, ValueError, tf.errors.InvalidArgumentError) as error:  # data.DataNotFoundError included
     message = error.message if isinstance(error, tf.errors.OpError) else str(error)

@@ -25,7 +25,6 @@ import os
 import pathlib
 import re
 import sys
-import tempfile
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
@@ -33,29 +32,12 @@ import pandas as pd
 import tensorflow as tf
 
 from tfpvi import checks, specs
+from tfpvi.files import atomic_write
 
 __all__ = ["RECORD_FILE", "History", "RunFolder", "describe_callable", "jsonable", "settings_differences"]
 
 RECORD_FILE = "training.json"
 _FINGERPRINT_STEPS = (0, 1, 10, 100, 1000, 10000, 100000)
-
-
-def atomic_write(path: pathlib.Path, text: str) -> None:
-  """Writes `text` to `path` through a temporary file of its own, synced before it is renamed over `path`.
-
-  The temporary name is unique (two writers never share it) and is removed if the write fails, so a
-  kill or a full disk leaves either the old file or the new one, never a half-written one.
-  """
-  handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(handle, "w") as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(temporary, path)
-  except BaseException:
-    pathlib.Path(temporary).unlink(missing_ok=True)
-    raise
 
 
 def _note(message: str) -> None:

@@ -44,6 +44,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpvi import conv, decoders, discrete, encoders, flows, hierarchical, priors
+from tfpvi.files import atomic_write
 from tfpvi.vae import VAE, standard_normal_prior
 
 __all__ = ["DATA_FORMATS", "build", "describe", "differences", "has_checkpoints", "load", "load_model", "normalize",
@@ -356,9 +357,7 @@ def save(run_dir, spec: dict[str, Any]) -> None:
     if not found:
       spec = {**existing, **spec, "data": spec.get("data") or existing.get("data")}
       spec = {key: value for key, value in spec.items() if value is not None}
-  tmp = target.with_suffix(".json.tmp")
-  tmp.write_text(json.dumps(spec, indent=2))
-  tmp.replace(target)
+  atomic_write(target, json.dumps(spec, indent=2))
 
 
 def load(run_dir) -> dict[str, Any]:
