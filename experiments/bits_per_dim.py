@@ -318,10 +318,7 @@ def main(argv=None) -> dict:
       common.say(f"[{key}] training ...")
       tf.random.set_seed(config.seed)
       model = build_model(name, config, image_shape)
-      spec, why = tfpvi.specs.describe(model)
-      if spec is None:
-        raise ValueError(f"[{key}] the model has no spec for tfpvi.evaluate: {why}.")
-      common.save_spec(out / key, {**spec, "data": test_data(dataset, config)})  # for `python -m tfpvi.evaluate`
+      tfpvi.run_record.update(out / key, data=test_data(dataset, config))  # for `python -m tfpvi.evaluate`
       history, steps = train_one(model, config, x_train, out / key)
       trained[key] = common.trained_record(history, steps)
       common.say(f"[{key}] {trained[key]['trained_steps']} steps in {trained[key]['train_seconds']:.0f} s; "

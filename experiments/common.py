@@ -234,7 +234,7 @@ def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
 def resume_flag():
   """The `resume` field every training experiment's Config declares (`--resume force`)."""
   return flag("auto", "how to treat a folder trained with other settings: auto refuses it with the differences, "
-              "force continues it with these settings (the change is recorded in training.json)",
+              "force continues it with these settings (the change is recorded in run.json)",
               choices=("auto", "force"))
 
 
@@ -354,22 +354,31 @@ def compiled(fn: Callable, **tf_function_options) -> Callable:
 
 
 def check_spec(run_dir, spec: dict) -> None:
-  """Raises ValueError if run_dir holds checkpoints of a model other than `spec` describes."""
-  path = pathlib.Path(run_dir) / tfpvi.specs.SPEC_FILE
-  if not path.exists() or not holds_checkpoints(run_dir):
+  """Raises ValueError if run_dir holds checkpoints of another model, or of other data, than `spec` describes."""
+  if not holds_checkpoints(run_dir):
     return
-  found = tfpvi.specs.differences(json.loads(path.read_text()), spec)
+  record = tfpvi.run_record.read(run_dir)
+  if record.get("model") is not None:
+    found = tfpvi.config.differences(record["model"], tfpvi.config.to_config(tfpvi.specs.build(spec)))
+  elif record.get("legacy_spec"):
+    found = tfpvi.specs.differences(record["legacy_spec"], spec)
+  else:
+    found = []
+  if record.get("data") and spec.get("data") and record["data"] != spec["data"]:
+    found.append(f"data: {record['data']!r} vs {spec['data']!r}")
   if found:
     raise ValueError(
-        f"{run_dir} holds checkpoints of another model (its {tfpvi.specs.SPEC_FILE} differs: {'; '.join(found)}); "
-        f"give another --output_dir, or delete {run_dir} to start over."
+        f"{run_dir} holds checkpoints of another model (its {tfpvi.run_record.RECORD_FILE} differs: "
+        f"{'; '.join(found[:4])}{' ...' if len(found) > 4 else ''}); give another --output_dir, or delete {run_dir} "
+        "to start over."
     )
 
 
 def save_spec(run_dir, spec: dict) -> None:
-  """Saves model_spec.json beside the checkpoints; never replaces the spec of a trained model."""
+  """Checks the folder (`check_spec`) and records the spec's data part in its run.json (fit records the model)."""
   check_spec(run_dir, spec)
-  tfpvi.specs.save(run_dir, spec)
+  if spec.get("data"):
+    tfpvi.run_record.update(run_dir, data=spec["data"])
 
 
 def write_results(out: pathlib.Path, config, metrics: dict[str, Any], started: float,

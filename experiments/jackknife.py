@@ -32,7 +32,7 @@ from tfpvi import evaluate
 class Config:
   output_dir: str = common.flag("runs/jackknife", "folder for results, the figure and (without --run_dir) the model")
   run_dir: str = common.flag(
-      "", "a trained model's folder (holding model_spec.json), e.g. runs/iwae/vae_k1; none: train one here",
+      "", "a trained model's folder (holding run.json), e.g. runs/iwae/vae_k1; none: train one here",
       allow_empty=True)
   steps: int = common.flag(3000, "training steps of the model trained here (without --run_dir)", minimum=1)
   num_samples: tuple = common.flag((2, 4, 8, 16, 32, 64, 128), "sample sizes K of the estimates", minimum=2)
@@ -49,9 +49,9 @@ class Config:
     if self.run_dir and not pathlib.Path(self.run_dir).is_dir():
       raise ValueError(f"--run_dir {self.run_dir} does not exist: expected a trained model's folder, "
                        "e.g. runs/iwae/vae_k1.")
-    if self.run_dir and not (pathlib.Path(self.run_dir) / tfpvi.specs.SPEC_FILE).exists():
-      raise ValueError(f"--run_dir {self.run_dir} holds no {tfpvi.specs.SPEC_FILE}: expected a trained model's "
-                       "folder, e.g. runs/iwae/vae_k1.")
+    if self.run_dir and not tfpvi.run_record.exists(self.run_dir):
+      raise ValueError(f"--run_dir {self.run_dir} holds no {tfpvi.run_record.RECORD_FILE}: expected a trained "
+                       "model's folder, e.g. runs/iwae/vae_k1.")
 
 
 def check_folder(config: Config, out) -> None:

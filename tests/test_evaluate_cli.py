@@ -21,7 +21,7 @@ EVAL = ["--num_samples", "4", "--examples", "6", "--batch_size", "6"]
 
 def _train(folder, spec, x, objective=tfpvi.objectives.elbo, **kwargs):
   """Saves spec in folder and trains its model for two steps there (checkpoints included)."""
-  specs.save(folder, spec)
+  tfpvi.run_record.update(folder, data=spec.get("data"))
   model = specs.build(spec)
   tfpvi.train.fit(model, objective, x, optimizer=snt.optimizers.Adam(1e-3), steps=2, batch_size=4,
                   output_dir=str(folder), progress=False, **kwargs)
@@ -48,7 +48,7 @@ def test_a_discrete_folder_is_evaluated_with_exact_one_hot_latents(tmp_path):
   config = discrete.Config(**discrete.Config.SMOKE)
   built = discrete.build("concrete", config)
   spec = discrete.model_spec("concrete", config)
-  specs.save(tmp_path, spec)
+  tfpvi.run_record.update(tmp_path, data=spec.get("data"))
   tfpvi.train.fit(built.model, built.objective, _binary(), optimizer=snt.optimizers.Adam(1e-2), steps=2,
                   batch_size=4, output_dir=str(tmp_path), progress=False, objective_kwargs=built.objective_kwargs)
   restored, _ = evaluate.restore(tmp_path)
@@ -79,7 +79,7 @@ def test_folders_that_are_not_a_vae_model_folder_say_so(tmp_path, capsys):
   root = tmp_path / "flows"
   for name in ("iaf", "gaussian"):
     (root / name).mkdir(parents=True)
-    (root / name / specs.SPEC_FILE).write_text("{}")
+    (root / name / "run.json").write_text("{}")
   assert evaluate.main([str(root), *EVAL]) == 2
   err = capsys.readouterr().err
   assert "is not a VAE model folder" in err and str(root / "iaf") in err and str(root / "gaussian") in err
@@ -89,12 +89,12 @@ def test_folders_that_are_not_a_vae_model_folder_say_so(tmp_path, capsys):
   empty.mkdir()
   assert evaluate.main([str(empty), *EVAL]) == 2
   err = capsys.readouterr().err
-  assert "is not a VAE model folder" in err and "no model_spec.json" in err and "iwae" not in err
+  assert "is not a VAE model folder" in err and "no run.json" in err and "iwae" not in err
 
   bare = tmp_path / "old"
   tf.train.Checkpoint(v=tf.Variable(1.0)).save(str(bare / "checkpoints" / "ckpt"))
   assert evaluate.main([str(bare), *EVAL]) == 2
-  assert "holds checkpoints but no model_spec.json" in capsys.readouterr().err
+  assert "holds checkpoints but no run.json" in capsys.readouterr().err
 
   assert evaluate.main([str(tmp_path / "missing"), *EVAL]) == 2
   assert "is not a folder" in capsys.readouterr().err

@@ -52,7 +52,7 @@ def test_smoke_run_writes_results_history_and_figures(name, capsys):
   assert list(out.rglob("history.csv")), "no history.csv written"
   # What actually ran is recorded beside the requested config.
   assert results["trained"] and all(r["trained_steps"] == r["requested_steps"] for r in results["trained"].values())
-  # Every folder with checkpoints has a model_spec.json that `python -m tfpvi.evaluate` can use.
+  # Every folder with checkpoints has a run.json that `python -m tfpvi.evaluate` can use.
   model_dirs = sorted({path.parent.parent for path in out.rglob("checkpoints/checkpoint")})
   assert model_dirs
   for model_dir in model_dirs:
@@ -146,7 +146,7 @@ def test_smoke_runs_never_touch_a_real_run(tmp_path, monkeypatch, capsys):
   real = ["--hidden_sizes", "8", "--steps", "4", "--train_examples", "64", "--eval_examples", "8"]
   beta_vae.main(real)
   real_files = _snapshot(tmp_path / "runs/beta_vae")
-  assert tmp_path / "runs/beta_vae/model_spec.json" in real_files
+  assert tmp_path / "runs/beta_vae/run.json" in real_files
   # Smoke runs again: into its own folder (fresh), and refused in the real run's folder.
   beta_vae.main(["--smoke"])
   with pytest.raises(SystemExit):
@@ -202,7 +202,7 @@ def test_evaluate_command_on_a_trained_run(capsys):
   summary = json.loads((out / "iwae_k2" / "evaluation.json").read_text())
   assert summary["num_examples"] == 12 and math.isfinite(summary["log_px"])
   assert evaluate.main([str(out), "--num_samples", "10"]) == 2
-  assert "no model_spec.json" in capsys.readouterr().err
+  assert "no run.json" in capsys.readouterr().err
 
 
 def test_a_run_refuses_another_experiments_folder(tmp_path, capsys):
@@ -287,7 +287,7 @@ def test_a_resume_with_other_training_flags_says_how_to_force_it_in_one_line(tmp
   forced = subprocess.run(base + ["--batch_size", "32", "--resume", "force"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
   assert forced.returncode == 0, forced.stderr[-3000:]
-  record = json.loads((tmp_path / "run" / "training.json").read_text())
+  record = json.loads((tmp_path / "run" / "run.json").read_text())
   assert record["changes"] and "batch_size" in json.dumps(record["changes"])
 
 

@@ -41,9 +41,9 @@ def test_smoke_run(name, tmp_path):
   for figure in FIGURES[name]:
     assert (out / figure).stat().st_size > 5000, figure
   assert len(list(out.rglob("history.csv"))) == len(metrics)
-  # Every model folder has a spec with its test data, for `python -m tfpvi.evaluate` (issue 7, item 14).
+  # Every model folder records its test data, for `python -m tfpvi.evaluate`.
   for history in out.rglob("history.csv"):
-    spec = json.loads((history.parent / "model_spec.json").read_text())
+    spec = json.loads((history.parent / "run.json").read_text())
     assert spec["data"] == {"name": "mnist", "format": "binary"}, history.parent
 
 

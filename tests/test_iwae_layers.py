@@ -28,8 +28,9 @@ def _evaluate(run_dir) -> dict:
 def test_two_layer_smoke_run_is_rebuilt_by_tfpvi_evaluate():
   out = _run("--layers", "2", "--models", "iwae:2")
   run_dir = out / "iwae_k2"
-  spec = specs.load(run_dir)
-  assert spec["kind"] == "hierarchical" and spec["encoder"]["latent_sizes"] == [4, 2]
+  model_config = tfpvi.run_record.read(run_dir)["model"]["config"]
+  assert model_config["encoder"]["class"] == "tfpvi.hierarchical:TwoLayerEncoder"
+  assert list(tfpvi.config.from_config(model_config["encoder"]).get_config()["latent_sizes"]) == [4, 2]
   metrics = json.loads((out / "results.json").read_text())["metrics"]["iwae_k2"]
   assert metrics["layers"] == 2 and set(metrics["active_units"]) == {"z1", "z2"}
   assert metrics["burda_2016_test_nll"] is None  # Burda et al. report k = 1, 5, 50
@@ -45,10 +46,12 @@ def test_two_layer_smoke_run_is_rebuilt_by_tfpvi_evaluate():
 def test_vamp_prior_smoke_run_is_rebuilt_by_tfpvi_evaluate():
   out = _run("--prior", "vamp", "--models", "vae:1", "--steps", "10")
   run_dir = out / "vae_k1"
-  assert specs.load(run_dir)["prior"] == {"class": "VampPrior", "input_shape": [28, 28, 1], "num_components": 5}
+  prior = tfpvi.run_record.read(run_dir)["model"]["config"]["prior"]
+  assert prior["class"] == "tfpvi.priors:VampPrior" and prior["config"]["encoder"] == {"same_as": "encoder"}
+  assert prior["config"]["input_shape"] == [28, 28, 1] and prior["config"]["num_components"] == 5
   assert np.isfinite(_evaluate(run_dir)["log_px"])
-  model, spec = evaluate.restore(run_dir)
-  fresh = specs.build(spec)
+  model, record = evaluate.restore(run_dir)
+  fresh = tfpvi.config.from_config(record["model"])
   # The trained pseudo-inputs, not their initial values, are restored.
   assert not np.allclose(model._prior.pseudo_inputs.numpy(), fresh._prior.pseudo_inputs.numpy())
   table = experiment._table(json.loads((out / "results.json").read_text())["metrics"])
@@ -83,14 +86,16 @@ def test_results_table_shows_burda_beside_ours():
 
 
 # ---------------------------------------------------------------------------------------------
-# Spec round trips: save beside a checkpoint, rebuild with tfpvi.evaluate.restore, same numbers.
+# Record round trips: the model's config in run.json beside a checkpoint, rebuilt with
+# tfpvi.evaluate.restore, same numbers.
 
 
-def _round_trip(model, spec, x):
+def _round_trip(model, x):
   folder = pathlib.Path(tempfile.mkdtemp())
   seed = tf.constant([3, 4])
   before = model.log_weights(x, 3, seed=seed)
-  specs.save(folder, dict(spec, data={"name": "mnist", "format": "binary"}))
+  tfpvi.run_record.write(folder, {"model": tfpvi.config.to_config(model), "data": {"name": "mnist", "format": "binary"},
+                                  "settings": {"data": {"example": {"shape": list(x.shape[1:])}}}})
   tf.train.Checkpoint(model=model).save(str(folder / "checkpoints" / "ckpt"))
   restored, _ = evaluate.restore(folder)
   after = restored.log_weights(x, 3, seed=seed)
@@ -108,14 +113,13 @@ def test_hierarchical_spec_round_trip():
   model = tfpvi.hierarchical.burda_two_layer(
       x.numpy(), output_shape=[6, 6, 1], latent_sizes=(3, 2), hidden_sizes=((8, 8), (4, 4))
   )
-  spec, reason = specs.describe(model)
-  assert reason == ""
   expected = tfpvi.hierarchical.two_layer_spec(output_shape=[6, 6, 1], latent_sizes=(3, 2),
                                                hidden_sizes=((8, 8), (4, 4)))
-  assert specs.differences(spec, expected) == []
-  assert specs.differences(spec, dict(expected, kind=None))[0] == "kind: 'hierarchical' vs 'flat'"
-  restored = _round_trip(model, spec, x)
-  assert specs.describe(restored)[0] == spec
+  assert specs.differences(expected, dict(expected, kind=None))[0] == "kind: 'hierarchical' vs 'flat'"
+  restored = _round_trip(model, x)
+  written = tfpvi.config.to_config(model)
+  assert tfpvi.config.differences(written, tfpvi.config.to_config(restored)) == []
+  assert tfpvi.config.differences(written, tfpvi.config.to_config(specs.build(expected))) == []
 
 
 @pytest.mark.parametrize("prior", ["mog", "vamp"])
@@ -124,9 +128,7 @@ def test_learned_prior_spec_round_trip(prior):
   module = (tfpvi.priors.MixtureOfGaussians(2, 3, seed=5) if prior == "mog"
             else tfpvi.priors.VampPrior(encoder, [6, 6, 1], 4, seed=5))
   model = tfpvi.VAE(encoder, tfpvi.decoders.BernoulliMLP([8], [6, 6, 1], activation=tf.nn.tanh), module)
-  spec, reason = specs.describe(model)
-  assert reason == "" and spec["prior"]["class"] == type(module).__name__
-  restored = _round_trip(model, spec, _binary([3, 6, 6, 1]))
+  restored = _round_trip(model, _binary([3, 6, 6, 1]))
   assert type(restored._prior) is type(module)
   if prior == "vamp":
     assert restored._prior.encoder is restored.encoder
@@ -136,14 +138,12 @@ def test_conv_spec_round_trip_as_bits_per_dim_builds_it():
   encoder = conv.ResNetEncoder(3, channels=(8, 16), blocks_per_stage=1)
   decoder = conv.ResNetDecoder([8, 8, 1], channels=(16, 8), blocks_per_stage=1, num_components=2)
   model = tfpvi.VAE(encoder, decoder, tfpvi.standard_normal_prior(3))
-  spec, reason = specs.describe(model)
-  assert reason == ""
-  assert spec["encoder"]["channels"] == [8, 16] and spec["decoder"]["channels"] == [16, 8]
+  written = tfpvi.config.to_config(model)
+  assert written["config"]["encoder"]["config"]["channels"] == {"tuple": [8, 16]}
   x = tf.floor(tf.random.stateless_uniform([2, 8, 8, 1], seed=[5, 6], maxval=256.0))
-  _round_trip(model, spec, x)
+  _round_trip(model, x)
   other = conv.ResNetEncoder(3, channels=(8, 16), blocks_per_stage=0, normalization="none")
-  described = specs.describe(tfpvi.VAE(other, decoder, tfpvi.standard_normal_prior(3)))[0]["encoder"]
-  assert described["blocks_per_stage"] == 0 and described["normalization"] == "none"
-  assert specs.differences(spec, dict(spec, encoder=described)) == [
+  plain = tfpvi.VAE(other, decoder, tfpvi.standard_normal_prior(3))
+  assert tfpvi.config.differences(written, tfpvi.config.to_config(plain)) == [
       "encoder.blocks_per_stage: 1 vs 0", "encoder.normalization: 'group' vs 'none'"
   ]

@@ -1,4 +1,4 @@
-"""The run folder of fit: what a folder was trained with, refused resumes, model_spec.json."""
+"""The run folder of fit: what a folder was trained with (run.json), refused resumes, the model's record."""
 
 import functools
 import json
@@ -11,7 +11,7 @@ import sonnet as snt
 import tensorflow as tf
 
 import tfpvi
-from tfpvi import evaluate, run_folder, specs, train
+from tfpvi import evaluate, run_folder, train
 
 ELBO_TERMS = functools.partial(tfpvi.objectives.elbo, return_terms=True)
 IWAE_2 = functools.partial(tfpvi.objectives.iwae, num_samples=2)
@@ -84,7 +84,8 @@ class ResumeChecksTest(tf.test.TestCase):
     self.assertEqual(settings["batch_size"], 16)
     self.assertEqual(settings["data"]["examples"], 128)
     self.assertEqual(record["variables"]["encoder/_torso/_layers/0/w"], [16, 16])
-    self.assertEqual(record["model_spec"], specs.SPEC_FILE)
+    self.assertEqual(record["model"]["config"]["encoder"]["class"], "tfpvi.encoders:GaussianMLP")
+    self.assertNotIn("model_note", record)
 
 
 class ModelSpecTest(tf.test.TestCase):
@@ -93,8 +94,8 @@ class ModelSpecTest(tf.test.TestCase):
     folder = tempfile.mkdtemp()
     model = small_model(activation=tf.nn.tanh)
     fit(folder, model=model)
-    restored, spec = evaluate.restore(folder)
-    self.assertEqual(spec["encoder"]["activation"], "tanh")
+    restored, record = evaluate.restore(folder)
+    self.assertEqual(record["model"]["config"]["encoder"]["config"]["activation"], {"function": "tensorflow:nn.tanh"})
     x = binary_data(4)
     self.assertAllClose(restored.posterior(x).mean(), model.posterior(x).mean())
 
@@ -103,13 +104,17 @@ class ModelSpecTest(tf.test.TestCase):
     model = small_model()
     fit(folder, model=tfpvi.VAE(UserEncoder(), model.decoder, model.prior))
     record = json.loads(pathlib.Path(folder, run_folder.RECORD_FILE).read_text())
-    self.assertRegex(record["model_spec"], r"^none: the encoder is a UserEncoder, not one of")
-    self.assertFalse(pathlib.Path(folder, specs.SPEC_FILE).exists())
+    self.assertIsNone(record["model"])
+    self.assertRegex(record["model_note"], r"^the model cannot be rebuilt from this folder: encoder: the UserEncoder "
+                     r"does not describe itself.*@tfpvi.config.configurable")
+    with self.assertRaisesRegex(ValueError, r"run.json holds no description of its model: the model cannot be rebuilt"):
+      evaluate.restore(folder)
 
   def test_another_activation_is_refused_by_the_spec(self):
     folder = tempfile.mkdtemp()
     fit(folder, model=small_model(activation=tf.nn.tanh))
-    with self.assertRaisesRegex(ValueError, r"describes another model .*encoder.activation: 'tanh' vs 'relu'"):
+    with self.assertRaisesRegex(ValueError, r"records another model .*encoder.activation: "
+                                r"'tensorflow:nn.tanh' vs 'tensorflow:nn.relu'"):
       fit(folder, model=small_model(activation=tf.nn.relu), steps=8)
 
 

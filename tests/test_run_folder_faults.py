@@ -87,13 +87,13 @@ def test_a_deleted_or_cut_history_is_said_and_a_garbled_one_refused(tmp_path, ca
 
 def test_a_deleted_record_refuses_an_unchecked_resume(tmp_path):
   fit(tmp_path, 4)
-  (tmp_path / "training.json").unlink()
-  with pytest.raises(ValueError, match=r"holds checkpoints \(step 4\) but no training.json.*resume='force'"):
+  (tmp_path / "run.json").unlink()
+  with pytest.raises(ValueError, match=r"holds checkpoints \(step 4\) but no run.json.*resume='force'"):
     fit(tmp_path, 8, model=small_model())
   history = fit(tmp_path, 8, resume="force")
-  assert history["step"].iloc[-1] == 8 and (tmp_path / "training.json").exists()
-  (tmp_path / "training.json").write_text('{"settings": {"objective": "tfpvi.obj')  # cut mid-write
-  with pytest.raises(ValueError, match=r"training.json is not readable JSON .*restore it from a copy"):
+  assert history["step"].iloc[-1] == 8 and (tmp_path / "run.json").exists()
+  (tmp_path / "run.json").write_text('{"settings": {"objective": "tfpvi.obj')  # cut mid-write
+  with pytest.raises(ValueError, match=r"run.json is not readable JSON .*restore it from a copy"):
     fit(tmp_path, 10)
 
 

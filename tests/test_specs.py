@@ -1,16 +1,13 @@
-"""tfpvi.specs: describing a model, and saving a spec without overwriting a trained folder's."""
+"""tfpvi.specs: the shorthand specs of the experiments, load_model, and the folders of older runs."""
 
 import json
-import pathlib
-import tempfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 import tfpvi
-from tfpvi import specs
+from tfpvi import config, specs
 
 SPEC = {
     "encoder": {"class": "GaussianMLP", "hidden_sizes": [8], "latent_size": 2, "activation": "tanh"},
@@ -20,67 +17,18 @@ SPEC = {
 }
 
 
-class DescribeTest(tf.test.TestCase):
+class ShorthandTest(tf.test.TestCase):
+  """The shorthand builds the modules it names; the run record describes them in full (tests/test_config.py)."""
 
-  def test_a_hand_built_model_is_described_as_its_spec(self):
-    model = tfpvi.VAE(
+  def test_a_spec_builds_the_model_a_hand_built_one_is(self):
+    hand_built = tfpvi.VAE(
         tfpvi.encoders.GaussianMLP([8], 2, activation=tf.nn.tanh),
         tfpvi.decoders.BernoulliMLP([8], [4, 4, 1], activation=tf.nn.tanh),
         tfpvi.standard_normal_prior(2),
     )
-    spec, reason = specs.describe(model)
-    self.assertEqual(reason, "")
-    self.assertEqual(specs.differences(SPEC, spec), [])
-    self.assertEqual(specs.normalize(spec), specs.normalize(SPEC))
-
-  def test_a_built_model_returns_its_spec(self):
-    spec, _ = specs.describe(specs.build(SPEC))
-    self.assertEqual(spec, {key: SPEC[key] for key in ("encoder", "decoder", "prior")})
-
-  def test_what_cannot_be_described_says_why(self):
-    encoder = tfpvi.encoders.GaussianMLP([8], 2)
-    decoder = tfpvi.decoders.BernoulliMLP([8], [4, 4, 1])
-    cases = [
-        (tfpvi.VAE(lambda x: encoder(x), decoder, tfpvi.standard_normal_prior(2)), "the encoder is a function"),
-        (tfpvi.VAE(encoder, decoder, tfp_normal(tf.Variable(tf.zeros(2)))), "not a standard normal"),
-        (tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 2, activation=tf.nn.gelu), decoder,
-                   tfpvi.standard_normal_prior(2)), "activation 'gelu' has no name"),
-        (tf.Module(), "not a tfpvi.VAE"),
-    ]
-    for model, reason in cases:
-      spec, found = specs.describe(model)
-      self.assertIsNone(spec)
-      self.assertIn(reason, found)
-
-
-def tfp_normal(loc):
-  return tfp.distributions.Independent(tfp.distributions.Normal(loc, 1.0), 1)
-
-
-class SaveTest(tf.test.TestCase):
-
-  def test_save_refuses_another_spec_over_checkpoints_and_merges_an_equal_one(self):
-    folder = pathlib.Path(tempfile.mkdtemp())
-    specs.save(folder, {key: SPEC[key] for key in ("encoder", "decoder", "prior")})
-    specs.save(folder, SPEC)  # same model, adds the data part
-    self.assertEqual(json.loads((folder / specs.SPEC_FILE).read_text())["data"], SPEC["data"])
-    model = specs.build(SPEC)
-    model.log_weights(tf.zeros([1, 4, 4, 1]), 1)
-    tf.train.Checkpoint(model=model).save(str(folder / "checkpoints" / "ckpt"))
-    other = json.loads(json.dumps(SPEC))
-    other["encoder"]["latent_size"] = 3
-    with self.assertRaisesRegex(ValueError, r"holds checkpoints of the model in its model_spec.json, which differs "
-                                r"from this spec \(encoder.latent_size: 2 vs 3\); use a new output folder"):
-      specs.save(folder, other)
-    self.assertEqual(specs.load(folder), SPEC)
-    specs.save(folder, dict(SPEC, encoder=dict(SPEC["encoder"], min_scale=1e-4)))  # a default spelled out
-
-  def test_save_replaces_the_spec_of_a_folder_without_checkpoints(self):
-    folder = pathlib.Path(tempfile.mkdtemp())
-    specs.save(folder, SPEC)
-    other = dict(SPEC, prior={"class": "standard_normal", "latent_size": 3})
-    specs.save(folder, other)
-    self.assertEqual(specs.load(folder)["prior"]["latent_size"], 3)
+    self.assertEqual(config.differences(config.to_config(hand_built), config.to_config(specs.build(SPEC))), [])
+    self.assertEqual(specs.normalize(dict(SPEC, encoder=dict(SPEC["encoder"], min_scale=1e-4))),
+                     specs.normalize(SPEC))  # a default spelled out is the same spec
 
 
 class LearnedPriorAndBiasSpecTest(tf.test.TestCase):
@@ -92,19 +40,8 @@ class LearnedPriorAndBiasSpecTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, "does not fit MixtureOfGaussians"):
       specs.build(dict(SPEC, prior={"class": "MixtureOfGaussians", "latent_size": 2, "components": 3}))
 
-  def test_a_vamp_prior_on_another_encoder_is_not_described(self):
-    encoder = tfpvi.encoders.GaussianMLP([8], 2)
-    prior = tfpvi.priors.VampPrior(tfpvi.encoders.GaussianMLP([8], 2), [4, 4, 1], 3)
-    spec, reason = specs.describe(tfpvi.VAE(encoder, tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]), prior))
-    self.assertIsNone(spec)
-    self.assertIn("built on another encoder", reason)
-
-  def test_an_output_bias_is_part_of_the_spec(self):
-    decoder = tfpvi.decoders.BernoulliMLP([8], [4, 4, 1], activation=tf.nn.tanh, output_bias=0.3)
-    model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 2, activation=tf.nn.tanh), decoder,
-                      tfpvi.standard_normal_prior(2))
-    spec, _ = specs.describe(model)
-    self.assertTrue(spec["decoder"]["pixel_mean_bias"])
+  def test_a_pixel_mean_bias_starts_at_the_training_images_pixel_means(self):
+    spec = dict(SPEC, decoder=dict(SPEC["decoder"], pixel_mean_bias=True))
     self.assertEqual(specs.differences(SPEC, spec), ["decoder.pixel_mean_bias: False vs True"])
     images = tf.cast(tf.random.stateless_uniform([50, 4, 4, 1], seed=[0, 1]) > 0.3, tf.float32)
     rebuilt = specs.build(spec, train_images=images)
@@ -114,7 +51,7 @@ class LearnedPriorAndBiasSpecTest(tf.test.TestCase):
 class FlowAndDiscreteSpecTest(tf.test.TestCase):
   """Flow posteriors, Gumbel-softmax encoders, RelaxedInput decoders and categorical priors (issue 7, item 14)."""
 
-  def test_they_build_and_describe_as_their_spec(self):
+  def test_they_build_as_their_spec(self):
     bernoulli = {"class": "BernoulliMLP", "hidden_sizes": [8], "output_shape": [4, 4, 1], "latent_ndims": 2}
     gumbel = {"class": "GumbelSoftmaxMLP", "hidden_sizes": [8], "num_variables": 3, "num_classes": 4}
     cases = [
@@ -130,7 +67,6 @@ class FlowAndDiscreteSpecTest(tf.test.TestCase):
     for spec in cases:
       model = specs.build(spec)
       self.assertEqual(model.log_weights(tf.zeros([2, 4, 4, 1]), 3).shape, [3, 2])
-      self.assertEqual(specs.differences(spec, specs.describe(model)[0]), [])
       self.assertEqual(specs.output_shape(spec), [4, 4, 1])
     self.assertIsInstance(specs.build(cases[0]).encoder, tfpvi.flows.IAFPosterior)
     self.assertIsInstance(specs.build(cases[2]).decoder, tfpvi.discrete.RelaxedInput)
@@ -166,7 +102,8 @@ def test_load_model_restores_the_trained_weights_quietly(tmp_path, caplog):
   # The methods show their own signatures and docstrings (Sonnet's wrappers hide both).
   assert list(inspect.signature(tfpvi.VAE.sample).parameters) == ["self", "num_samples", "seed", "mean"]
   assert "Generates from the model" in tfpvi.VAE.sample.__doc__
-  with pytest.raises(FileNotFoundError, match="no model_spec.json"):
+  assert json.loads((tmp_path / "run.json").read_text())["model"]["class"] == "tfpvi.vae:VAE"
+  with pytest.raises(FileNotFoundError, match="no run.json"):
     tfpvi.load_model(tmp_path / "nothing")
 
 
@@ -182,3 +119,34 @@ def test_a_python_int_seed_gives_the_same_samples_at_every_call():
 
   text = pydoc.plain(pydoc.render_doc(tfpvi.VAE.sample))
   assert "in module tfpvi.vae" in text and text.splitlines()[2].startswith("sample(self, num_samples")
+
+
+def test_an_older_folder_loads_and_a_resumed_fit_merges_its_records_into_run_json(tmp_path, capsys):
+  """A folder from before run.json (training.json and the shorthand model_spec.json) still loads and resumes."""
+  import sonnet as snt
+
+  x = (np.random.default_rng(0).uniform(size=[8, 4, 4, 1]) > 0.5).astype(np.float32)
+
+  def train(steps):
+    model = specs.build(SPEC)
+    tfpvi.train.fit(model, tfpvi.objectives.elbo, x, optimizer=snt.optimizers.Adam(1e-2), steps=steps, batch_size=4,
+                    output_dir=str(tmp_path), progress=False, checkpoint_every=2)
+    return model
+
+  trained = train(2)
+  record = json.loads((tmp_path / "run.json").read_text())
+  # Write the folder as an older tfpvi did: the settings in training.json, the shorthand spec in model_spec.json.
+  (tmp_path / "training.json").write_text(json.dumps({key: record[key] for key in ("settings", "run", "variables")}))
+  (tmp_path / "model_spec.json").write_text(json.dumps(SPEC))
+  (tmp_path / "run.json").unlink()
+  restored = tfpvi.load_model(tmp_path)
+  for a, b in zip(trained.trainable_variables, restored.trainable_variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  assert tfpvi.run_record.read(tmp_path)["data"] == SPEC["data"]
+  train(4)  # resumes: the recorded settings are checked, and run.json replaces both files
+  assert "training.json and model_spec.json (the older records, merged into it) were removed" in capsys.readouterr().err
+  assert sorted(p.name for p in tmp_path.glob("*.json")) == ["run.json"]
+  record = json.loads((tmp_path / "run.json").read_text())
+  assert record["data"] == SPEC["data"] and record["model"]["class"] == "tfpvi.vae:VAE" and "legacy_spec" not in record
+  steps = [int(line.split(",")[0]) for line in (tmp_path / "history.csv").read_text().splitlines()[1:]]
+  assert steps == sorted(set(steps)) and steps[-1] == 4  # the history continues, each step once

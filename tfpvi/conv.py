@@ -43,6 +43,7 @@ import sonnet as snt
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfpvi.config import configurable
 from tfpvi.distributions import DiscretizedLogisticMixture, PixelCNNMixture
 from tfpvi.distributions.pixelcnn_mixture import coupling_pairs
 from tfpvi.types import Activation
@@ -83,6 +84,7 @@ def _check_choice(value, choices, label):
     raise ValueError(f"{label} must be one of {choices}, got {value!r}.")
 
 
+@configurable
 class ResidualBlock(snt.Module):
   """A pre-activation residual block: h + conv(act(norm(conv(act(norm(h)))))).
 
@@ -115,6 +117,7 @@ class ResidualBlock(snt.Module):
     return h + self._conv2(self._activation(self._norm2(residual)))
 
 
+@configurable
 class ResNetEncoder(snt.Module):
   """A convolutional encoder returning a diagonal Gaussian q(z|x) (seed 002's CIFAR-10 encoder).
 
@@ -216,6 +219,7 @@ class ResNetEncoder(snt.Module):
     return tfd.Independent(tfd.Normal(loc=loc, scale=tf.exp(log_scale)), reinterpreted_batch_ndims=1)
 
 
+@configurable
 class ResNetDecoder(snt.Module):
   """A convolutional decoder from z [..., latent] to a per-pixel discretized-logistic mixture p(x|z).
 

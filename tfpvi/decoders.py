@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpvi import checks
+from tfpvi.config import configurable
 from tfpvi.distributions import DiscretizedLogistic, DiscretizedLogisticMixture
 from tfpvi.types import Activation
 
@@ -124,6 +125,7 @@ def pixel_mean_logits(images, clip: float = 1e-3):
   return np.log(means / (1.0 - means)).astype(np.float32)
 
 
+@configurable
 class BernoulliMLP(_MLPDecoder):
   """An MLP decoder with independent Bernoulli pixels, for binarized images.
 
@@ -180,6 +182,7 @@ class BernoulliMLP(_MLPDecoder):
     )
 
 
+@configurable
 class NormalMLP(_MLPDecoder):
   """An MLP decoder with independent Gaussian dimensions, for continuous data.
 
@@ -243,6 +246,7 @@ def _scale(raw: tf.Tensor, num_bins: int, min_scale: float) -> tf.Tensor:
   return min_scale + tf.nn.softplus(raw) * (num_bins / 16.0)
 
 
+@configurable
 class DiscretizedLogisticMLP(_MLPDecoder):
   """An MLP decoder with independent discretized-logistic pixels, for 8-bit images.
 
@@ -296,6 +300,7 @@ class DiscretizedLogisticMLP(_MLPDecoder):
     )
 
 
+@configurable
 class DiscretizedLogisticMixtureMLP(_MLPDecoder):
   """An MLP decoder with a mixture of discretized logistics per pixel (PixelCNN++'s likelihood)."""
 

@@ -41,6 +41,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpvi import checks
+from tfpvi.config import configurable
 from tfpvi.types import Activation, Seed
 
 tfd = tfp.distributions
@@ -69,6 +70,7 @@ def _check_temperature(temperature) -> None:
     raise ValueError(f"temperature must be > 0, got {temperature}.")
 
 
+@configurable
 class GumbelSoftmaxMLP(snt.Module):
   """An MLP encoder returning q(z|x) over N categorical variables of K classes.
 
@@ -160,6 +162,7 @@ def one_hot_prior(num_variables: int, num_classes: int) -> tfd.Distribution:
   return _categorical_family("categorical", None, tf.zeros([num_variables, num_classes]))
 
 
+@configurable
 class RelaxedInput(snt.Module):
   """Wraps a decoder for relaxed categorical latents: exp for log-space z, and the straight-through trick.
 

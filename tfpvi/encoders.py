@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpvi import checks
+from tfpvi.config import configurable
 from tfpvi.types import Activation
 
 tfd = tfp.distributions
@@ -16,6 +17,7 @@ tfd = tfp.distributions
 __all__ = ["GaussianMLP"]
 
 
+@configurable
 class GaussianMLP(snt.Module):
   """An MLP encoder returning a diagonal Gaussian q(z|x).
 

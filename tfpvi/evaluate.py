@@ -1,7 +1,7 @@
 """`python -m tfpvi.evaluate RUN_DIR --num_samples 5000`: test log p(x) of a trained model.
 
-RUN_DIR is the output folder of one trained VAE (it holds model_spec.json and checkpoints/, as
-written by the experiment modules, e.g. runs/iwae/iwae_k50, runs/flows/iaf, runs/discrete/concrete,
+RUN_DIR is the output folder of one trained VAE (it holds run.json and checkpoints/, as written by
+`tfpvi.train.fit` and the experiment modules, e.g. runs/iwae/iwae_k50, runs/flows/iaf, runs/discrete/concrete,
 runs/renyi/vr_0.5_5, runs/bits_per_dim/mnist_conv_mixture). Prints log p(x) with its standard
 errors, bits/dim, the effective sample size (ESS) and a Pareto k-hat summary over the first
 --examples test images (default 1,000; --examples 0 for the whole test set), with a one-line
@@ -21,6 +21,9 @@ the JSON file. Each finished batch is saved in RUN_DIR as it completes, so a kil
 started again with the same flags, resumes where it stopped: the batches already done are kept, the
 others run with the same seeds as in an uninterrupted evaluation.
 
+The model is rebuilt from the classes run.json names, the user's own modules included (their module
+must be importable: run from the folder that holds it, or put it on PYTHONPATH).
+
 Discrete-latent models (tfpvi.discrete, trained with relaxed latents) are evaluated with exact
 one-hot latents: q(z|x) the categorical distribution of the encoder's logits, p(z) uniform.
 """
@@ -38,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi import data, discrete, evaluation, specs
+from tfpvi import config, data, decoders, discrete, evaluation, run_record, specs
 from tfpvi.files import atomic_write
 from tfpvi.vae import VAE
 
@@ -49,38 +52,40 @@ RGB_DATASETS = tuple(data.rgb.RGB_DATASETS)
 
 
 def _model_folders(folder: pathlib.Path) -> list[str]:
-  """Sub-folders (two levels down at most) that hold a model_spec.json, relative to folder."""
-  found = sorted({*folder.glob(f"*/{specs.SPEC_FILE}"), *folder.glob(f"*/*/{specs.SPEC_FILE}")})
-  return [str(path.parent.relative_to(folder)) for path in found]
+  """Sub-folders (two levels down at most) that hold a run record, relative to folder."""
+  names = (run_record.RECORD_FILE, *run_record.LEGACY_FILES)
+  found = sorted({path.parent for name in names for path in (*folder.glob(f"*/{name}"), *folder.glob(f"*/*/{name}"))})
+  return [str(path.relative_to(folder)) for path in found]
 
 
 def check_folder(run_dir) -> None:
-  """Raises FileNotFoundError saying what run_dir is if it is not the folder of one trained VAE."""
+  """Raises FileNotFoundError saying what run_dir is if it is not the folder of one trained model."""
   folder = pathlib.Path(run_dir)
   if not folder.is_dir():
     raise FileNotFoundError(f"{folder} is not a folder; expected the output folder of one trained VAE.")
-  if (folder / specs.SPEC_FILE).exists():
+  if run_record.exists(folder):
     return
+  record = run_record.RECORD_FILE
   inside = _model_folders(folder)
   if inside:
     shown = ", ".join(str(folder / name) for name in inside[:8]) + (", ..." if len(inside) > 8 else "")
     raise FileNotFoundError(
-        f"{folder} is not a VAE model folder (no {specs.SPEC_FILE}); the model folders under it are: {shown}."
+        f"{folder} is not a VAE model folder (no {record}); the model folders under it are: {shown}."
     )
-  if specs.has_checkpoints(folder):
+  if tf.train.latest_checkpoint(str(folder / "checkpoints")) is not None:
     raise FileNotFoundError(
-        f"{folder} holds checkpoints but no {specs.SPEC_FILE}: it is not a VAE model folder, or it was written "
-        "before its experiment saved model specs (run the experiment again with the same flags to add it)."
+        f"{folder} holds checkpoints but no {record}: it was not written by tfpvi.train.fit, or its record was "
+        "lost (restore it from a copy; the model cannot be rebuilt without it)."
     )
   raise FileNotFoundError(
-      f"{folder} is not a VAE model folder: it has no {specs.SPEC_FILE}, nor has any sub-folder (experiments "
-      "without a VAE, such as bayes_by_backprop or project_deadline, save none)."
+      f"{folder} is not a VAE model folder: it has no {record}, nor has any sub-folder (experiments without a "
+      "VAE, such as bayes_by_backprop or project_deadline, save none)."
   )
 
 
-def evaluation_model(model, spec):
+def evaluation_model(model):
   """The model whose log p(x) is estimated: exact one-hot latents for a GumbelSoftmaxMLP encoder, else model."""
-  if spec.get("encoder", {}).get("class") != "GumbelSoftmaxMLP":
+  if not isinstance(model.encoder, discrete.GumbelSoftmaxMLP):
     return model
   encoder = model.encoder
   decoder = model.decoder.decoder if isinstance(model.decoder, discrete.RelaxedInput) else model.decoder
@@ -89,21 +94,27 @@ def evaluation_model(model, spec):
 
 
 def restore(run_dir) -> tuple:
-  """(model, spec) with the latest checkpoint of run_dir restored (see `evaluation_model` for discrete latents)."""
-  model, spec, _ = restore_pinned(run_dir)
-  return model, spec
+  """(model, record) with the latest checkpoint of run_dir restored (see `evaluation_model` for discrete latents)."""
+  model, record, _ = restore_pinned(run_dir)
+  return model, record
 
 
 def restore_pinned(run_dir) -> tuple:
-  """(model, spec, checkpoint): as `restore`, and the path of the checkpoint that was restored."""
+  """(model, record, checkpoint): as `restore`, and the path of the checkpoint that was restored.
+
+  Raises:
+    FileNotFoundError: if run_dir is not a model folder or has no checkpoint.
+    ValueError: if its model cannot be rebuilt (the record says why), or is not a `tfpvi.VAE`.
+  """
   check_folder(run_dir)
-  spec = specs.load(run_dir)
+  record = run_record.read(run_dir)
   latest = tf.train.latest_checkpoint(str(pathlib.Path(run_dir) / "checkpoints"))
   if latest is None:
     raise FileNotFoundError(f"no checkpoint in {pathlib.Path(run_dir) / 'checkpoints'}.")
   model = specs.load_model(run_dir, checkpoint=latest)  # pinned: a checkpoint saved later is not mixed in
-  evaluated = evaluation_model(model, spec)
-  return evaluated, spec, latest
+  if not isinstance(model, VAE):
+    raise ValueError(f"{run_dir} holds a {type(model).__name__}, not a tfpvi.VAE: there is no log p(x) to estimate.")
+  return evaluation_model(model), record, latest
 
 
 def _progress_file(run_dir, name: str, flags: dict) -> pathlib.Path:
@@ -158,45 +169,47 @@ def _run_bdmc(args, model, spec, checkpoint) -> int:
   return 0
 
 
-def data_description(spec, name=None, fmt=None) -> dict:
-  """{"name", "format"} of the test data: the flags where given, else the spec's "data" entry.
+def data_description(record, name=None, fmt=None, model=None) -> dict:
+  """{"name", "format"} of the test data: the flags where given, else the record's "data" section.
 
-  A spec written by `tfpvi.train.fit` alone (e.g. the README's Quick start) does not know the data
-  set; the format then follows from the decoder (Bernoulli: binary, discretized: eight_bit).
+  A folder written by `tfpvi.train.fit` alone (e.g. the README's Quick start) does not know the
+  data set; the format then follows from the decoder (Bernoulli: binary, else eight_bit).
   Generated images ({"name": "generated_rgb", "seed", "num_images"}, from experiments.bits_per_dim)
   are made again from their recorded seed and count.
 
   Raises:
-    ValueError: if the data set is named neither by the spec nor by `name`.
+    ValueError: if the data set is named neither by the record nor by `name`.
   """
-  recorded = spec.get("data") or {}
+  recorded = record.get("data") or {}
   name = name or recorded.get("name")
   if name is None:
     raise ValueError(
-        "model_spec.json does not say which data set the model was trained on; pass --data "
+        "the run record does not say which data set the model was trained on; pass --data "
         f"{' or --data '.join(data.DATASETS + RGB_DATASETS)}."
     )
   if name == "generated_rgb":
     if "seed" not in recorded or "num_images" not in recorded:
-      raise ValueError("model_spec.json names generated_rgb test images without their 'seed' and 'num_images'; "
+      raise ValueError("the run record names generated_rgb test images without their 'seed' and 'num_images'; "
                        "they cannot be made again (run experiments.bits_per_dim again to record them).")
     return {"name": name, "format": "eight_bit", "seed": int(recorded["seed"]),
             "num_images": int(recorded["num_images"])}
   if fmt is None:
     fmt = recorded.get("format")
   if fmt is None:
-    fmt = "binary" if spec["decoder"].get("class") == "BernoulliMLP" else "eight_bit"
+    decoder = getattr(model, "decoder", None)
+    decoder = decoder.decoder if isinstance(decoder, discrete.RelaxedInput) else decoder
+    fmt = "binary" if isinstance(decoder, decoders.BernoulliMLP) else "eight_bit"
   if fmt not in specs.DATA_FORMATS:
     raise ValueError(f"data format must be one of {specs.DATA_FORMATS}, got {fmt!r}.")
   return {"name": name, "format": fmt}
 
 
-def test_images(spec, limit=None) -> np.ndarray:
+def test_images(record, limit=None) -> np.ndarray:
   """The test split prepared as the model was trained: static binarization, 8-bit or grey.
 
-  `spec["data"]` names the data set and its format (see `data_description`).
+  `record["data"]` names the data set and its format (see `data_description`).
   """
-  description = data_description(spec)
+  description = data_description(record)
   if description["name"] == "generated_rgb":
     return data.rgb.generated_rgb(description["num_images"], seed=description["seed"])[:limit]
   if description["name"] in RGB_DATASETS:
@@ -214,7 +227,7 @@ def test_images(spec, limit=None) -> np.ndarray:
 def main(argv=None) -> int:
   parser = _Parser(prog="python -m tfpvi.evaluate", description=__doc__,
                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("run_dir", help="output folder of one trained model (holds model_spec.json and checkpoints/)")
+  parser.add_argument("run_dir", help="output folder of one trained model (holds run.json and checkpoints/)")
   parser.add_argument("--estimator", choices=("importance", "ais"), default="importance",
                       help="importance sampling with q(z|x) (default) or annealed importance sampling with HMC")
   parser.add_argument("--num_samples", type=int, default=5000, help="importance samples K per image (default 5000)")
@@ -232,9 +245,9 @@ def main(argv=None) -> int:
                       help="samples drawn at once; memory grows with chunk_size * batch_size (default 500)")
   parser.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
   parser.add_argument("--data", choices=data.DATASETS + RGB_DATASETS, default=None,
-                      help="test set, where model_spec.json does not name it (e.g. runs of tfpvi.train.fit alone)")
+                      help="test set, where run.json does not name it (e.g. runs of tfpvi.train.fit alone)")
   parser.add_argument("--format", choices=specs.DATA_FORMATS, default=None,
-                      help="how the images were prepared for training (default: from model_spec.json, else "
+                      help="how the images were prepared for training (default: from run.json, else "
                       "binary for a Bernoulli decoder and eight_bit otherwise)")
   parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                       help="show a progress bar (default: when stderr is a terminal)")
@@ -252,7 +265,7 @@ def main(argv=None) -> int:
     model, spec, checkpoint = restore_pinned(args.run_dir)
     if args.bdmc:
       return _run_bdmc(args, model, spec, checkpoint)
-    spec = dict(spec, data=data_description(spec, args.data, args.format))
+    spec = dict(spec, data=data_description(spec, args.data, args.format, model))
     images = test_images(spec, args.examples or None)
     if args.estimator == "ais":
       estimator, output, label = _ais_settings(args), "evaluation_ais.json", (
@@ -284,7 +297,7 @@ def main(argv=None) -> int:
       record["comparison"] = compared
     atomic_write(pathlib.Path(args.run_dir) / output, json.dumps(record, indent=2))
     progress_file.unlink(missing_ok=True)
-  except (FileNotFoundError, ValueError, tf.errors.InvalidArgumentError) as error:  # data.DataNotFoundError included
+  except (FileNotFoundError, ValueError, config.ConfigError, tf.errors.InvalidArgumentError) as error:
     message = error.message if isinstance(error, tf.errors.OpError) else str(error)
     message = message.splitlines()[0] if message else type(error).__name__
     if isinstance(error, tf.errors.InvalidArgumentError) and args.format is not None:

@@ -40,6 +40,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpvi import checks
+from tfpvi.config import configurable
 from tfpvi.types import Activation
 
 tfd = tfp.distributions
@@ -73,6 +74,7 @@ class _MaskedLinear(snt.Module):
     return tf.matmul(x, self.mask * self.w) + self.b
 
 
+@configurable
 class MADE(snt.Module):
   """A masked autoregressive network: (shift, log_scale) of dimension i depend on z_<i (in its order) and h.
 
@@ -155,6 +157,7 @@ def _check_base(q0: tfd.Distribution, latent_size: int, who: str) -> None:
     raise ValueError(f"{who}: the base distribution must have event shape [{latent_size}], got {event.as_list()}.")
 
 
+@configurable
 class IAFPosterior(snt.Module):
   """q(z|x): a base distribution from an encoder, then T inverse autoregressive flow steps.
 
@@ -267,6 +270,7 @@ class PlanarFlow(tfb.Bijector):
     )
 
 
+@configurable
 class PlanarPosterior(snt.Module):
   """q(z|x): a base Gaussian and context from an encoder, then T amortized planar flows.
 
@@ -301,6 +305,7 @@ class PlanarPosterior(snt.Module):
     return tfd.TransformedDistribution(q0, tfb.Chain(flows[::-1]))
 
 
+@configurable
 class GaussianContextMLP(snt.Module):
   """An MLP encoder returning (q0(z|x), h): a diagonal Gaussian and a context vector for a flow.
 

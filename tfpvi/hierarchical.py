@@ -27,11 +27,13 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+import numpy as np
 import sonnet as snt
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpvi import decoders
+from tfpvi.config import configurable
 from tfpvi.types import Activation
 from tfpvi.vae import VAE
 
@@ -42,6 +44,7 @@ __all__ = ["GaussianLayer", "TwoLayerEncoder", "TwoLayerPrior", "burda_two_layer
 _ACTIVATIONS = {"tanh": tf.nn.tanh, "relu": tf.nn.relu, "elu": tf.nn.elu, "softplus": tf.nn.softplus}
 
 
+@configurable
 class GaussianLayer(snt.Module):
   """A stochastic layer: h -> MLP -> N(Linear(.), exp(Linear(.))) as one event of size latent_size.
 
@@ -85,6 +88,7 @@ class GaussianLayer(snt.Module):
     return tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1)
 
 
+@configurable
 class TwoLayerEncoder(snt.Module):
   """q(z1, z2 | x) = q(z1 | x) q(z2 | z1) as a `tfd.JointDistributionNamed` over {"z1", "z2"}."""
 
@@ -119,6 +123,7 @@ class TwoLayerEncoder(snt.Module):
     return tfd.JointDistributionNamed(dict(z1=self._z1(flat), z2=lambda z1: self._z2(z1)))
 
 
+@configurable
 class TwoLayerPrior(snt.Module):
   """p(z1, z2) = N(z2; 0, I) p(z1 | z2), a learned prior returning a `tfd.JointDistributionNamed`."""
 
@@ -181,7 +186,8 @@ def from_spec(spec: dict[str, Any], train_images=None) -> VAE:
     ) from error
   bias = None
   if decoder.get("pixel_mean_bias"):
-    bias = 0.0 if train_images is None else decoders.pixel_mean_logits(train_images)
+    bias = (np.zeros(decoder["output_shape"], np.float32) if train_images is None
+            else decoders.pixel_mean_logits(train_images))
   return VAE(
       TwoLayerEncoder(encoder["latent_sizes"], encoder["hidden_sizes"], activation),
       decoders.BernoulliMLP(

@@ -18,6 +18,7 @@ import sonnet as snt
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfpvi.config import configurable
 from tfpvi.types import DistributionFn
 
 tfd = tfp.distributions
@@ -25,6 +26,7 @@ tfd = tfp.distributions
 __all__ = ["MixtureOfGaussians", "VampPrior"]
 
 
+@configurable
 class MixtureOfGaussians(snt.Module):
   """p(z) = sum_c pi_c N(z; mu_c, diag(sigma_c^2)) with trainable pi, mu, sigma.
 
@@ -71,6 +73,7 @@ class MixtureOfGaussians(snt.Module):
     return tfd.MixtureSameFamily(tfd.Categorical(logits=self.logits), components)
 
 
+@configurable
 class VampPrior(snt.Module):
   """The VampPrior: the mixture of the posteriors at learned pseudo-inputs (Tomczak & Welling 2018).
 

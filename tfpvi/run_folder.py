@@ -1,23 +1,25 @@
-"""The output folder of one `fit` run: history, checkpoints, model spec and a record of settings.
+"""The output folder of one `fit` run: history, checkpoints, TensorBoard events and one record.
 
 ```none
 output_dir/
   history.csv       one row per logged step (written atomically, before each checkpoint)
   checkpoints/      model, optimizer, step, interval sums and the Dataset iterator
-  training.json     what the folder was trained with: objective, its kwargs, optimizer,
-                    batch size, preprocessing, seed, data layout, variable shapes
-  model_spec.json   how to rebuild the model (`tfpvi.specs`), when it can be described
+  run.json          the record (`tfpvi.run_record`): the model as class paths and constructor
+                    arguments (`tfpvi.config`), what it was trained with (objective, its kwargs,
+                    optimizer, batch size, preprocessing, seed, data layout), variable shapes,
+                    and the caller's own sections (the data, an experiment's plan)
   tensorboard/      the logged rows as TensorBoard scalars
 ```
 
-A run into a folder that holds checkpoints resumes from the last one, after two checks that fail
-with one sentence: the model's variables must have the checkpoint's shapes (before TensorFlow
-tries to restore them), and the settings must equal those in training.json, unless the caller
-resumes with `resume="force"` (the change is then written to training.json).
+A run into a folder that holds checkpoints resumes from the last one, after three checks that
+fail with one sentence: the model's variables must have the checkpoint's shapes (before TensorFlow
+tries to restore them), the model must be the recorded one, and the settings must equal the
+recorded ones, unless the caller resumes with `resume="force"` (the change is then recorded).
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import io
 import json
@@ -31,12 +33,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tfpvi import checks, specs
+from tfpvi import checks, config, run_record
 from tfpvi.files import atomic_write
 
 __all__ = ["RECORD_FILE", "History", "RunFolder", "describe_callable", "jsonable", "settings_differences"]
 
-RECORD_FILE = "training.json"
+RECORD_FILE = run_record.RECORD_FILE
 _FINGERPRINT_STEPS = (0, 1, 10, 100, 1000, 10000, 100000)
 
 
@@ -174,9 +176,39 @@ def _short(value, limit: int = 160) -> str:
 # -- the folder --------------------------------------------------------------------------------
 
 
+def _variables(module) -> list[tuple[tuple[str, ...], tf.Variable]]:
+  """Each variable of the module once, with the path of names a checkpoint saves it under.
+
+  The checkpoint's own view of the object graph (`tf.train.TrackableView`), walked breadth first
+  as checkpoints are written, so a variable shared by two parts (a VampPrior on the model's
+  encoder) has the one, shortest path the checkpoint names it by.
+  """
+  found, seen = [], {id(module)}
+  queue = collections.deque([((), module)])
+  while queue:
+    path, obj = queue.popleft()
+    for name, child in tf.train.TrackableView.children(obj).items():
+      if id(child) in seen:
+        continue
+      seen.add(id(child))
+      if isinstance(child, tf.Variable):
+        found.append(((*path, name), child))
+      else:
+        queue.append(((*path, name), child))
+  return sorted(found, key=lambda item: [str(part) for part in item[0]])
+
+
+_KEY_PREFIX, _KEY_SUFFIX = "model/", "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
 def _checkpoint_key(path: tuple) -> str:
   escaped = [str(p).replace(".", "..").replace("/", ".S") for p in path]
-  return "/".join(["model", *escaped, ".ATTRIBUTES", "VARIABLE_VALUE"])
+  return _KEY_PREFIX + "/".join(escaped) + _KEY_SUFFIX
+
+
+def _variable_name(key: str) -> str:
+  """"encoder/_torso/..." for the checkpoint key "model/encoder/_torso/.../.ATTRIBUTES/VARIABLE_VALUE"."""
+  return key.removeprefix(_KEY_PREFIX).removesuffix(_KEY_SUFFIX)
 
 
 def shape_differences(checkpoint_path: str, model) -> list[str]:
@@ -184,32 +216,33 @@ def shape_differences(checkpoint_path: str, model) -> list[str]:
   saved = {
       key: shape
       for key, shape in tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map().items()
-      if key.startswith("model/") and key.endswith("/.ATTRIBUTES/VARIABLE_VALUE") and ".OPTIMIZER_SLOT" not in key
+      if key.startswith(_KEY_PREFIX) and key.endswith(_KEY_SUFFIX) and ".OPTIMIZER_SLOT" not in key
   }
   found, matched, unmatched = [], set(), []
-  for path, variable in model._flatten(predicate=lambda v: isinstance(v, tf.Variable), with_path=True):
+  for path, variable in _variables(model):
     key = _checkpoint_key(path)
     if key in saved:
       matched.add(key)
       if list(saved[key]) != variable.shape.as_list():
-        found.append(f"{key[6:-27]} is {list(saved[key])} in the checkpoint but {variable.shape.as_list()} here")
+        found.append(f"{_variable_name(key)} is {list(saved[key])} in the checkpoint but {variable.shape.as_list()} "
+                     "here")
     else:
-      unmatched.append(key[6:-27])
+      unmatched.append(_variable_name(key))
   extra = sorted(set(saved) - matched)
   if unmatched:
     found.append(f"the checkpoint has no {', '.join(unmatched[:3])}{' ...' if len(unmatched) > 3 else ''}")
   if extra:
-    found.append(f"this model has no {', '.join(k[6:-27] for k in extra[:3])}{' ...' if len(extra) > 3 else ''}")
+    found.append(f"this model has no {', '.join(map(_variable_name, extra[:3]))}{' ...' if len(extra) > 3 else ''}")
   return found if len(found) <= 3 else found[:3] + [f"and {len(found) - 3} more"]
 
 
-def _read_json(path: pathlib.Path) -> dict:
-  """A JSON record of the folder; a cut or garbled one is named with what to do."""
+def _describe(model) -> tuple[Optional[dict[str, Any]], str]:
+  """(the model's config, "") where it describes itself (`tfpvi.config`), else (None, why not)."""
   try:
-    return json.loads(path.read_text())
-  except (ValueError, UnicodeDecodeError) as error:
-    raise ValueError(f"{path} is not readable JSON ({error}); restore it from a copy, or delete it and continue "
-                     "with resume='force' (--resume force) to record these settings anew.") from None
+    return config.to_config(model), ""
+  except config.ConfigError as error:
+    return None, (f"the model cannot be rebuilt from this folder: {error} Until then, `tfpvi.load_model` and "
+                  "`python -m tfpvi.evaluate` refuse it; training and resuming work.")
 
 
 def _step_of(checkpoint_path: str) -> int:
@@ -218,7 +251,7 @@ def _step_of(checkpoint_path: str) -> int:
 
 
 class RunFolder:
-  """history.csv, checkpoints/, training.json, model_spec.json and tensorboard/ of one output_dir."""
+  """history.csv, checkpoints/, run.json and tensorboard/ of one output_dir."""
 
   def __init__(self, output_dir: Union[str, os.PathLike], *, max_to_keep: int = 2):
     self.path = pathlib.Path(output_dir)
@@ -242,41 +275,43 @@ class RunFolder:
     Raises:
       ValueError: on variable shapes that differ from the checkpoint's, on other settings (unless
         resume="force"), on resume=False with checkpoints, on a folder past `steps`, or on a
-        model_spec.json of another model.
+        recorded model other than this one.
     """
     if resume not in (True, False, "force"):
       raise ValueError(f"resume must be True, False or 'force', got {resume!r}.")
-    settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back from training.json
+    settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back from run.json
     checks.check_output_dir(self.path)
     self.path.mkdir(parents=True, exist_ok=True)
     self._repair_checkpoint_state()
     self.checkpoint = tf.train.Checkpoint(model=model, **tracked)
     self.manager = tf.train.CheckpointManager(self.checkpoint, self.path / "checkpoints", max_to_keep=self.max_to_keep)
     latest = self.manager.latest_checkpoint
-    record_path = self.path / RECORD_FILE
-    record = _read_json(record_path) if record_path.exists() else {}
-    if latest and not record_path.exists() and resume != "force":
+    record = run_record.read(self.path)
+    if latest and "settings" not in record and resume != "force":
       raise ValueError(
           f"{self.path} holds checkpoints (step {_step_of(latest)}) but no {RECORD_FILE}, so its settings cannot be "
           "checked against these; restore the file from a copy, or continue it with these settings (they are "
           "then recorded): resume='force' in tfpvi.train.fit, --resume force on an experiment's command line."
       )
     changes = list(record.get("changes", []))
+    model_config, model_note = _describe(model)
     step = 0
     if latest:
       differences = self._check_resume(latest, model, record.get("settings", {}), settings, resume, steps)
+      self._check_model(record.get("model"), model_config)
       if differences:
         changes.append({"at_step": _step_of(latest), "differences": differences})
       step = self._restore(latest, model, tracked)
-    spec_note = self._save_spec(model, has_checkpoints=bool(latest))
-    variables = {
-        "/".join(map(str, path)): variable.shape.as_list()
-        for path, variable in model._flatten(predicate=lambda v: isinstance(v, tf.Variable), with_path=True)
-    }
-    new_record = {"settings": settings, "run": info, "model_spec": spec_note, "variables": variables}
+    variables = {"/".join(map(str, path)): variable.shape.as_list() for path, variable in _variables(model)}
+    kept = {key: value for key, value in record.items()
+            if key not in ("format", "settings", "run", "model", "model_note", "variables", "changes")}
+    if model_config is not None:
+      kept.pop("legacy_spec", None)  # the model is now described in full
+    new_record = {"model": model_config, **({"model_note": model_note} if model_note else {}), **kept,
+                  "settings": settings, "run": info, "variables": variables}
     if changes:
       new_record["changes"] = changes
-    atomic_write(record_path, json.dumps(new_record, indent=2))
+    run_record.write(self.path, new_record)
     self.writer = tf.summary.create_file_writer(str(self.path / "tensorboard"))
     return step
 
@@ -350,23 +385,17 @@ class RunFolder:
     self.history.restore(step)
     return step
 
-  def _save_spec(self, model, has_checkpoints: bool) -> str:
-    """Writes model_spec.json where the model can be described; returns the note for the record."""
-    spec, reason = specs.describe(model)
-    target = self.path / specs.SPEC_FILE
-    if spec is None:
-      if target.exists():
-        return f"{specs.SPEC_FILE} (written by the caller; fit could not check it: {reason})"
-      return f"none: {reason}, so tfpvi.specs cannot rebuild this model (save a spec with tfpvi.specs.save)"
-    if target.exists():
-      differences = specs.differences(json.loads(target.read_text()), spec)
-      if differences and has_checkpoints:
-        raise ValueError(
-            f"{target} describes another model than the one being trained ({'; '.join(differences)}); use a "
-            f"new output_dir or delete {self.path} to start fresh."
-        )
-    specs.save(self.path, spec)
-    return specs.SPEC_FILE
+  def _check_model(self, recorded: Optional[dict], model_config: Optional[dict]) -> None:
+    """Raises if the folder records another model than this one (initial values aside)."""
+    if recorded is None or model_config is None:
+      return
+    found = config.differences(recorded, model_config)
+    if found:
+      shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+      raise ValueError(
+          f"{self.path / RECORD_FILE} records another model than the one being trained ({shown}); use a new "
+          f"output_dir or delete {self.path} to start fresh."
+      )
 
   def save(self, step: int) -> None:
     """Writes history.csv, then a checkpoint at `step` (so a kill in between loses nothing)."""

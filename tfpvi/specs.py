@@ -1,4 +1,10 @@
-"""Model specifications: a JSON-able dict that rebuilds a `tfpvi.VAE`, saved beside checkpoints.
+"""Shorthand model specs for the experiments, and `load_model` for run folders.
+
+A run folder records its model in full in run.json (class paths and constructor arguments, see
+`tfpvi.config`), whatever modules it is made of; `load_model` rebuilds it from there. The
+shorthand here is a short way to write the shipped models (the experiments use it), and the
+format older run folders recorded their models in (model_spec.json), which `load_model` still
+reads:
 
 ```python
 spec = {
@@ -28,8 +34,7 @@ What a spec can name:
   `num_variables`, `num_classes`, and for `relaxed` its `temperature` and `log_space`).
 - `"kind": "hierarchical"`: Burda et al.'s two stochastic layers (`tfpvi.hierarchical.two_layer_spec`).
 
-Settings that only set initial values (a prior's `seed`, `init_spread`, ...) cannot be read back
-from a model by `describe`; they take their defaults there, which a checkpoint restore makes moot.
+A user's own modules need no entry here: they are recorded and rebuilt through `tfpvi.config`.
 """
 
 from __future__ import annotations
@@ -39,20 +44,17 @@ import json
 import pathlib
 from typing import Any, Optional
 
-import sonnet as snt
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi import conv, decoders, discrete, encoders, flows, hierarchical, priors
-from tfpvi.files import atomic_write
+from tfpvi import config, conv, decoders, discrete, encoders, flows, hierarchical, priors, run_record
 from tfpvi.vae import VAE, standard_normal_prior
 
-__all__ = ["DATA_FORMATS", "build", "describe", "differences", "has_checkpoints", "load", "load_model", "normalize",
-           "output_shape", "save"]
+__all__ = ["DATA_FORMATS", "build", "differences", "load_model", "normalize", "output_shape"]
 
 tfd = tfp.distributions
 
-SPEC_FILE = "model_spec.json"
 _MODEL_KEYS = ("encoder", "decoder", "prior")
 DATA_FORMATS = ("binary", "eight_bit", "grey")
 _ACTIVATIONS = {"relu": tf.nn.relu, "tanh": tf.nn.tanh, "elu": tf.nn.elu, "softplus": tf.nn.softplus}
@@ -93,7 +95,8 @@ def _module(table: dict, spec: dict, role: str, train_images=None):
                        f"got {spec.get('decoder')!r}.")
     spec["decoder"] = _module(table, spec["decoder"], role, train_images)
   if spec.pop("pixel_mean_bias", False):
-    spec["output_bias"] = 0.0 if train_images is None else decoders.pixel_mean_logits(train_images)
+    spec["output_bias"] = (np.zeros(spec.get("output_shape", []), np.float32) if train_images is None
+                           else decoders.pixel_mean_logits(train_images))  # zeros: a checkpoint restore fills it
   try:
     return table[name](**spec)
   except TypeError as error:  # an unknown or missing argument
@@ -135,8 +138,6 @@ def build(spec: dict[str, Any], *, train_images=None) -> VAE:
     encoder = _module(_ENCODERS, spec["encoder"], "encoder")
     decoder = _module(_DECODERS, spec["decoder"], "decoder", train_images)
     model = VAE(encoder, decoder, _prior(spec["prior"], encoder))
-  # Remembered as a string (not a tracked attribute), so `describe` returns it exactly.
-  model._tfpvi_spec_json = json.dumps({key: spec[key] for key in ("kind", *_MODEL_KEYS) if key in spec})
   return model
 
 
@@ -185,143 +186,6 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
   return found
 
 
-def _activation_name(fn) -> str:
-  name = next((name for name, known in _ACTIVATIONS.items() if known is fn), None)
-  if name is None:
-    raise ValueError(f"activation {getattr(fn, '__name__', fn)!r} has no name in specs")
-  return name
-
-
-def _mlp_settings(mlp, drop_last: bool) -> dict[str, Any]:
-  layers = list(mlp._layers)[:-1] if drop_last else list(mlp._layers)
-  return {"hidden_sizes": [int(layer.output_size) for layer in layers], "activation": _activation_name(mlp._activation)}
-
-
-def _normalization_settings(final_norm, blocks) -> dict[str, Any]:
-  """normalization and groups of a ResNet module, from its final normalization and residual blocks."""
-  if blocks:
-    return {"normalization": blocks[0]._normalization, "groups": int(blocks[0]._groups)}
-  if isinstance(final_norm, snt.GroupNorm):  # gcd(groups, channels), which rebuilds the same layer
-    return {"normalization": "group", "groups": int(final_norm._groups)}
-  return {"normalization": "none"}
-
-
-def _blocks_per_stage(stages, blocks_of) -> int:
-  counts = {len(blocks_of(stage)) for stage in stages}
-  if len(counts) != 1:
-    raise ValueError(f"the ResNet stages have different numbers of residual blocks ({sorted(counts)})")
-  return counts.pop()
-
-
-def _describe_encoder(encoder) -> dict[str, Any]:
-  if type(encoder) is encoders.GaussianMLP:
-    return {"class": "GaussianMLP", **_mlp_settings(encoder._torso, drop_last=False),
-            "latent_size": encoder.latent_size, "min_scale": encoder.min_scale, "input_scale": encoder.input_scale}
-  if type(encoder) is conv.ResNetEncoder:
-    stages = encoder._stages
-    blocks = [block for _, stage_blocks in stages for block in stage_blocks]
-    return {"class": "ResNetEncoder", "latent_size": encoder.latent_size,
-            "channels": [int(down.output_channels) for down, _ in stages],
-            "blocks_per_stage": _blocks_per_stage(stages, lambda stage: stage[1]),
-            "activation": _activation_name(encoder._activation),
-            **_normalization_settings(encoder._final_norm, blocks),
-            "input_range": [encoder._low, encoder._high], "max_log_scale": encoder.max_log_scale}
-  raise ValueError(f"the encoder is a {type(encoder).__name__}, not one of {sorted(_ENCODERS)}")
-
-
-def _describe_decoder(decoder) -> dict[str, Any]:
-  name = type(decoder).__name__
-  if _DECODERS.get(name) is not type(decoder):
-    raise ValueError(f"the decoder is a {name}, not one of {sorted(_DECODERS)}")
-  if type(decoder) is conv.ResNetDecoder:
-    stages = decoder._stages
-    blocks = [block for stage_blocks, _ in stages for block in stage_blocks]
-    return {"class": name, "output_shape": list(decoder.output_shape),
-            "channels": [int(decoder._start[2])] + [int(up._output_channels) for _, up in stages[:-1]],
-            "blocks_per_stage": _blocks_per_stage(stages, lambda stage: stage[0]),
-            "num_components": decoder.num_components, "num_bins": decoder.num_bins,
-            "activation": _activation_name(decoder._activation),
-            **_normalization_settings(decoder._final_norm, blocks),
-            "min_scale": decoder.min_scale, "log_scale_range": decoder.log_scale_range,
-            "validate_args": bool(decoder.validate_args)}
-  out = {"class": name, **_mlp_settings(decoder._mlp, drop_last=True),
-         "output_shape": list(decoder.output_shape), "validate_args": bool(decoder.validate_args)}
-  for field in ("num_bins", "num_components", "min_scale", "latent_ndims", "latent_keys"):
-    if hasattr(decoder, field):
-      out[field] = getattr(decoder, field)
-  if getattr(decoder, "logit_offset", None) is not None:
-    out["pixel_mean_bias"] = True
-  return out
-
-
-def _describe_prior(prior, encoder) -> dict[str, Any]:
-  if type(prior) is priors.MixtureOfGaussians:
-    components, latent_size = (int(d) for d in prior.locs.shape)
-    return {"class": "MixtureOfGaussians", "latent_size": latent_size, "num_components": components,
-            "min_scale": prior.min_scale}
-  if type(prior) is priors.VampPrior:
-    if prior.encoder is not encoder:
-      raise ValueError("the VampPrior is built on another encoder than the model's")
-    return {"class": "VampPrior", "input_shape": [int(d) for d in prior.pseudo_inputs.shape[1:]],
-            "num_components": int(prior.pseudo_inputs.shape[0])}
-  base = getattr(prior, "distribution", None)
-  if isinstance(prior, tfd.Independent) and isinstance(base, tfd.Normal) and prior.event_shape.rank == 1:
-    loc, scale = tf.convert_to_tensor(base.loc), tf.convert_to_tensor(base.scale)
-    if not isinstance(base.loc, tf.Variable) and not isinstance(base.scale, tf.Variable) and bool(
-        tf.reduce_all(loc == 0.0) and tf.reduce_all(scale == 1.0)
-    ):
-      return {"class": "standard_normal", "latent_size": int(prior.event_shape[0])}
-  raise ValueError(
-      f"the prior ({type(prior).__name__}) is not a standard normal N(0, I), a tfpvi.priors.MixtureOfGaussians "
-      "or a tfpvi.priors.VampPrior"
-  )
-
-
-def _describe_hierarchical(model) -> dict[str, Any]:
-  encoder, decoder, prior = model.encoder, model.decoder, model._prior
-  if type(decoder) is not decoders.BernoulliMLP or type(prior) is not hierarchical.TwoLayerPrior:
-    raise ValueError("a TwoLayerEncoder model needs a BernoulliMLP decoder and a TwoLayerPrior "
-                     f"(tfpvi.hierarchical.burda_two_layer), got {type(decoder).__name__} and {type(prior).__name__}")
-  q1, q2 = _mlp_settings(encoder._z1._torso, False), _mlp_settings(encoder._z2._torso, False)
-  p1, px = _mlp_settings(prior._z1._torso, False), _mlp_settings(decoder._mlp, True)
-  spec = hierarchical.two_layer_spec(
-      output_shape=decoder.output_shape, latent_sizes=(encoder._z1.latent_size, encoder._z2.latent_size),
-      hidden_sizes=(q1["hidden_sizes"], q2["hidden_sizes"]), activation=q1["activation"],
-      pixel_mean_bias=decoder.logit_offset is not None,
-  )
-  mirrored = (px["hidden_sizes"] == spec["decoder"]["hidden_sizes"]
-              and p1["hidden_sizes"] == spec["prior"]["hidden_sizes"]
-              and list(prior.latent_sizes) == spec["prior"]["latent_sizes"] and decoder.latent_keys == ["z1"]
-              and {q2["activation"], p1["activation"], px["activation"]} == {q1["activation"]}
-              and encoder.input_scale == 1.0)
-  if not mirrored:
-    raise ValueError("the two-layer model's generative path does not mirror its encoder (as "
-                     "tfpvi.hierarchical.burda_two_layer builds it)")
-  return spec
-
-
-def describe(model) -> tuple[Optional[dict[str, Any]], str]:
-  """(spec, "") for a model `build` can rebuild, else (None, the reason in words).
-
-  Models from `build` return their spec; `tfpvi.VAE`s made of the modules the module docstring
-  lists (and `tfpvi.hierarchical.burda_two_layer`'s models) are read from their modules. The spec
-  has no "data" part (how test data are prepared); `save` keeps the one already in a folder.
-  """
-  remembered = getattr(model, "_tfpvi_spec_json", None)
-  if remembered is not None:
-    return json.loads(remembered), ""
-  if not isinstance(model, VAE):
-    return None, f"the model is a {type(model).__name__}, not a tfpvi.VAE"
-  try:
-    if type(model.encoder) is hierarchical.TwoLayerEncoder:
-      return _describe_hierarchical(model), ""
-    spec = {"encoder": _describe_encoder(model.encoder), "decoder": _describe_decoder(model.decoder),
-            "prior": _describe_prior(model._prior, model.encoder)}
-  except (AttributeError, TypeError, ValueError) as error:
-    return None, str(error)
-  return spec, ""
-
-
 def output_shape(spec: dict[str, Any]) -> list[int]:
   """The image shape [H, W, C] a spec's decoder models (that of the decoder a RelaxedInput wraps)."""
   decoder = spec["decoder"]
@@ -330,68 +194,58 @@ def output_shape(spec: dict[str, Any]) -> list[int]:
   return list(decoder["output_shape"])
 
 
-def has_checkpoints(run_dir) -> bool:
-  return tf.train.latest_checkpoint(str(pathlib.Path(run_dir) / "checkpoints")) is not None
+def _example_shape(record: dict[str, Any]) -> Optional[list[int]]:
+  """The shape of one training example, from the data layout fit recorded (None for a nest)."""
+  layout = record.get("settings", {}).get("data") or {}
+  if isinstance(layout.get("example"), dict) and "shape" in layout["example"]:
+    return list(layout["example"]["shape"])
+  if isinstance(layout.get("batch"), dict) and "shape" in layout["batch"]:
+    return list(layout["batch"]["shape"][1:])
+  return None
 
 
-def save(run_dir, spec: dict[str, Any]) -> None:
-  """Writes run_dir/model_spec.json; refuses to replace the spec of a folder with checkpoints.
+def load_model(run_dir, *, checkpoint: Optional[str] = None):
+  """Rebuilds the trained model of a run folder: from its run.json, then its latest checkpoint.
 
-  A spec equal to the folder's (after `normalize`) is merged into it: a "data" part is added
-  where the folder's spec has none.
-
-  Raises:
-    ValueError: if run_dir holds checkpoints and its model_spec.json describes another model.
-  """
-  path = pathlib.Path(run_dir)
-  path.mkdir(parents=True, exist_ok=True)
-  target = path / SPEC_FILE
-  if target.exists():
-    existing = json.loads(target.read_text())
-    found = differences(existing, spec)
-    if found and has_checkpoints(path):
-      raise ValueError(
-          f"{path} holds checkpoints of the model in its {SPEC_FILE}, which differs from this spec "
-          f"({'; '.join(found)}); use a new output folder, or delete {path} to start fresh."
-      )
-    if not found:
-      spec = {**existing, **spec, "data": spec.get("data") or existing.get("data")}
-      spec = {key: value for key, value in spec.items() if value is not None}
-  atomic_write(target, json.dumps(spec, indent=2))
-
-
-def load(run_dir) -> dict[str, Any]:
-  path = pathlib.Path(run_dir) / SPEC_FILE
-  if not path.exists():
-    raise FileNotFoundError(
-        f"no {SPEC_FILE} in {run_dir}: expected the output folder of one trained VAE (an experiment writes "
-        "one sub-folder per model, e.g. runs/iwae/iwae_k50 or runs/flows/iaf)."
-    )
-  return json.loads(path.read_text())
-
-
-def load_model(run_dir, *, checkpoint: Optional[str] = None) -> VAE:
-  """Rebuilds the trained model of a run folder: its model_spec.json, then its latest checkpoint.
-
-  Only the model's variables are read (the optimizer's slots and the training counters in the
-  checkpoint are left alone, without warnings about them).
+  The model is rebuilt by importing the classes its record names (`tfpvi.config`), so a model made
+  of the user's own modules loads where their module can be imported; folders of older runs are
+  rebuilt from their model_spec.json. Only the model's variables are read (the optimizer's slots
+  and the training counters in the checkpoint are left alone, without warnings about them).
 
   Args:
-    run_dir: a folder written by `tfpvi.train.fit` or an experiment (model_spec.json, checkpoints/).
+    run_dir: a folder written by `tfpvi.train.fit` or an experiment (run.json, checkpoints/).
     checkpoint: a checkpoint path (e.g. ".../checkpoints/ckpt-3000"); default: the latest one.
 
   Returns:
-    the `tfpvi.VAE` with the trained weights; `model.sample(16, seed=0)` generates from it.
+    the model with the trained weights; for a `tfpvi.VAE`, `model.sample(16, seed=0)` generates
+    from it.
 
   Raises:
-    FileNotFoundError: if the folder has no model_spec.json or no checkpoint.
+    FileNotFoundError: if the folder has no record or no checkpoint.
+    ValueError: if the record says the model could not be described (and why).
+    tfpvi.config.ConfigError: if a class it names cannot be imported.
   """
-  spec = load(run_dir)
-  model = build(spec)
-  path = checkpoint or tf.train.latest_checkpoint(str(pathlib.Path(run_dir) / "checkpoints"))
+  folder = pathlib.Path(run_dir)
+  record = run_record.read(folder)
+  if not record:
+    raise FileNotFoundError(
+        f"no {run_record.RECORD_FILE} in {folder}: expected the output folder of one trained model (an experiment "
+        "writes one sub-folder per model, e.g. runs/iwae/iwae_k50 or runs/flows/iaf)."
+    )
+  if record.get("model") is not None:
+    model = config.from_config(record["model"])
+    shape = _example_shape(record)
+  elif record.get("legacy_spec"):
+    model, shape = build(record["legacy_spec"]), output_shape(record["legacy_spec"])
+  else:
+    raise ValueError(f"{folder / run_record.RECORD_FILE} holds no description of its model: "
+                     f"{record.get('model_note', 'it was written without one')}")
+  path = checkpoint or tf.train.latest_checkpoint(str(folder / "checkpoints"))
   if path is None:
-    raise FileNotFoundError(f"no checkpoint in {pathlib.Path(run_dir) / 'checkpoints'}: the model was never saved "
+    raise FileNotFoundError(f"no checkpoint in {folder / 'checkpoints'}: the model was never saved "
                             "(train it with tfpvi.train.fit(..., output_dir=...) first).")
-  model.log_weights(tf.zeros([1, *output_shape(spec)]), 1)  # creates the variables
-  tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+  restored = tf.train.Checkpoint(model=model).restore(path).expect_partial()
+  if isinstance(model, VAE) and shape is not None:
+    model.log_weights(tf.zeros([1, *shape]), 1)  # creates the variables, which the restore fills
+    restored.assert_existing_objects_matched()
   return model

@@ -6,8 +6,8 @@
   as batches of one structure;
 - `tfpvi.training_step.TrainingLoop`: the compiled steps (stateless seeds, schedules, the NaN
   stop before the update, sums of the logged terms, `tf.distribute`);
-- `tfpvi.run_folder.RunFolder`: history.csv, checkpoints, model_spec.json and training.json,
-  and the checks before a resume.
+- `tfpvi.run_folder.RunFolder`: history.csv, checkpoints, the run record run.json, and the
+  checks before a resume.
 
 Design:
 - Randomness is stateless: step s uses seeds folded from (seed, s), so the RNG state is the step
@@ -177,10 +177,11 @@ def fit(
     eval_fn: `eval_fn(model) -> {name: float}`, extra metrics logged at evaluation steps.
     log_every: int (every n steps), "powers_of_two", or a callable `step -> bool`; the final
       step is always logged.
-    output_dir: the run folder (`tfpvi.run_folder`): history.csv, checkpoints/, training.json
-      (what the folder was trained with), model_spec.json (when `tfpvi.specs.describe` can
-      describe the model; training.json says why not otherwise) and tensorboard/. A run with an
-      output_dir that holds checkpoints resumes from the last one; see `resume`.
+    output_dir: the run folder (`tfpvi.run_folder`): history.csv, checkpoints/, tensorboard/ and
+      run.json, the record of the model (class paths and constructor arguments, `tfpvi.config`;
+      a model of the user's own modules describes itself by `@tfpvi.config.configurable` or a
+      `get_config()`, else the record says why it cannot) and of what it was trained with. A run
+      with an output_dir that holds checkpoints resumes from the last one; see `resume`.
     checkpoint_every: steps between checkpoints; else every `checkpoint_seconds`.
     checkpoint_seconds: seconds between checkpoints when checkpoint_every is None.
     max_to_keep: checkpoints kept.
@@ -200,10 +201,10 @@ def fit(
     inputs: when a batch is a dict holding this key, the objective (and preprocess) receives that
       entry alone: the default "image" gives VAE objectives the images of `tfpvi.data` datasets of
       {"image", "label"} dicts. None passes whole dicts; tuples are always passed whole.
-    resume: with an output_dir holding checkpoints: True continues it when its training.json
-      records the same settings (objective and its kwargs, optimizer class and hyperparameters,
+    resume: with an output_dir holding checkpoints: True continues it when its run.json records
+      the same model and settings (objective and its kwargs, optimizer class and hyperparameters,
       batch size, preprocess, seed, data layout) and refuses otherwise, naming what differs;
-      "force" continues with the new settings (recorded under "changes" in training.json); False
+      "force" continues with the new settings (recorded under "changes" in run.json); False
       refuses to touch a folder with checkpoints. Variables of other shapes are always refused.
 
   Returns:

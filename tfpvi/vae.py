@@ -10,6 +10,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpvi import checks
+from tfpvi.config import configurable
 from tfpvi.types import DistributionFn, Seed
 
 tfd = tfp.distributions
@@ -125,6 +126,7 @@ def _check_posterior(q: tfd.Distribution, prior: tfd.Distribution) -> None:
     )
 
 
+@configurable
 @_show_methods
 class VAE(snt.Module):
   """A deep latent-variable model p(z) p(x|z) with an amortized posterior q(z|x).
