@@ -1,7 +1,8 @@
 """Runs a notebook of colab/ top to bottom in a real Jupyter kernel, as a user would (for the notebook tests).
 
-The kernel starts in a temporary folder with TFPVI_SMOKE=1 (`fit` runs at most 20 steps, importance
-sampling at most 50 samples; see tfpvi/_smoke.py), no GPU, and without TF_CPP_MIN_LOG_LEVEL: the notebooks
+The kernel starts in a temporary folder with tests/doc_sizes on PYTHONPATH (`fit` runs at most 20
+steps, importance sampling at most 50 samples; see tests/doc_sizes/sitecustomize.py), no GPU, and
+without TF_CPP_MIN_LOG_LEVEL: the notebooks
 must be quiet as printed. `check_outputs` then asserts that every figure arrived as one inline PNG and that
 no TensorFlow start-up line reached a cell's output.
 """
@@ -24,6 +25,7 @@ OTHER_NOISE = re.compile(r"Please report this to the TensorFlow team|triggered t
 __all__ = ["COLAB", "check_outputs", "code_cells", "execute_notebook", "printed"]
 
 COLAB = pathlib.Path(__file__).parent.parent / "colab"
+DOC_SIZES = str(pathlib.Path(__file__).parent / "doc_sizes")  # its sitecustomize caps fit and importance sampling
 # What a figure looks like in an output that has no image of it.
 UNRENDERED = ("<Figure size", "<ggplot", "<plotnine")
 PROBE_TAG = "tfpvi-test-probe"
@@ -46,7 +48,8 @@ def execute_notebook(path: pathlib.Path, folder: pathlib.Path, probe: Optional[s
   if probe is not None:
     notebook.cells.append(nbformat.v4.new_code_cell(f"import json as _json\nprint(_json.dumps({probe}))",
                                                     metadata={"tags": [PROBE_TAG]}))
-  env = dict(os.environ, TFPVI_SMOKE="1", CUDA_VISIBLE_DEVICES="")
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [DOC_SIZES, os.environ.get("PYTHONPATH")])),
+             CUDA_VISIBLE_DEVICES="")
   env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the notebooks must be quiet without it
   client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                           resources={"metadata": {"path": str(folder)}})

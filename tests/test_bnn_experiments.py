@@ -70,7 +70,7 @@ def test_tiny_regression_is_more_uncertain_outside_the_data(tmp_path):
 
 
 def test_notebook_runs_in_a_kernel_with_inline_figures(tmp_path):
-  """Executed as printed in a Jupyter kernel with TFPVI_SMOKE=1 (fit capped at 20 steps); see tests/notebooks.py."""
+  """Executed as printed in a Jupyter kernel with toy sizes (fit capped at 20 steps); see tests/notebooks.py."""
   notebook, values = execute_notebook(
       NOTEBOOK, tmp_path, probe='{"spread": spread, "error": float(mnist_summary["test_error_percent"]), '
                                 '"history": len(mnist_history)}')

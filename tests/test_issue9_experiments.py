@@ -88,7 +88,7 @@ FIGURE_CALLS = ("tfpvi.plot.image_grid", "tfpvi.plot.loss_curves")
 
 
 def test_notebook_runs_in_a_kernel_with_inline_figures(tmp_path):
-  """Executed as printed in a Jupyter kernel with TFPVI_SMOKE=1 (fit capped at 20 steps); see tests/notebooks.py."""
+  """Executed as printed in a Jupyter kernel with toy sizes (fit capped at 20 steps); see tests/notebooks.py."""
   notebook, _ = execute_notebook(NOTEBOOK, tmp_path)
   check_outputs(notebook, FIGURE_CALLS, num_figure_cells=3)
   evaluation = next(c for c in code_cells(notebook) if "evaluate_dataset" in c.source)

@@ -1,7 +1,7 @@
 """The Colab quick start runs top to bottom in a real Jupyter kernel, as printed (issue 7, item 5).
 
-The kernel gets TFPVI_SMOKE=1 (`fit` runs at most 20 steps, importance sampling at most 50
-samples; see tfpvi/_smoke.py) and runs in a temporary folder. Every figure must arrive as an inline
+The kernel starts with tests/doc_sizes on PYTHONPATH (`fit` runs at most 20 steps, importance sampling at most 50
+samples; see tests/doc_sizes/sitecustomize.py) and runs in a temporary folder. Every figure must arrive as an inline
 PNG, and no TensorFlow start-up line may land in a cell's output.
 """
 

@@ -161,3 +161,113 @@ tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, return_terms=Tru
   resumed = fit(tmp_path, reached + 4)
   logged = resumed["step"].tolist()
   assert logged == sorted(set(logged)) and logged[-1] == reached + 4  # no row twice, none out of order
+
+
+LONG_RUN = """
+import functools, sys, numpy as np, sonnet as snt, tfpvi
+model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([16], 2), tfpvi.decoders.BernoulliMLP([16], [4, 4, 1]),
+                  tfpvi.standard_normal_prior(2))
+x = (np.random.default_rng(0).random([64, 4, 4, 1]) > 0.5).astype("float32")
+tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x,
+                optimizer=snt.optimizers.Adam(1e-2), steps=10**7, batch_size=16, checkpoint_every=4, log_every=2,
+                seed=3, output_dir=sys.argv[1], progress=False, max_to_keep=1)
+"""
+
+
+def _start_training(folder):
+  """A training process writing checkpoints into folder every 4 steps; returns it once its first one is there."""
+  process = subprocess.Popen([sys.executable, "-c", LONG_RUN, str(folder)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240  # a loaded machine takes long to import and compile
+  while tf.train.latest_checkpoint(str(folder / "checkpoints")) is None and time.time() < deadline:
+    assert process.poll() is None, process.stderr.read()[-2000:]
+    time.sleep(0.05)
+  return process
+
+
+def test_a_second_writer_is_refused_naming_the_first_and_the_lock_dies_with_it(tmp_path):
+  process = _start_training(tmp_path)
+  try:
+    with pytest.raises(ValueError, match=rf"{tmp_path} is being trained by pid {process.pid} on .*since .*two "
+                                         r"writers would mix their checkpoints and history"):
+      fit(tmp_path, 8)
+  finally:
+    process.kill()  # kill -9: the operating system releases the lock
+    process.wait()
+  reached = int(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).rsplit("-", 1)[1])
+  history = fit(tmp_path, reached + 4)  # the next writer gets the folder and resumes
+  assert history["step"].iloc[-1] == reached + 4
+  fit(tmp_path, reached + 8)  # and a finished fit releases it too
+
+
+def test_evaluate_during_training_pins_a_checkpoint_that_is_not_deleted_under_it(tmp_path):
+  """Training keeps one checkpoint and replaces it every 4 steps; evaluations read it meanwhile."""
+  tfpvi.run_record.update(tmp_path, data={"name": "mnist", "format": "binary"})
+  process = _start_training(tmp_path)
+  try:
+    from tfpvi import evaluate
+
+    for _ in range(4):
+      model, _, checkpoint = evaluate.restore_pinned(tmp_path)
+      assert model.log_weights(tf.zeros([2, 4, 4, 1]), 2).shape == [2, 2]
+      assert checkpoint.rsplit("-", 1)[1].isdigit()
+  finally:
+    process.kill()
+    process.wait()
+
+
+def test_a_state_file_naming_a_checkpoint_whose_index_is_gone_resumes_from_the_one_on_disk(tmp_path, capfd):
+  fit(tmp_path, 8, max_to_keep=3)
+  (tmp_path / "checkpoints" / "ckpt-8.index").unlink()
+  history = fit(tmp_path, 12, max_to_keep=3)
+  err = capfd.readouterr().err
+  assert "names ckpt-8, whose index file is gone" in err and "resumes from ckpt-4" in err
+  assert history["step"].tolist() == [2, 4, 6, 8, 10, 12]  # the rows after ckpt-4 are trained again, once
+
+
+def test_a_cut_checkpoint_says_so_and_names_the_previous_one(tmp_path):
+  fit(tmp_path, 8, max_to_keep=3)
+  data_file = next((tmp_path / "checkpoints").glob("ckpt-8.data-*"))
+  data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])  # cut, as by a full disk
+  with pytest.raises(ValueError, match=r"ckpt-8 cannot be read .*cut or damaged.*The previous checkpoint ckpt-4 "
+                                       r"\(step 4\) is on disk: move ckpt-8.index and ckpt-8.data-\* out of"):
+    fit(tmp_path, 12, max_to_keep=3)
+  for path in (tmp_path / "checkpoints").glob("ckpt-8.*"):  # what the message says to do
+    path.rename(tmp_path / path.name)
+  history = fit(tmp_path, 12, max_to_keep=3)
+  assert history["step"].tolist() == [2, 4, 6, 8, 10, 12]
+
+
+def test_tensorboard_gets_each_step_once_across_a_kill_and_a_resume(tmp_path):
+  from tensorboard.backend.event_processing import event_accumulator
+
+  process = _start_training(tmp_path)
+  time.sleep(1.0)
+  process.kill()
+  process.wait()
+  reached = int(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).rsplit("-", 1)[1])
+  fit(tmp_path, reached + 8, max_to_keep=1)
+  steps = []
+  for events in (tmp_path / "tensorboard").glob("events.out.tfevents.*"):
+    accumulator = event_accumulator.EventAccumulator(str(events), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    steps += [event.step for event in accumulator.Tensors("loss")]
+  assert sorted(steps) == list(range(2, reached + 9, 2))  # every logged step once, none twice
+
+
+def test_numbers_out_of_range_are_refused_in_one_sentence():
+  model = small_model()
+  with pytest.raises(ValueError, match=r"num_samples must be at most 2\*\*31 - 1 = 2147483647 .* got 10000000000000"):
+    tfpvi.evaluation.log_marginal_likelihood(model, tf.zeros([2, 4, 4, 1]), 10**13)
+
+
+def test_evaluate_says_which_checkpoint_it_takes_when_the_latest_index_is_gone(tmp_path, capsys):
+  from tfpvi import evaluate
+
+  fit(tmp_path, 8, max_to_keep=3)
+  tfpvi.run_record.update(tmp_path, data={"name": "mnist", "format": "binary"})
+  (tmp_path / "checkpoints" / "ckpt-8.index").unlink()
+  _, _, checkpoint = evaluate.restore_pinned(tmp_path)
+  assert checkpoint.endswith("ckpt-4")
+  assert "names ckpt-8, whose index file is gone; evaluating ckpt-4, the latest checkpoint on disk" in (
+      capsys.readouterr().err)

@@ -1,12 +1,13 @@
-"""TFPVI_SMOKE=1 (tfpvi/_smoke.py) caps fit at 20 steps whether it is given steps or epochs."""
+"""The documentation tests' toy sizes (tests/doc_sizes) cap fit at 20 steps whether it is given steps or epochs."""
 
 import numpy as np
 import pytest
 import sonnet as snt
 
 import tfpvi
+from tests.doc_sizes import sitecustomize as doc_sizes
 from tests.helpers import small_bernoulli_vae
-from tfpvi import _smoke, evaluation, train
+from tfpvi import evaluation, train
 
 
 @pytest.fixture
@@ -15,9 +16,8 @@ def smoke(monkeypatch):
   for module, name in ((train, "_total_steps"), (evaluation, "evaluate_dataset"),
                        (evaluation, "importance_sampling_stats")):
     monkeypatch.setattr(module, name, getattr(module, name))
-  monkeypatch.setenv("TFPVI_SMOKE", "1")
-  monkeypatch.delenv("TFPVI_SMOKE_STEPS", raising=False)
-  _smoke.install()
+  monkeypatch.setattr(train, "_doc_sizes_installed", False, raising=False)
+  doc_sizes.install()
 
 
 def _fit(**kwargs):

@@ -1,4 +1,4 @@
-"""colab/structured_latents.ipynb runs top to bottom in a Jupyter kernel, as printed (TFPVI_SMOKE=1 sizes)."""
+"""colab/structured_latents.ipynb runs top to bottom in a Jupyter kernel, as printed (toy sizes: tests/doc_sizes)."""
 
 from tests.notebooks import COLAB, check_outputs, execute_notebook
 

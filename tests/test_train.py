@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 import sonnet as snt
 import tensorflow as tf
 
@@ -312,3 +313,31 @@ class LabelledDataTest(tf.test.TestCase):
     history = train.fit(snt.Linear(3), dict_likelihood, {"image": x, "label": y}, optimizer=snt.optimizers.Adam(0.05),
                         steps=20, batch_size=32, inputs=None, jit_compile=True, steps_per_call=10, log_every=10)
     self.assertLess(history["loss"].iloc[-1], history["loss"].iloc[0])
+
+
+@pytest.mark.parametrize("make_optimizer", [lambda: snt.optimizers.Adam(0.05), lambda: snt.optimizers.RMSProp(0.05),
+                                            lambda: snt.optimizers.Momentum(0.05, 0.9)],
+                         ids=["adam", "rmsprop", "momentum"])
+def test_fits_first_update_is_the_optimizers_first_step(make_optimizer):
+  """fit creates the optimizer's slots before training; its first update is still the optimizer's first step."""
+  from tests.helpers import small_bernoulli_vae
+
+  x = (np.random.default_rng(0).uniform(size=[4, 4, 4, 1]) > 0.5).astype(np.float32)
+  tf.random.set_seed(0)
+  model = small_bernoulli_vae()
+  model.log_weights(x, 1)  # variables exist: fit keeps their values
+  copy = small_bernoulli_vae()
+  copy.log_weights(x, 1)
+  for a, b in zip(copy.variables, model.variables):
+    a.assign(b)
+  tfpvi.train.fit(model, tfpvi.objectives.elbo, x, optimizer=make_optimizer(), steps=1, batch_size=4,
+                  progress=False, jit_compile=False)
+  moved = [not np.array_equal(a.numpy(), b.numpy()) for a, b in zip(copy.trainable_variables,
+                                                                    model.trainable_variables)]
+  assert all(moved)  # every variable took a step
+  steps = [float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(copy.trainable_variables,
+                                                                          model.trainable_variables)]
+  if "Adam" in type(make_optimizer()).__name__:
+    # Adam's first step moves each weight by lr * g / (|g| + eps): almost exactly lr wherever g != 0. A step
+    # counter left at 1 by the slot creation would make it the second step, with other bias corrections.
+    assert max(steps) == pytest.approx(0.05, rel=1e-3)

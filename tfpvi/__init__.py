@@ -10,7 +10,6 @@ from tfpvi import _startup
 _startup.import_tensorflow()  # before anything else imports TensorFlow: no start-up noise on stderr
 
 from tfpvi import (  # noqa: E402
-  _smoke,  # noqa: E402
   ais,
   bnn,
   bounds,
@@ -27,7 +26,6 @@ from tfpvi import (  # noqa: E402
   hierarchical,
   importance,
   objectives,
-  plot,
   priors,
   run_record,
   specs,
@@ -39,8 +37,14 @@ from tfpvi.vae import VAE, LogWeightTerms, standard_normal_prior  # noqa: E402
 
 __version__ = "0.1.0"
 
-if _smoke.enabled():  # TFPVI_SMOKE=1: toy sizes for the documentation tests (see tfpvi/_smoke.py)
-  _smoke.install()
+
+def __getattr__(name: str):
+  """`tfpvi.plot` is imported on first use: `import tfpvi` does not import plotnine or matplotlib."""
+  if name == "plot":
+    import importlib  # noqa: PLC0415
+
+    return importlib.import_module("tfpvi.plot")
+  raise AttributeError(f"module 'tfpvi' has no attribute {name!r}")
 
 __all__ = [
     "LinearGaussian",

@@ -353,10 +353,9 @@ def _progress_bar(progress: Optional[bool], total: int):
 
 
 def _prepare(model, x) -> tf.Tensor:
-  from tfpvi import evaluation  # the support and shape checks of every estimator of log p(x)
 
   x = tf.convert_to_tensor(x, dtype_hint=tf.float32)
-  evaluation.check_examples(model, x)
+  checks.check_examples(model, x)  # the support and shape checks of every estimator of log p(x)
   _check_real_support(model.prior, "prior")
   return x
 

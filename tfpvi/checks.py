@@ -19,6 +19,7 @@ __all__ = [
     "assert_binary",
     "assert_finite",
     "check_distribution",
+    "check_examples",
     "check_event_shape",
     "check_num_samples",
     "check_output_dir",
@@ -69,8 +70,11 @@ def stateless_seed(seed) -> tf.Tensor:
     raise ValueError(f"seed must be None, a non-negative Python int or a [2] int Tensor, got {seed!r}.") from error
 
 
+MAX_SAMPLES = 2**31 - 1
+
+
 def check_num_samples(num_samples, name: str = "num_samples") -> int:
-  """Returns `num_samples` as a Python int, or raises ValueError if it is not an integer >= 1."""
+  """Returns `num_samples` as a Python int, or raises ValueError unless it is an integer in [1, 2**31 - 1]."""
   if isinstance(num_samples, (bool, np.bool_)):
     raise ValueError(f"{name} must be a Python integer >= 1, got the boolean {num_samples!r}.")
   if not isinstance(num_samples, int):
@@ -83,6 +87,9 @@ def check_num_samples(num_samples, name: str = "num_samples") -> int:
     num_samples = as_int
   if num_samples < 1:
     raise ValueError(f"{name} must be >= 1, got {num_samples}.")
+  if num_samples > MAX_SAMPLES:
+    raise ValueError(f"{name} must be at most 2**31 - 1 = {MAX_SAMPLES} (TensorFlow counts samples and chunks in "
+                     f"int32), got {num_samples}; that many samples per example would take years anyway.")
   return num_samples
 
 
@@ -165,3 +172,54 @@ def assert_binary(x: tf.Tensor, who: str):
   if grey is None:
     return None
   return tf.group(grey, out_of_range)
+
+
+def check_examples(model, x: tf.Tensor) -> None:
+  """Refuses x that the model cannot score: wrong shape, NaN or Inf, or outside the likelihood's support.
+
+  Run eagerly by every estimator of log p(x) (importance sampling, AIS, `evaluate_dataset` on each
+  batch before its compiled call), so that the same sentence arrives in eager, graph and XLA runs:
+  XLA drops TensorFlow's assertions, and an unchecked out-of-support value would be scored as if
+  it were data (uint8 images against a Bernoulli decoder give a positive "log p(x)"). Inside a
+  `tf.function` only the shape is checked here; the likelihood's own assertions check the rest.
+
+  Args:
+    model: a `tfpvi.VAE` (anything with `prior` and `likelihood(z)`).
+    x: [B, ...] observations.
+
+  Raises:
+    TypeError: for a model that is not a `tfpvi.VAE` (e.g. a `LinearGaussian`: use `.as_vae()`).
+    ValueError: for x of the wrong shape (naming the decoder's output_shape).
+    tf.errors.InvalidArgumentError: for NaN or Inf, or values outside the likelihood's support,
+      with one sentence that says what was expected and what to do.
+  """
+  missing = [name for name in ("prior", "likelihood", "log_weight_terms") if not hasattr(model, name)]
+  if missing:
+    hint = " (a tfpvi.LinearGaussian: pass model.as_vae())" if hasattr(model, "as_vae") else ""
+    raise TypeError(f"expected a tfpvi.VAE (an object with prior, likelihood(z) and log_weight_terms), got a "
+                    f"{type(model).__name__} without {', '.join(missing)}{hint}.")
+  x = tf.convert_to_tensor(x, dtype_hint=tf.float32)
+  _check_examples_shape(model, x)
+  if not tf.executing_eagerly():
+    return
+  assert_finite(x, "x")
+  prior = model.prior
+  z = prior.sample([1, int(tf.shape(x)[0])], seed=tf.constant([0, 0]))
+  likelihood = model.likelihood(z)
+  check_event_shape(x, likelihood, "log p(x|z)")
+  likelihood.log_prob(x)  # the likelihood's validate_args checks raise here, eagerly, with their sentence
+
+
+def _check_examples_shape(model, x: tf.Tensor) -> None:
+  """Raises ValueError unless x is a batch [B, *output_shape] for a decoder that names its output_shape."""
+  output_shape = getattr(getattr(model, "decoder", None), "output_shape", None)
+  if output_shape is None or x.shape.rank is None:
+    return
+  output_shape = tf.TensorShape(output_shape)
+  if x.shape.rank == output_shape.rank + 1 and x.shape[1:].is_compatible_with(output_shape):
+    return
+  hint = " (one example without its batch dimension? use x[None])" if x.shape.is_compatible_with(output_shape) else ""
+  raise ValueError(
+      f"expected x with shape [batch, {', '.join(map(str, output_shape.as_list()))}] (the decoder's "
+      f"output_shape), got shape {x.shape.as_list()}{hint}."
+  )

@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi import config, data, decoders, discrete, evaluation, run_record, specs
+from tfpvi import config, data, decoders, discrete, evaluation, run_folder, run_record, specs
 from tfpvi.files import atomic_write
 from tfpvi.vae import VAE
 
@@ -108,13 +108,40 @@ def restore_pinned(run_dir) -> tuple:
   """
   check_folder(run_dir)
   record = run_record.read(run_dir)
-  latest = tf.train.latest_checkpoint(str(pathlib.Path(run_dir) / "checkpoints"))
-  if latest is None:
-    raise FileNotFoundError(f"no checkpoint in {pathlib.Path(run_dir) / 'checkpoints'}.")
-  model = specs.load_model(run_dir, checkpoint=latest)  # pinned: a checkpoint saved later is not mixed in
+  for _ in range(20):  # a training process may replace the checkpoint between finding and reading it
+    latest = _latest_checkpoint(pathlib.Path(run_dir))
+    try:
+      model = specs.load_model(run_dir, checkpoint=latest)  # pinned: a checkpoint saved later is not mixed in
+      break
+    except (tf.errors.NotFoundError, RuntimeError) as error:
+      if pathlib.Path(latest + ".index").exists():
+        raise ValueError(f"{latest} cannot be read ({type(error).__name__}: {str(error).splitlines()[0]}); it was "
+                         "cut or damaged: move its files out of checkpoints/ to evaluate the one before it.") from None
+  else:
+    raise FileNotFoundError(f"the checkpoints in {run_dir} were replaced faster than one could be read; evaluate a "
+                            "copy of the folder, or wait for the training to finish.")
   if not isinstance(model, VAE):
     raise ValueError(f"{run_dir} holds a {type(model).__name__}, not a tfpvi.VAE: there is no log p(x) to estimate.")
   return evaluation_model(model), record, latest
+
+
+def _latest_checkpoint(folder: pathlib.Path) -> str:
+  """The latest checkpoint, or the latest readable one on disk where the state file names a lost one."""
+  latest = tf.train.latest_checkpoint(str(folder / "checkpoints"))
+  if latest is not None and pathlib.Path(latest + ".index").exists():
+    return latest
+  on_disk = run_folder.checkpoints_on_disk(folder)
+  if not on_disk:
+    raise FileNotFoundError(f"no checkpoint in {folder / 'checkpoints'} (no ckpt-N.index with its data files).")
+  try:
+    named = tf.train.get_checkpoint_state(str(folder / "checkpoints")).model_checkpoint_path
+  except Exception:  # noqa: BLE001 -- a missing or garbled state file
+    named = ""
+  state = f"names {os.path.basename(named)}, whose index file is gone" if named else "is missing or unreadable"
+  chosen = on_disk[-1][1]
+  print(f"note: {folder / 'checkpoints' / 'checkpoint'} {state}; evaluating {os.path.basename(chosen)}, the latest "
+        "checkpoint on disk.", file=sys.stderr)
+  return chosen
 
 
 def _progress_file(run_dir, name: str, flags: dict) -> pathlib.Path:

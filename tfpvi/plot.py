@@ -19,12 +19,17 @@ import pathlib
 import sys
 from typing import Mapping, Optional, Sequence, Union
 
-import matplotlib.figure
 import numpy as np
 import pandas as pd
-import plotnine as gg
 import tensorflow as tf
 import tensorflow_probability as tfp
+
+try:
+  import matplotlib.figure
+  import plotnine as gg
+except ImportError as error:  # the plotting stack is an optional extra
+  raise ImportError(f"tfpvi.plot needs plotnine and matplotlib ({error}); install them with "
+                    "pip install 'tfpvi[plot]' (make setup does).") from None
 
 tfd = tfp.distributions
 

@@ -20,13 +20,16 @@ recorded ones, unless the caller resumes with `resume="force"` (the change is th
 from __future__ import annotations
 
 import collections
+import fcntl
 import functools
 import io
 import json
 import os
 import pathlib
 import re
+import socket
 import sys
+import time
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
@@ -250,6 +253,55 @@ def _step_of(checkpoint_path: str) -> int:
   return int(tf.train.load_checkpoint(checkpoint_path).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+LOCK_FILE = ".tfpvi.lock"
+
+
+class _WriterLock:
+  """One writer per run folder: an exclusive `flock` on output_dir/.tfpvi.lock for one `fit`.
+
+  The operating system releases it when the process ends, however it ends (kill -9 included), so a
+  lock is never stale; the file says who holds it.
+  """
+
+  def __init__(self, folder: pathlib.Path):
+    self.folder, self.path, self.fd = folder, folder / LOCK_FILE, None
+
+  def acquire(self) -> None:
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+      os.close(fd)
+      raise ValueError(
+          f"{self.folder} is being trained by {holder} ({self.path} is locked); two writers would mix their "
+          "checkpoints and history. Wait for it to finish or stop it, then run this again, or train into "
+          "another output_dir."
+      ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+              .encode(), 0)
+    self.fd = fd
+
+  def release(self) -> None:
+    if self.fd is not None:
+      os.ftruncate(self.fd, 0)
+      fcntl.flock(self.fd, fcntl.LOCK_UN)
+      os.close(self.fd)
+      self.fd = None
+
+
+def checkpoints_on_disk(folder) -> list[tuple[int, str]]:
+  """(step, path) of each checkpoint in folder/checkpoints whose index and data files are both there, by step."""
+  folder = pathlib.Path(folder) / "checkpoints"
+  found = []
+  for path in folder.glob("ckpt-*.index"):
+    match = re.fullmatch(r"ckpt-(\d+)\.index", path.name)
+    if match and list(folder.glob(f"ckpt-{match.group(1)}.data-*")):
+      found.append((int(match.group(1)), str(folder / f"ckpt-{match.group(1)}")))
+  return sorted(found)
+
+
 class RunFolder:
   """history.csv, checkpoints/, run.json and tensorboard/ of one output_dir."""
 
@@ -258,6 +310,8 @@ class RunFolder:
     self.history = History(self.path / "history.csv")
     self.max_to_keep = max_to_keep
     self.writer = None
+    self._unsaved: list[dict[str, Any]] = []  # logged rows not yet in a checkpoint (nor in TensorBoard)
+    self._lock = _WriterLock(self.path)
 
   def open(self, *, model, tracked: dict[str, Any], settings: dict[str, Any], info: dict[str, Any],
            resume: Union[bool, str] = True, steps: Optional[int] = None) -> int:
@@ -282,6 +336,7 @@ class RunFolder:
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back from run.json
     checks.check_output_dir(self.path)
     self.path.mkdir(parents=True, exist_ok=True)
+    self._lock.acquire()  # released by close(), or by the end of the process
     self._repair_checkpoint_state()
     self.checkpoint = tf.train.Checkpoint(model=model, **tracked)
     self.manager = tf.train.CheckpointManager(self.checkpoint, self.path / "checkpoints", max_to_keep=self.max_to_keep)
@@ -297,11 +352,14 @@ class RunFolder:
     model_config, model_note = _describe(model)
     step = 0
     if latest:
-      differences = self._check_resume(latest, model, record.get("settings", {}), settings, resume, steps)
-      self._check_model(record.get("model"), model_config)
-      if differences:
-        changes.append({"at_step": _step_of(latest), "differences": differences})
-      step = self._restore(latest, model, tracked)
+      try:
+        differences = self._check_resume(latest, model, record.get("settings", {}), settings, resume, steps)
+        self._check_model(record.get("model"), model_config)
+        if differences:
+          changes.append({"at_step": _step_of(latest), "differences": differences})
+        step = self._restore(latest, model, tracked)
+      except (tf.errors.OpError, IndexError) as error:  # a cut or damaged checkpoint file
+        raise ValueError(self._unreadable(latest, error)) from None
     variables = {"/".join(map(str, path)): variable.shape.as_list() for path, variable in _variables(model)}
     kept = {key: value for key, value in record.items()
             if key not in ("format", "settings", "run", "model", "model_note", "variables", "changes")}
@@ -315,6 +373,20 @@ class RunFolder:
     self.writer = tf.summary.create_file_writer(str(self.path / "tensorboard"))
     return step
 
+  def _unreadable(self, latest: str, error: Exception) -> str:
+    """What to say, and what to do, when the latest checkpoint cannot be read."""
+    message = (error.message if isinstance(error, tf.errors.OpError) else str(error)).splitlines()[0]
+    earlier = [(step, path) for step, path in checkpoints_on_disk(self.path) if path != latest]
+    name = os.path.basename(latest)
+    said = (f"{latest} cannot be read ({type(error).__name__}: {message}); it was cut or damaged, e.g. by a full "
+            "disk or a kill while it was written. ")
+    if earlier:
+      step, path = earlier[-1]
+      return said + (f"The previous checkpoint {os.path.basename(path)} (step {step}) is on disk: move {name}.index "
+                     f"and {name}.data-* out of {self.path / 'checkpoints'} and run again to resume from it.")
+    return said + ("No earlier checkpoint is on disk: restore the files from a copy, or delete "
+                   f"{self.path} to start fresh.")
+
   def _repair_checkpoint_state(self) -> None:
     """Rebuilds checkpoints/checkpoint (TensorFlow's list of checkpoints) when it is missing or unreadable.
 
@@ -327,9 +399,7 @@ class RunFolder:
     # .NAME.<random>.tmp): never read, so they go.
     for leftover in [*folder.glob("checkpoint.tmp*"), *self.path.glob(".*.tmp")]:
       leftover.unlink(missing_ok=True)
-    on_disk = sorted((int(m.group(1)), str(folder / f"ckpt-{m.group(1)}"))
-                     for path in folder.glob("ckpt-*.index") if (m := re.fullmatch(r"ckpt-(\d+)\.index", path.name))
-                     and list(folder.glob(f"ckpt-{m.group(1)}.data-*")))
+    on_disk = checkpoints_on_disk(self.path)
     if not on_disk:
       return
     state_file = folder / "checkpoint"
@@ -337,9 +407,11 @@ class RunFolder:
       state = tf.train.get_checkpoint_state(str(folder))
     except Exception:  # noqa: BLE001 -- garbage in the state file: it is rebuilt below
       state = None
-    if state is not None and state.model_checkpoint_path:
+    named = state.model_checkpoint_path if state is not None else ""
+    if named and os.path.exists(os.path.join(folder, os.path.basename(named)) + ".index"):
       return
-    reason = "is missing" if not state_file.exists() else "is unreadable"
+    reason = ("is missing" if not state_file.exists() else "is unreadable" if not named
+              else f"names {os.path.basename(named)}, whose index file is gone")
     paths = [path for _, path in on_disk]
     tf.compat.v1.train.update_checkpoint_state(str(folder), paths[-1], all_model_checkpoint_paths=paths)
     names = ", ".join(map(os.path.basename, paths))
@@ -397,14 +469,32 @@ class RunFolder:
           f"output_dir or delete {self.path} to start fresh."
       )
 
+  def close(self) -> None:
+    """Flushes TensorBoard and releases the folder for the next writer."""
+    if self.writer is not None:
+      self.writer.flush()
+    self._lock.release()
+
   def save(self, step: int) -> None:
-    """Writes history.csv, then a checkpoint at `step` (so a kill in between loses nothing)."""
+    """Writes history.csv, then a checkpoint at `step` (so a kill in between loses nothing), then TensorBoard.
+
+    TensorBoard receives the rows logged since the previous checkpoint only once they are in one:
+    rows past the checkpoint would be logged again after a resume, and TensorBoard cannot take
+    points back (a kill right after the checkpoint leaves its last rows in history.csv only).
+    """
     self.history.write()
     self.manager.save(checkpoint_number=step)
+    for row in self._unsaved:
+      with self.writer.as_default(step=int(row["step"])):
+        for key, value in row.items():
+          if key != "step" and value is not None and np.isfinite(value):
+            tf.summary.scalar(key, value)
+    self._unsaved = []
+    self.writer.flush()
 
   def log(self, row: dict[str, Any]) -> None:
     self.history.append(row)
-    with self.writer.as_default(step=int(row["step"])):
-      for key, value in row.items():
-        if key != "step" and value is not None and np.isfinite(value):
-          tf.summary.scalar(key, value)
+    if self._unsaved and self._unsaved[-1]["step"] == row["step"]:
+      self._unsaved[-1] = {**self._unsaved[-1], **row}
+    else:
+      self._unsaved.append(dict(row))

@@ -246,21 +246,25 @@ def fit(
   loop.compile(jit, steps_per_call)
   evaluate = _make_evaluator(loop, eval_data, inputs, jit)
 
-  folder = None
-  start_step = 0
-  if output_dir:
-    folder = RunFolder(output_dir, max_to_keep=max_to_keep)
-    tracked = dict(optimizer=optimizer, **loop.tracked())
-    if data.iterator is not None:
-      tracked["data"] = data.iterator
-    settings = _settings(objective, objective_kwargs, optimizer, learning_rate, data, preprocess, seed, inputs)
-    info = {"steps": steps, "jit_compile": jit, "steps_per_call": steps_per_call,
-            "learning_rate": describe_callable(learning_rate) if learning_rate is not None else None,
-            "replicas": strategy.num_replicas_in_sync if strategy_given else 1}
-    start_step = folder.open(model=model, tracked=tracked, settings=settings, info=info, resume=resume, steps=steps)
-  return _drive(loop, data, folder, steps=steps, start_step=start_step, should_log=should_log,
-                steps_per_call=steps_per_call, eval_every=eval_every, evaluate=evaluate, eval_fn=eval_fn,
-                checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds, progress=progress)
+  folder = RunFolder(output_dir, max_to_keep=max_to_keep) if output_dir else None
+  try:
+    start_step = 0
+    if folder is not None:
+      tracked = dict(optimizer=optimizer, **loop.tracked())
+      if data.iterator is not None:
+        tracked["data"] = data.iterator
+      settings = _settings(objective, objective_kwargs, optimizer, learning_rate, data, preprocess, seed, inputs)
+      info = {"steps": steps, "jit_compile": jit, "steps_per_call": steps_per_call,
+              "learning_rate": describe_callable(learning_rate) if learning_rate is not None else None,
+              "replicas": strategy.num_replicas_in_sync if strategy_given else 1}
+      start_step = folder.open(model=model, tracked=tracked, settings=settings, info=info, resume=resume,
+                               steps=steps)
+    return _drive(loop, data, folder, steps=steps, start_step=start_step, should_log=should_log,
+                  steps_per_call=steps_per_call, eval_every=eval_every, evaluate=evaluate, eval_fn=eval_fn,
+                  checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds, progress=progress)
+  finally:
+    if folder is not None:
+      folder.close()  # the next writer may open the folder
 
 
 def _settings(objective, objective_kwargs, optimizer, learning_rate, data, preprocess, seed, inputs) -> dict:

@@ -148,13 +148,29 @@ class TrainingLoop:
         loss = -tf.reduce_mean(value)
       variables = self.model.trainable_variables
       self._check_variables(tape, loss, variables)
-      if hasattr(self.optimizer, "_initialize"):  # Sonnet optimizers create their slots lazily.
-        self.optimizer._initialize(variables)
+      self._create_optimizer_state(variables)
     self.variables = variables
     self.metric_names = ["loss", *terms, *scheduled] + (["learning_rate"] if self.learning_rate else [])
     self.num_averaged = 1 + len(terms)
     self.interval_sum = tf.Variable(tf.zeros([self.num_averaged], tf.float64), trainable=False, name="interval_sum")
     self.interval_count = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="interval_count")
+
+  def _create_optimizer_state(self, variables) -> None:
+    """Creates the optimizer's slots now, before a checkpoint restore and outside the compiled step.
+
+    Sonnet optimizers create their slots at their first `apply`: one update with zero gradients
+    creates them through the public API. It leaves every slot at its initial value (moments and
+    accumulators of zero gradients are zero) and the model's values as they were (they are put
+    back, whatever the optimizer does with a zero gradient); step counters go back to 0.
+    """
+    before = [tf.identity(v) for v in variables]
+    zeros = [tf.zeros_like(v) for v in variables]
+    self.strategy.run(lambda: self.optimizer.apply(zeros, variables))
+    for variable, value in zip(variables, before):
+      variable.assign(value)
+    for variable in self.optimizer.variables:
+      if variable.dtype.is_integer:  # e.g. Adam's step, which sets its bias correction
+        variable.assign(tf.zeros_like(variable))
 
   def _check_variables(self, tape: tf.GradientTape, loss: tf.Tensor, variables) -> None:
     held = {v.ref() for v in variables}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -48,11 +49,16 @@ def log_bin_probability(x, loc, scale, num_bins):
   return tf.where(first, log_cdf_upper, tf.where(last, log_survival_lower, interior))
 
 
+def _eps(dtype) -> float:
+  """Machine epsilon of a TensorFlow dtype."""
+  return float(np.finfo(tf.as_dtype(dtype).as_numpy_dtype).eps)
+
+
 def positive_scale_property(dtype, event_ndims: int = 0):
   """ParameterProperties of a positive scale parameter (softplus-constrained)."""
   return tfp.util.ParameterProperties(
       event_ndims=event_ndims,
-      default_constraining_bijector_fn=lambda: tfp.bijectors.Softplus(low=tfp.internal.dtype_util.eps(dtype)),
+      default_constraining_bijector_fn=lambda: tfp.bijectors.Softplus(low=_eps(dtype)),
   )
 
 

@@ -1,0 +1,51 @@
+"""Toy sizes for the documentation tests: the README's code blocks and the notebooks, run as printed.
+
+A user's 10,000 training steps and 5,000 importance samples would take minutes in the tests. The
+README test and the notebook kernels start Python with this folder on PYTHONPATH, so Python runs
+this file at start-up: it imports tfpvi and caps `tfpvi.train.fit` at 20 steps (given as steps or
+epochs) and importance sampling at 50 samples per example, and says so on stderr, so that a
+documentation test is never mistaken for a real run. It lives with the tests, not in the package.
+"""
+
+import functools
+import sys
+
+MAX_STEPS = 20
+MAX_SAMPLES = 50
+
+
+def install() -> None:
+  """Caps fit's steps and the evaluators' importance samples (idempotent)."""
+  from tfpvi import evaluation, train
+
+  if getattr(train, "_doc_sizes_installed", False):
+    return
+  total_steps = train._total_steps  # fit turns its steps= or epochs= into a number of steps here
+  stats = evaluation.importance_sampling_stats
+  dataset = evaluation.evaluate_dataset
+
+  @functools.wraps(total_steps)
+  def capped_total_steps(*args, **kwargs):
+    return min(total_steps(*args, **kwargs), MAX_STEPS)  # bad steps / epochs are still refused first
+
+  @functools.wraps(stats)
+  def capped_stats(model, x, num_samples=5000, **kwargs):
+    num_samples = min(num_samples, MAX_SAMPLES)
+    if kwargs.get("tail_size"):
+      kwargs["tail_size"] = min(kwargs["tail_size"], num_samples)
+    return stats(model, x, num_samples, **kwargs)
+
+  @functools.wraps(dataset)
+  def capped_dataset(model, images, num_samples=5000, **kwargs):
+    return dataset(model, images, min(num_samples, MAX_SAMPLES), **kwargs)  # the summary records the K used
+
+  train._total_steps = capped_total_steps
+  evaluation.evaluate_dataset = capped_dataset
+  evaluation.importance_sampling_stats = capped_stats  # log_marginal_likelihood and evaluate_dataset call it
+  train._doc_sizes_installed = True
+  print(f"tests/doc_sizes: fit runs at most {MAX_STEPS} steps and importance sampling draws at most {MAX_SAMPLES} "
+        "samples (toy sizes for documentation tests).", file=sys.stderr)
+
+
+if __name__ == "sitecustomize":
+  install()
