@@ -71,8 +71,8 @@ class Config:
   dropout_rate: float = common.flag(0.5, "dropout rate of the hidden units (dropout baseline)", minimum=0)
   predictive_samples: int = common.flag(10, "weight samples averaged in the BBB predictive", minimum=1)
   prune_fractions: tuple = common.flag((0.5, 0.75, 0.95, 0.98), "fractions of weights removed by SNR", minimum=0)
-  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1)
-  eval_examples: int = common.flag(10000, "number of MNIST test images evaluated", minimum=1)
+  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1, maximum=60000)
+  eval_examples: int = common.flag(10000, "number of MNIST test images evaluated", minimum=1, maximum=10000)
   steps_per_call: int = common.flag(100, "training steps per compiled call (speed only)", minimum=1)
   full_protocol: bool = common.flag(
       False, f"Blundell et al.'s scale: {FULL_PROTOCOL_EPOCHS} epochs, widths 400, 800, 1200, the full test set "

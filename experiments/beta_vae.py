@@ -37,8 +37,8 @@ class Config:
   learning_rate: float = common.flag(1e-3, "Adam learning rate", above=0)
   batch_size: int = common.flag(64, "training batch size", minimum=1)
   steps: int = common.flag(1024, "training steps", minimum=1)
-  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1)
-  eval_examples: int = common.flag(10000, "number of test images for the final loss terms", minimum=1)
+  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1, maximum=60000)
+  eval_examples: int = common.flag(10000, "number of test images for the final loss terms", minimum=1, maximum=10000)
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 

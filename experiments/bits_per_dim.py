@@ -154,7 +154,7 @@ def build_model(name: str, config: Config, image_shape) -> tfpvi.VAE:
 
 
 # ---------------------------------------------------------------------------------------------
-# Training (resumable: checkpoints and plan.json per model folder).
+# Training (resumable: checkpoints, and the plan in each model folder's run.json).
 
 PLAN_SETTINGS = ("steps", "time_budget", "batch_size", "learning_rate", "train_examples", "latent_size",
                  "conv_channels", "conv_blocks", "num_components", "mlp_hidden", "seed")
@@ -168,15 +168,7 @@ def check_folders(config: Config, out: pathlib.Path) -> None:
   """Refuses (ValueError) a model folder trained with other settings, before anything is written."""
   for dataset in config.datasets:
     for model in config.models:
-      plan_path = out / f"{dataset}_{model}" / "plan.json"
-      if plan_path.exists() and common.holds_checkpoints(plan_path.parent):
-        before = json.loads(plan_path.read_text())["requested"]
-        differs = [k for k, v in plan_request(config).items() if before.get(k) != v]
-        if differs:
-          raise ValueError(
-              f"{plan_path.parent} was trained with {', '.join(f'{k}={before.get(k)}' for k in differs)}; give "
-              f"another --output_dir, or delete {plan_path.parent} to start over."
-          )
+      common.check_plan(out / f"{dataset}_{model}", plan_request(config))
 
 
 def train_one(model, config: Config, x_train: np.ndarray, run_dir: pathlib.Path):
@@ -189,19 +181,15 @@ def train_one(model, config: Config, x_train: np.ndarray, run_dir: pathlib.Path)
       steps_per_call=config.steps_per_call, seed=config.seed, progress=False,
   )
   run_dir.mkdir(parents=True, exist_ok=True)
-  plan_path = run_dir / "plan.json"
-  if plan_path.exists() and common.holds_checkpoints(run_dir):
-    steps = json.loads(plan_path.read_text())["steps"]
-  elif config.steps > 0:
-    steps = config.steps
-  else:
+
+  def choose() -> int:
+    if config.steps > 0:
+      return config.steps
     # Time a few steps at the initial rate (compilation excluded); the full run resumes from them.
-    spc = config.steps_per_call
-    calibration = fit(steps=3 * spc, log_every=spc)
-    times = calibration["wall_time"].to_numpy()
-    seconds_per_step = float(times[-1] - times[0]) / (2 * spc)
-    steps = max(3 * spc + 1, int(config.time_budget / seconds_per_step))
-  plan_path.write_text(json.dumps({"steps": steps, "requested": plan_request(config)}, indent=2))
+    seconds = common.seconds_per_step(fit, config.steps_per_call)
+    return max(3 * config.steps_per_call + 1, int(config.time_budget / seconds))
+
+  steps = common.plan_steps(run_dir, plan_request(config), choose)
 
   def learning_rate(step):  # exponential decay to a tenth of the initial rate at the last step
     return config.learning_rate * tf.pow(0.1, step / steps)

@@ -40,18 +40,25 @@ __all__ = [
     "EXPERIMENT_MARKER",
     "SMOKE_MARKER",
     "binarized_test_set",
+    "check_plan",
     "check_spec",
+    "evaluate_log_px",
     "compiled",
     "flag",
     "folder_experiment",
     "holds_checkpoints",
     "mnist_like",
     "parse_config",
+    "plan_steps",
     "pyplot",
     "save_spec",
+    "recorded_plan",
     "say",
+    "seconds_per_step",
+    "steps_for_budget",
     "start",
     "trained_record",
+    "training_seconds",
     "write_results",
 ]
 
@@ -66,6 +73,7 @@ def flag(
     help: str,  # noqa: A002 (the name argparse uses)
     *,
     minimum: Optional[float] = None,
+    maximum: Optional[float] = None,
     above: Optional[float] = None,
     choices: Optional[Sequence[Any]] = None,
     allow_empty: bool = False,
@@ -76,6 +84,7 @@ def flag(
     default: the default value (int, float, bool, str, or a tuple of one of them).
     help: one line that `--help` prints.
     minimum: smallest allowed value (for a tuple, of each element).
+    maximum: largest allowed value (e.g. the size of a data split).
     above: values must be strictly greater than this (for a tuple, each element).
     choices: allowed values (for a tuple, of each element).
     allow_empty: for a tuple or str, whether an empty value is allowed.
@@ -85,7 +94,8 @@ def flag(
   """
   return dataclasses.field(
       default=default,
-      metadata={"help": help, "minimum": minimum, "above": above, "choices": choices, "allow_empty": allow_empty},
+      metadata={"help": help, "minimum": minimum, "maximum": maximum, "above": above, "choices": choices,
+                "allow_empty": allow_empty},
   )
 
 
@@ -132,6 +142,8 @@ def _check_value(name: str, value: Any, meta: dict) -> Optional[str]:
   choices = meta.get("choices")
   if choices is not None and value not in choices:
     return f"--{name} must be one of {', '.join(map(str, choices))}; got {value!r}"
+  if meta.get("maximum") is not None and value > meta["maximum"]:
+    return f"--{name} must be <= {meta['maximum']} (the size of the data it is drawn from), got {value}"
   if meta.get("minimum") is not None and value < meta["minimum"]:
     return f"--{name} must be >= {meta['minimum']}, got {value}"
   if meta.get("above") is not None and value <= meta["above"]:
@@ -223,6 +235,10 @@ def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
     reason = _check_value(field.name, getattr(config, field.name), field.metadata)
     if reason:
       parser.error(reason)
+  batch_size, train_examples = getattr(config, "batch_size", None), getattr(config, "train_examples", None)
+  if isinstance(batch_size, int) and isinstance(train_examples, int) and batch_size > train_examples:
+    parser.error(f"--batch_size {batch_size} is larger than --train_examples {train_examples}; give --batch_size "
+                 f"<= {train_examples}")
   if hasattr(config, "check"):
     try:
       config.check()
@@ -379,6 +395,99 @@ def save_spec(run_dir, spec: dict) -> None:
   check_spec(run_dir, spec)
   if spec.get("data"):
     tfpvi.run_record.update(run_dir, data=spec["data"])
+
+
+def recorded_plan(run_dir) -> Optional[dict]:
+  """The plan ({"steps", "requested"}) of a model folder that holds checkpoints, from its run.json.
+
+  Older folders kept it in plan.json (and the flows-family experiments their settings in
+  settings.json); those are read too.
+  """
+  run_dir = pathlib.Path(run_dir)
+  if not holds_checkpoints(run_dir):
+    return None
+  record = tfpvi.run_record.read(run_dir)
+  if "plan" in record:
+    return record["plan"]
+  legacy = run_dir / "plan.json"
+  if not legacy.exists():
+    return None
+  plan = _read_json(legacy)
+  settings = run_dir / "settings.json"
+  if "requested" not in plan and settings.exists():
+    plan["requested"] = _read_json(settings)
+  return plan
+
+
+def _read_json(path: pathlib.Path) -> dict:
+  try:
+    return json.loads(path.read_text())
+  except (ValueError, UnicodeDecodeError) as error:
+    raise ValueError(f"{path} is not readable JSON ({error}); restore it from a copy, or delete {path.parent} to "
+                     "start over.") from None
+
+
+def check_plan(run_dir, requested: dict) -> None:
+  """Raises ValueError if run_dir was trained under a plan requested with other settings."""
+  plan = recorded_plan(run_dir)
+  before = (plan or {}).get("requested")
+  if before is None:
+    return
+  requested = json.loads(json.dumps(requested))
+  differs = [name for name in sorted(set(before) | set(requested)) if before.get(name) != requested.get(name)]
+  if differs:
+    raise ValueError(
+        f"{run_dir} was trained with {', '.join(f'{n}={before.get(n)}' for n in differs)} ({plan['steps']} steps "
+        f"planned) but this run asks for {', '.join(f'{n}={requested.get(n)}' for n in differs)}; give another "
+        f"--output_dir, or delete {run_dir} to start over."
+    )
+
+
+def plan_steps(run_dir, requested: dict, choose: Callable[[], int]) -> int:
+  """The steps of one model folder: `choose()` at its first run, recorded in run.json and reused on resume.
+
+  `requested` are the settings the count comes from; a later run with other ones is refused
+  (`check_plan`). `choose` may train (e.g. time a few steps, which the full run then resumes).
+  """
+  check_plan(run_dir, requested)
+  plan = recorded_plan(run_dir)
+  if plan is not None:
+    return int(plan["steps"])
+  steps = int(choose())
+  tfpvi.run_record.update(run_dir, plan={"steps": steps, "requested": requested})
+  return steps
+
+
+def steps_for_budget(config, fit: Callable, minimum: int = 20) -> int:
+  """config.steps, or with config.time_budget > 0 as many steps as fit one budget (timed by `seconds_per_step`)."""
+  if config.time_budget <= 0:
+    return config.steps
+  return max(minimum, int(config.time_budget / seconds_per_step(fit, config.steps_per_call)))
+
+
+def seconds_per_step(fit: Callable, steps_per_call: int) -> float:
+  """Times a step: a short run (resumed by the real one) logging every steps_per_call steps."""
+  calibration = fit(steps=3 * steps_per_call, log_every=steps_per_call, progress=False)
+  times = calibration["wall_time"].to_numpy()
+  return float(times[-1] - times[0]) / (2 * steps_per_call)
+
+
+def training_seconds(history) -> np.ndarray:
+  """wall_time minus the evaluation time spent before each row (eval_seconds of earlier rows)."""
+  spent = history["eval_seconds"].fillna(0.0).to_numpy() if "eval_seconds" in history else np.zeros(len(history))
+  return history["wall_time"].to_numpy() - np.concatenate([[0.0], np.cumsum(spent)[:-1]])
+
+
+def evaluate_log_px(model, x: np.ndarray, num_samples: int, batch: int, chunk: int, seed: int) -> dict:
+  """Test log p(x) by importance sampling, as the experiments' metrics (log p(x), its SE, ESS, k-hat share)."""
+  summary, _ = tfpvi.evaluation.evaluate_dataset(model, x, num_samples, batch_size=batch, chunk_size=chunk,
+                                                 seed=seed, progress=False)
+  return {
+      "test_log_px": summary["log_px"],
+      "test_log_px_standard_error": summary["log_px_standard_error"],
+      "ess_mean": summary["ess_mean"],
+      "khat_fraction_above_0_7": summary.get("khat_fraction_above_0_7"),
+  }
 
 
 def write_results(out: pathlib.Path, config, metrics: dict[str, Any], started: float,

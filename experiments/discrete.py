@@ -39,7 +39,6 @@ import tensorflow_probability as tfp
 
 import tfpvi
 from experiments import common
-from experiments.flows import check_settings, evaluate_log_px, planned_steps, seconds_per_step, training_seconds
 from tfpvi import discrete
 
 tfd = tfp.distributions
@@ -66,14 +65,14 @@ class Config:
   time_budget: float = common.flag(
       0.0, "if > 0, seconds of training per model (a step is timed on this machine), replacing --steps", minimum=0)
   eval_every: int = common.flag(250, "steps between discrete test ELBO estimates during training", minimum=1)
-  curve_examples: int = common.flag(200, "test images for the ELBO curves", minimum=1)
+  curve_examples: int = common.flag(200, "test images for the ELBO curves", minimum=1, maximum=10000)
   elbo_samples: int = common.flag(10, "one-hot samples per image for the discrete ELBO", minimum=1)
   eval_samples: int = common.flag(1000, "importance samples per test image for the final log p(x)", minimum=1)
-  eval_examples: int = common.flag(200, "test images for the final evaluation", minimum=1)
+  eval_examples: int = common.flag(200, "test images for the final evaluation", minimum=1, maximum=10000)
   eval_batch: int = common.flag(50, "test images per evaluation batch", minimum=1)
   eval_chunk: int = common.flag(500, "importance samples computed at once (memory)", minimum=1)
   steps_per_call: int = common.flag(50, "training steps per compiled call (speed only)", minimum=1)
-  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1)
+  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1, maximum=60000)
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
@@ -169,7 +168,7 @@ def settings_for(name: str, config: Config) -> dict:
 
 def check_folders(config: Config, out: pathlib.Path) -> None:
   for name in config.models:
-    check_settings(out / name, settings_for(name, config))
+    common.check_plan(out / name, settings_for(name, config))
     common.check_spec(out / name, model_spec(name, config))
 
 
@@ -184,8 +183,7 @@ def train_one(name: str, config: Config, x_train, x_curve, run_dir: pathlib.Path
       output_dir=str(run_dir), steps_per_call=config.steps_per_call,
       seed=config.seed, objective_kwargs=built.objective_kwargs,
   )
-  steps = planned_steps(run_dir, settings_for(name, config), config.steps, config.time_budget,
-                        lambda: seconds_per_step(fit, config.steps_per_call))
+  steps = common.plan_steps(run_dir, settings_for(name, config), lambda: common.steps_for_budget(config, fit))
 
   def eval_fn(_):
     started = time.perf_counter()
@@ -207,11 +205,11 @@ def main(argv=None) -> dict:
     common.say(f"[{name}] training ...")
     built, history, steps = train_one(name, config, x_train, x_curve, out / name)
     record[name] = common.trained_record(history, steps)
-    result = evaluate_log_px(built.evaluation_model, x_eval, config.eval_samples, config.eval_batch,
+    result = common.evaluate_log_px(built.evaluation_model, x_eval, config.eval_samples, config.eval_batch,
                              config.eval_chunk, config.seed)
     result["test_elbo"] = discrete_elbo(built.evaluation_model, x_eval, config.elbo_samples, config.eval_batch,
                                         config.seed)
-    result.update(train_steps=record[name]["trained_steps"], train_seconds=float(training_seconds(history)[-1]),
+    result.update(train_steps=record[name]["trained_steps"], train_seconds=float(common.training_seconds(history)[-1]),
                   final_train_objective=float(-history["loss"].iloc[-1]))
     if "temperature" in history:
       result["final_temperature"] = float(history["temperature"].iloc[-1])

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import pathlib
 import time
 
@@ -58,15 +57,15 @@ class Config:
   time_budget: float = common.flag(
       0.0, "if > 0, seconds of training per posterior (a step is timed on this machine), replacing --steps", minimum=0)
   eval_every: int = common.flag(300, "steps between estimates of the gap during training", minimum=1)
-  gap_examples: int = common.flag(100, "test images for the gap during training", minimum=1)
+  gap_examples: int = common.flag(100, "test images for the gap during training", minimum=1, maximum=10000)
   gap_samples: int = common.flag(500, "importance samples for log p(x) during training", minimum=1)
   eval_samples: int = common.flag(5000, "importance samples K per test image for the final log p(x)", minimum=1)
-  eval_examples: int = common.flag(200, "test images for the final evaluation", minimum=1)
+  eval_examples: int = common.flag(200, "test images for the final evaluation", minimum=1, maximum=10000)
   elbo_samples: int = common.flag(100, "samples per test image for the test ELBO", minimum=1)
   eval_batch: int = common.flag(50, "test images per evaluation batch", minimum=1)
   eval_chunk: int = common.flag(500, "importance samples computed at once (memory)", minimum=1)
   steps_per_call: int = common.flag(50, "training steps per compiled call (speed only)", minimum=1)
-  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1)
+  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1, maximum=60000)
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
@@ -83,48 +82,6 @@ class Config:
 
 # ---------------------------------------------------------------------------------------------------
 # Helpers shared with experiments.discrete and experiments.renyi.
-
-
-def check_settings(run_dir: pathlib.Path, settings: dict) -> None:
-  """Raises ValueError if run_dir holds checkpoints trained with other settings (settings.json)."""
-  path = run_dir / "settings.json"
-  if not path.exists() or not common.holds_checkpoints(run_dir):
-    return
-  saved, wanted = json.loads(path.read_text()), json.loads(json.dumps(settings))
-  if saved != wanted:
-    differs = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-    raise ValueError(f"{run_dir} was trained with other settings ({', '.join(differs)} differ); give another "
-                     f"--output_dir, or delete {run_dir} to start over.")
-
-
-def planned_steps(run_dir: pathlib.Path, settings: dict, steps: int, time_budget: float, measure) -> int:
-  """Steps for one run, fixed at its first start and reused on resume (settings.json, plan.json).
-
-  With time_budget > 0 the count is time_budget / measure() (seconds per step, timed here).
-  """
-  check_settings(run_dir, settings)
-  run_dir.mkdir(parents=True, exist_ok=True)
-  (run_dir / "settings.json").write_text(json.dumps(settings, indent=2))
-  plan = run_dir / "plan.json"
-  if plan.exists() and common.holds_checkpoints(run_dir):
-    return json.loads(plan.read_text())["steps"]
-  if time_budget > 0:
-    steps = max(20, int(time_budget / measure()))
-  plan.write_text(json.dumps({"steps": steps}))
-  return steps
-
-
-def seconds_per_step(fit, steps_per_call: int) -> float:
-  """Times a step: a short run (resumed by the real one) logging every steps_per_call steps."""
-  calibration = fit(steps=3 * steps_per_call, log_every=steps_per_call, progress=False)
-  times = calibration["wall_time"].to_numpy()
-  return float(times[-1] - times[0]) / (2 * steps_per_call)
-
-
-def training_seconds(history) -> np.ndarray:
-  """wall_time minus the evaluation time spent before each row (eval_seconds of earlier rows)."""
-  spent = history["eval_seconds"].fillna(0.0).to_numpy() if "eval_seconds" in history else np.zeros(len(history))
-  return history["wall_time"].to_numpy() - np.concatenate([[0.0], np.cumsum(spent)[:-1]])
 
 
 def gap_evaluator(x, num_samples: int, elbo_samples: int, seed: int):
@@ -163,17 +120,6 @@ def mean_elbo(model, x: np.ndarray, num_samples: int, batch: int, seed: int) -> 
   return total / len(x)
 
 
-def evaluate_log_px(model, x: np.ndarray, num_samples: int, batch: int, chunk: int, seed: int) -> dict:
-  summary, _ = tfpvi.evaluation.evaluate_dataset(model, x, num_samples, batch_size=batch, chunk_size=chunk,
-                                                 seed=seed, progress=False)
-  return {
-      "test_log_px": summary["log_px"],
-      "test_log_px_standard_error": summary["log_px_standard_error"],
-      "ess_mean": summary["ess_mean"],
-      "khat_fraction_above_0_7": summary.get("khat_fraction_above_0_7"),
-  }
-
-
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -207,7 +153,7 @@ def settings_for(posterior: str, config: Config) -> dict:
 
 def check_folders(config: Config, out: pathlib.Path) -> None:
   for posterior in config.posteriors:
-    check_settings(out / posterior, settings_for(posterior, config))
+    common.check_plan(out / posterior, settings_for(posterior, config))
     common.check_spec(out / posterior, model_spec(posterior, config))
 
 
@@ -222,8 +168,7 @@ def train_one(posterior: str, config: Config, x_train, x_gap, run_dir: pathlib.P
       output_dir=str(run_dir), steps_per_call=config.steps_per_call,
       seed=config.seed,
   )
-  steps = planned_steps(run_dir, settings_for(posterior, config), config.steps, config.time_budget,
-                        lambda: seconds_per_step(fit, config.steps_per_call))
+  steps = common.plan_steps(run_dir, settings_for(posterior, config), lambda: common.steps_for_budget(config, fit))
   eval_fn = gap_evaluator(x_gap, config.gap_samples, config.elbo_samples, config.seed)
   history = fit(steps=steps, log_every=max(1, steps // 100), eval_every=config.eval_every, eval_fn=eval_fn)
   return model, history, steps
@@ -242,11 +187,12 @@ def main(argv=None) -> dict:
     record[posterior] = common.trained_record(history, steps)
     common.say(f"[{posterior}] {record[posterior]['trained_steps']} steps; evaluating log p(x) with "
                f"k={config.eval_samples} on {len(x_test)} test images ...")
-    result = evaluate_log_px(model, x_test, config.eval_samples, config.eval_batch, config.eval_chunk, config.seed)
+    result = common.evaluate_log_px(model, x_test, config.eval_samples, config.eval_batch, config.eval_chunk,
+                                    config.seed)
     result["test_elbo"] = mean_elbo(model, x_test, config.elbo_samples, config.eval_batch, config.seed)
     result["gap"] = result["test_log_px"] - result["test_elbo"]
     result.update(train_steps=record[posterior]["trained_steps"],
-                  train_seconds=float(training_seconds(history)[-1]),
+                  train_seconds=float(common.training_seconds(history)[-1]),
                   final_train_elbo=float(-history["loss"].iloc[-1]))
     metrics[posterior], histories[posterior] = result, history
     common.say(f"[{posterior}] test log p(x) = {result['test_log_px']:.2f}, ELBO = {result['test_elbo']:.2f}, "
@@ -271,7 +217,7 @@ def plot_gap(histories: dict, path: pathlib.Path, *, num_samples: int, num_examp
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
   for i, (name, history) in enumerate(histories.items()):
     rows = history["gap"].notna() if "gap" in history else np.zeros(len(history), bool)
-    seconds = training_seconds(history)[np.asarray(rows)]
+    seconds = common.training_seconds(history)[np.asarray(rows)]
     color = f"C{i}"
     axes[0].plot(seconds, history.loc[rows, "gap"], marker="o", color=color, label=name)
     axes[1].plot(seconds, history.loc[rows, "log_px"], marker="o", color=color, label=f"{name}: log p(x)")

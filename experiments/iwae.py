@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import pathlib
 import time
@@ -91,11 +90,11 @@ class Config:
       1.0, "length ratio of consecutive learning-rate stages (3 as in Burda et al. 2016; 1: equal stages)", above=0)
   learning_rate: float = common.flag(1e-3, "learning rate of the first stage (divided by 10^(1/7) per stage)", above=0)
   eval_samples: int = common.flag(5000, "importance samples K per test image for log p(x)", minimum=1)
-  eval_examples: int = common.flag(1000, "number of test images evaluated", minimum=1)
+  eval_examples: int = common.flag(1000, "number of test images evaluated", minimum=1, maximum=10000)
   eval_batch: int = common.flag(100, "test images per evaluation batch", minimum=1)
   eval_chunk: int = common.flag(500, "importance samples computed at once (memory)", minimum=1)
   steps_per_call: int = common.flag(50, "training steps per compiled call (speed only)", minimum=1)
-  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1)
+  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1, maximum=60000)
   full_protocol: bool = common.flag(
       False, "Burda et al. 2016's schedule: 3,280 passes per model in 8 stages growing 3x, 10,000 test images "
       "(replaces --steps, --epochs, --time_budget, --schedule_growth, --eval_examples)")
@@ -197,34 +196,13 @@ def learning_rate_schedule(total_steps: int, base: float, growth: float):
   return schedule
 
 
-# The settings that fix a model folder's step count and learning-rate schedule (recorded in plan.json).
+# The settings that fix a model folder's step count and learning-rate schedule (its run.json "plan").
 PLAN_SETTINGS = ("steps", "epochs", "time_budget", "full_protocol", "schedule_growth", "learning_rate",
                  "batch_size", "train_examples")
 
 
 def plan_request(config: Config) -> dict:
   return {name: getattr(config, name) for name in PLAN_SETTINGS}
-
-
-def check_plan(config: Config, run_dir: pathlib.Path) -> None:
-  """Raises ValueError if run_dir was planned (and trained) with other step or schedule settings."""
-  plan_path = run_dir / "plan.json"
-  if not plan_path.exists() or not common.holds_checkpoints(run_dir):
-    return
-  plan = json.loads(plan_path.read_text())
-  asked = plan_request(config)
-  before = plan.get("requested")
-  if before is None:  # a plan.json from before the settings were recorded: compare the step count
-    if config.time_budget > 0 or fixed_steps(config) == plan["steps"]:
-      return
-    before, asked = {"steps": plan["steps"]}, {"steps": fixed_steps(config)}
-  differs = [name for name in asked if before.get(name) != asked[name]]
-  if differs:
-    raise ValueError(
-        f"{run_dir} was trained with {', '.join(f'{n}={before.get(n)}' for n in differs)} ({plan['steps']} steps "
-        f"planned) but this run asks for {', '.join(f'{n}={asked[n]}' for n in differs)}; give another "
-        f"--output_dir, or delete {run_dir} to start over."
-    )
 
 
 def fixed_steps(config: Config) -> int:
@@ -238,22 +216,16 @@ def fixed_steps(config: Config) -> int:
 
 
 def planned_steps(config: Config, run_dir: pathlib.Path, measure) -> int:
-  """Total steps for one model, fixed at the first run and reused on resume (plan.json).
+  """Total steps for one model, fixed at the first run and reused on resume (`common.plan_steps`).
 
-  The plan records the settings it came from; `check_plan` refuses a later run with other ones.
   With --time_budget the count comes from `measure()` (seconds per step on this machine).
   """
-  run_dir.mkdir(parents=True, exist_ok=True)
-  plan_path = run_dir / "plan.json"
-  if plan_path.exists() and common.holds_checkpoints(run_dir):
-    check_plan(config, run_dir)
-    return json.loads(plan_path.read_text())["steps"]
-  if config.time_budget > 0 and not config.full_protocol:
-    steps = max(100, int(config.time_budget / measure()))
-  else:
-    steps = fixed_steps(config)
-  plan_path.write_text(json.dumps({"steps": steps, "requested": plan_request(config)}, indent=2))
-  return steps
+  def choose() -> int:
+    if config.time_budget > 0 and not config.full_protocol:
+      return max(100, int(config.time_budget / measure()))
+    return fixed_steps(config)
+
+  return common.plan_steps(run_dir, plan_request(config), choose)
 
 
 def check_folders(config: Config, out: pathlib.Path) -> None:
@@ -261,7 +233,7 @@ def check_folders(config: Config, out: pathlib.Path) -> None:
   for name, k in parse_models(config.models):
     run_dir = out / f"{name}_k{k}"
     common.check_spec(run_dir, burda_spec(config))
-    check_plan(config, run_dir)
+    common.check_plan(run_dir, plan_request(config))
 
 
 def _posterior_means(q, seed, num_samples: int):

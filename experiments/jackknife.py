@@ -38,7 +38,7 @@ class Config:
   num_samples: tuple = common.flag((2, 4, 8, 16, 32, 64, 128), "sample sizes K of the estimates", minimum=2)
   orders: tuple = common.flag((0, 1, 2, 3), "jackknife orders (0 is the IWAE bound itself)", choices=(0, 1, 2, 3))
   replicates: int = common.flag(20, "independent estimates per test image and K", minimum=1)
-  examples: int = common.flag(100, "number of test images", minimum=1)
+  examples: int = common.flag(100, "number of test images", minimum=1, maximum=10000)
   reference_samples: int = common.flag(20000, "importance samples of the reference log p(x) per image", minimum=2)
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed")

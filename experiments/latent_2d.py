@@ -34,8 +34,9 @@ class Config:
   batch_size: int = common.flag(100, "training batch size", minimum=1)
   epochs: float = common.flag(50.0, "passes over the training set (used when --steps is 0)", minimum=0)
   steps: int = common.flag(0, "if > 0, training steps, replacing --epochs", minimum=0)
-  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1)
-  eval_examples: int = common.flag(10000, "number of test images for the ELBO and the scatter", minimum=1)
+  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1, maximum=60000)
+  eval_examples: int = common.flag(10000, "number of test images for the ELBO and the scatter", minimum=1,
+                                   maximum=10000)
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 

@@ -47,9 +47,9 @@ class Config:
   batch_size: int = common.flag(100, "training batch size", minimum=1)
   steps: int = common.flag(4000, "training steps per model", minimum=1)
   eval_samples: int = common.flag(1000, "samples K per test image for both estimates of log p(x)", minimum=1)
-  eval_examples: int = common.flag(500, "number of test images evaluated", minimum=1)
+  eval_examples: int = common.flag(500, "number of test images evaluated", minimum=1, maximum=10000)
   eval_batch: int = common.flag(50, "test images per evaluation batch", minimum=1)
-  train_examples: int = common.flag(60000, "number of training images used", minimum=1)
+  train_examples: int = common.flag(60000, "number of training images used", minimum=1, maximum=60000)
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 

@@ -35,7 +35,6 @@ import tensorflow as tf
 
 import tfpvi
 from experiments import common
-from experiments.flows import check_settings, evaluate_log_px, planned_steps, seconds_per_step, training_seconds
 from tfpvi import bounds
 
 DEFAULT_MODELS = ("vr:-inf:5", "vr:0:5", "vr:0.5:5", "vr:1:5", "vr:-inf:50", "vr:0:50", "vr:0.5:50", "vr:1:50",
@@ -56,12 +55,12 @@ class Config:
   time_budget: float = common.flag(
       0.0, "if > 0, seconds of training per model (a step is timed on this machine), replacing --steps", minimum=0)
   eval_samples: int = common.flag(2000, "importance samples per test image for log p(x)", minimum=1)
-  eval_examples: int = common.flag(200, "test images evaluated", minimum=1)
+  eval_examples: int = common.flag(200, "test images evaluated", minimum=1, maximum=10000)
   eval_batch: int = common.flag(50, "test images per evaluation batch", minimum=1)
   eval_chunk: int = common.flag(500, "importance samples computed at once (memory)", minimum=1)
   snr_replicates: int = common.flag(100, "gradient draws for the signal-to-noise ratios", minimum=2)
   steps_per_call: int = common.flag(50, "training steps per compiled call (speed only)", minimum=1)
-  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1)
+  train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1, maximum=60000)
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
@@ -145,7 +144,7 @@ def settings_for(spec: str, config: Config) -> dict:
 
 def check_folders(config: Config, out: pathlib.Path) -> None:
   for spec in config.models:
-    check_settings(out / folder_name(spec), settings_for(spec, config))
+    common.check_plan(out / folder_name(spec), settings_for(spec, config))
     common.check_spec(out / folder_name(spec), model_spec(config))
 
 
@@ -183,8 +182,7 @@ def train_one(spec: str, config: Config, x_train, run_dir: pathlib.Path):
       output_dir=str(run_dir),
       steps_per_call=config.steps_per_call, seed=config.seed,
   )
-  steps = planned_steps(run_dir, settings_for(spec, config), config.steps, config.time_budget,
-                        lambda: seconds_per_step(fit, config.steps_per_call))
+  steps = common.plan_steps(run_dir, settings_for(spec, config), lambda: common.steps_for_budget(config, fit))
   history = fit(steps=steps, log_every=max(1, steps // 50))
   return model, objective, history, steps
 
@@ -200,10 +198,11 @@ def main(argv=None) -> dict:
     common.say(f"[{spec}] training ...")
     model, objective, history, steps = train_one(spec, config, x_train, out / folder_name(spec))
     record[spec] = common.trained_record(history, steps)
-    result = evaluate_log_px(model, x_test, config.eval_samples, config.eval_batch, config.eval_chunk, config.seed)
+    result = common.evaluate_log_px(model, x_test, config.eval_samples, config.eval_batch, config.eval_chunk,
+                                    config.seed)
     result.update(gradient_snr(model, objective, snr_batch, config.snr_replicates, config.seed))
     result.update(samples_per_example=samples_per_example(spec), train_steps=record[spec]["trained_steps"],
-                  train_seconds=float(training_seconds(history)[-1]),
+                  train_seconds=float(common.training_seconds(history)[-1]),
                   final_train_objective=float(-history["loss"].iloc[-1]))
     metrics[spec], histories[spec] = result, history
     common.say(f"[{spec}] test log p(x) = {result['test_log_px']:.2f} nats; encoder SNR {result['encoder_snr']:.3f}, "

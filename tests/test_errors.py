@@ -180,3 +180,42 @@ def test_a_keras_schedule_inside_a_sonnet_optimizer_and_a_list_of_images_say_wha
   with pytest.raises(TypeError, match="a Python list of 8 arrays of shape \\[28, 28, 1\\].*np.stack"):
     tfpvi.train.fit(model_28x28(), tfpvi.objectives.elbo, list(x), optimizer=snt.optimizers.Adam(1e-3), steps=2,
                     batch_size=4, progress=False)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--eval_examples", "100000"], "--eval_examples must be <= 10000 (the size of the data it is drawn from), got "
+                                    "100000"),
+    (["--batch_size", "100000", "--train_examples", "500"], "--batch_size 100000 is larger than --train_examples 500"),
+])
+def test_experiment_numbers_beyond_the_data_are_refused_before_anything_is_written(tmp_path, monkeypatch, capsys,
+                                                                                   flags, message):
+  from experiments import iwae
+
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(SystemExit) as error:
+    iwae.main(flags + ["--output_dir", "out"])
+  assert error.value.code == 2
+  assert message in capsys.readouterr().err
+  assert not (tmp_path / "out").exists()  # refused before the folder, plan or record is written
+
+
+def test_a_billion_samples_say_how_long_they_will_take_before_they_start(tmp_path):
+  import subprocess
+  import sys
+
+  script = ("import numpy as np, tfpvi\n"
+            "model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]), "
+            "tfpvi.standard_normal_prior(2))\n"
+            "tfpvi.evaluation.log_marginal_likelihood(model, np.ones([2, 4, 4, 1], np.float32), 10**9)\n")
+  process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+  try:
+    for line in process.stderr:
+      if line.startswith("tfpvi: 1,000,000,000 samples per example"):
+        break
+    else:
+      raise AssertionError("no estimate before the long run")
+  finally:
+    process.kill()
+    process.wait()
+  assert "take 2,000,000 chunks of 500: about" in line and ("hours" in line or "days" in line), line
+  assert "Ctrl-C stops it" in line

@@ -45,6 +45,7 @@ def test_python_blocks_run_as_printed(tmp_path):
   result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=900)
   assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-5000:]}"
+  assert "tests/doc_sizes: fit runs at most 20 steps" in result.stderr  # the toy sizes were in force
   log_px = re.search(r"test log p\(x\) = (\S+) nats per image", result.stdout)
   assert log_px and float(log_px.group(1)) < 0, f"log p(x) of binary images must be negative:\n{result.stdout}"
   bits = re.search(r"untrained: (\S+) bits/dim bound", result.stdout)

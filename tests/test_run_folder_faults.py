@@ -271,3 +271,53 @@ def test_evaluate_says_which_checkpoint_it_takes_when_the_latest_index_is_gone(t
   assert checkpoint.endswith("ckpt-4")
   assert "names ckpt-8, whose index file is gone; evaluating ckpt-4, the latest checkpoint on disk" in (
       capsys.readouterr().err)
+
+
+WRITE_FAULT_RUN = """
+import functools, resource, signal, sys, numpy as np, sonnet as snt, tfpvi
+model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([16], 2), tfpvi.decoders.BernoulliMLP([16], [4, 4, 1]),
+                  tfpvi.standard_normal_prior(2))
+x = (np.random.default_rng(0).random([64, 4, 4, 1]) > 0.5).astype("float32")
+if len(sys.argv) > 2:  # a file-size limit: writes past it fail with EFBIG (SIGXFSZ ignored, as shells do not)
+  signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+  resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x,
+                optimizer=snt.optimizers.Adam(1e-2), steps=2000, batch_size=16, checkpoint_every=4, log_every=2,
+                seed=3, output_dir=sys.argv[1], progress=False)
+"""
+
+
+def _check_write_fault(folder, result, reason, resume_in):
+  """The run stopped with one sentence naming the reason and the checkpoint kept; a resume loses nothing."""
+  import shutil
+
+  assert result.returncode != 0
+  last = result.stderr.strip().splitlines()[-1]
+  assert reason in last and "run the same call again to resume" in last, result.stderr[-3000:]
+  kept = int(last.split("the last checkpoint, ckpt-", 1)[1].split(" ", 1)[0])
+  assert kept >= 4
+  if resume_in != folder:
+    shutil.copytree(folder, resume_in)
+  history = fit(resume_in, kept + 8)
+  assert history["step"].tolist() == list(range(2, kept + 9, 2))  # from the kept checkpoint: every row once
+  assert not list((resume_in / "checkpoints").glob("*_temp"))  # the failed save's leftovers are gone
+
+
+def test_a_file_size_limit_stops_training_with_what_is_kept_and_a_resume_loses_nothing(tmp_path):
+  result = subprocess.run([sys.executable, "-c", WRITE_FAULT_RUN, str(tmp_path), "12000"], capture_output=True,
+                          text=True, timeout=600)
+  _check_write_fault(tmp_path, result, "a file-size limit (ulimit -f) was reached", tmp_path)
+
+
+def test_a_full_disk_stops_training_with_what_is_kept_and_a_copy_resumes(tmp_path):
+  tiny = tmp_path / "tiny"
+  tiny.mkdir()
+  mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)], capture_output=True)
+  if mounted.returncode != 0:
+    pytest.skip("no tiny filesystem can be mounted here (needs root); the file-size-limit test covers the same path")
+  try:
+    result = subprocess.run([sys.executable, "-c", WRITE_FAULT_RUN, str(tiny / "run")], capture_output=True,
+                            text=True, timeout=600)
+    _check_write_fault(tiny / "run", result, "the disk is full", tmp_path / "copy")
+  finally:
+    subprocess.run(["umount", str(tiny)], capture_output=True)

@@ -68,8 +68,8 @@ class _Weights(NamedTuple):
 
 
 def _log_mean_exp(log_w: tf.Tensor, axis: int = 0) -> tf.Tensor:
-  count = tf.cast(tf.shape(log_w)[axis], log_w.dtype)
-  return tf.reduce_logsumexp(log_w, axis=axis) - tf.math.log(count)
+  """log (1/K) sum_k exp(log_w[k]) along `axis`."""
+  return tfp.math.reduce_logmeanexp(log_w, axis=axis)
 
 
 def _check_estimator(gradient_estimator: str) -> None:

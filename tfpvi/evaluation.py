@@ -20,6 +20,7 @@ import math
 import os
 import pathlib
 import sys
+import time
 import weakref
 from typing import NamedTuple, Optional, Union
 
@@ -114,6 +115,28 @@ def _proposal(model, x, proposal: str) -> tfd.Distribution:
   raise ValueError(f"proposal must be one of {_PROPOSALS}, got {proposal!r}.")
 
 
+_LONG_RUN_CHUNKS = 2000  # from this many chunks on, the time it will take is said first
+_LONG_RUN_SECONDS = 60.0
+
+
+def _say_how_long(one_chunk, num_samples: int, num_chunks: int, chunk_size: int) -> None:
+  """Times one chunk (eagerly: an upper bound) and says on stderr how long all of them will take, if long."""
+  started = time.perf_counter()
+  one_chunk()
+  seconds = (time.perf_counter() - started) * num_chunks
+  if seconds >= _LONG_RUN_SECONDS:
+    print(f"tfpvi: {num_samples:,} samples per example take {num_chunks:,} chunks of {chunk_size}: about "
+          f"{_duration(seconds)} at the speed of one chunk here (compiled runs are faster); Ctrl-C stops it, a "
+          "smaller num_samples or a larger chunk_size shortens it.", file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+  for unit, size in (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
+    if seconds >= size:
+      return f"{seconds / size:.1f} {unit}"
+  return f"{seconds:.0f} seconds"
+
+
 def importance_sampling_stats(
     model,
     x: tf.Tensor,
@@ -168,6 +191,8 @@ def importance_sampling_stats(
   neg_inf = tf.fill([batch], tf.constant(-math.inf, tf.float32))
   state = (neg_inf, neg_inf, tf.fill([batch, tail_size], tf.constant(-math.inf, tf.float32)))
   num_full, remainder = divmod(num_samples, chunk_size)
+  if num_full >= _LONG_RUN_CHUNKS and tf.executing_eagerly():
+    _say_how_long(lambda: chunk_log_weights(tf.constant(0), chunk_size), num_samples, num_full, chunk_size)
 
   def body(index, *state):
     return (index + 1, *update(state, chunk_log_weights(index, chunk_size)))

@@ -289,7 +289,8 @@ def iwae(
 
 
 def _log_mean_exp(log_weights: tf.Tensor) -> tf.Tensor:
-  return tf.reduce_logsumexp(log_weights, axis=0) - tf.math.log(tf.cast(tf.shape(log_weights)[0], log_weights.dtype))
+  """log (1/K) sum_k exp(log_weights[k]), over the sample axis."""
+  return tfp.math.reduce_logmeanexp(log_weights, axis=0)
 
 
 def _with_value(value: tf.Tensor, surrogate: tf.Tensor) -> tf.Tensor:

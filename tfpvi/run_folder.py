@@ -27,6 +27,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import socket
 import sys
 import time
@@ -39,7 +40,8 @@ import tensorflow as tf
 from tfpvi import checks, config, run_record
 from tfpvi.files import atomic_write
 
-__all__ = ["RECORD_FILE", "History", "RunFolder", "describe_callable", "jsonable", "settings_differences"]
+__all__ = ["RECORD_FILE", "FolderWriteError", "History", "RunFolder", "checkpoints_on_disk", "describe_callable",
+           "jsonable", "settings_differences"]
 
 RECORD_FILE = run_record.RECORD_FILE
 _FINGERPRINT_STEPS = (0, 1, 10, 100, 1000, 10000, 100000)
@@ -256,6 +258,10 @@ def _step_of(checkpoint_path: str) -> int:
 LOCK_FILE = ".tfpvi.lock"
 
 
+class FolderWriteError(OSError):
+  """history.csv or a checkpoint could not be written (a full disk, a file-size limit, a read-only folder)."""
+
+
 class _WriterLock:
   """One writer per run folder: an exclusive `flock` on output_dir/.tfpvi.lock for one `fit`.
 
@@ -297,7 +303,7 @@ def checkpoints_on_disk(folder) -> list[tuple[int, str]]:
   found = []
   for path in folder.glob("ckpt-*.index"):
     match = re.fullmatch(r"ckpt-(\d+)\.index", path.name)
-    if match and list(folder.glob(f"ckpt-{match.group(1)}.data-*")):
+    if match and path.stat().st_size > 0 and list(folder.glob(f"ckpt-{match.group(1)}.data-*")):  # not cut at 0
       found.append((int(match.group(1)), str(folder / f"ckpt-{match.group(1)}")))
   return sorted(found)
 
@@ -373,6 +379,22 @@ class RunFolder:
     self.writer = tf.summary.create_file_writer(str(self.path / "tensorboard"))
     return step
 
+  def _write_failure(self, step: int, error: Exception) -> str:
+    """What to say when history.csv or a checkpoint cannot be written (a full disk, a file-size limit)."""
+    text = error.message if isinstance(error, tf.errors.OpError) else str(error)
+    if "No space left" in text:
+      reason = "the disk is full"
+    elif "File too large" in text:
+      reason = "a file-size limit (ulimit -f) was reached"
+    else:
+      reason = text.splitlines()[0]
+    where = getattr(error, "filename", None) or self.path
+    latest = self.manager.latest_checkpoint
+    kept = (f"the last checkpoint, {os.path.basename(latest)} (step {_step_of(latest)}), and the history up to it "
+            "are intact" if latest else "no checkpoint was written yet")
+    return (f"could not save step {step} in {where}: {reason}. Training stopped; {kept}. Free space (or raise the "
+            "limit) and run the same call again to resume.")
+
   def _unreadable(self, latest: str, error: Exception) -> str:
     """What to say, and what to do, when the latest checkpoint cannot be read."""
     message = (error.message if isinstance(error, tf.errors.OpError) else str(error)).splitlines()[0]
@@ -399,6 +421,8 @@ class RunFolder:
     # .NAME.<random>.tmp): never read, so they go.
     for leftover in [*folder.glob("checkpoint.tmp*"), *self.path.glob(".*.tmp")]:
       leftover.unlink(missing_ok=True)
+    for leftover in folder.glob("ckpt-*_temp"):  # TensorFlow's folder for a checkpoint it failed to write
+      shutil.rmtree(leftover, ignore_errors=True)
     on_disk = checkpoints_on_disk(self.path)
     if not on_disk:
       return
@@ -482,15 +506,18 @@ class RunFolder:
     rows past the checkpoint would be logged again after a resume, and TensorBoard cannot take
     points back (a kill right after the checkpoint leaves its last rows in history.csv only).
     """
-    self.history.write()
-    self.manager.save(checkpoint_number=step)
-    for row in self._unsaved:
-      with self.writer.as_default(step=int(row["step"])):
-        for key, value in row.items():
-          if key != "step" and value is not None and np.isfinite(value):
-            tf.summary.scalar(key, value)
-    self._unsaved = []
-    self.writer.flush()
+    try:
+      self.history.write()
+      self.manager.save(checkpoint_number=step)
+      for row in self._unsaved:
+        with self.writer.as_default(step=int(row["step"])):
+          for key, value in row.items():
+            if key != "step" and value is not None and np.isfinite(value):
+              tf.summary.scalar(key, value)
+      self._unsaved = []
+      self.writer.flush()
+    except (OSError, tf.errors.OpError) as error:
+      raise FolderWriteError(self._write_failure(step, error)) from None
 
   def log(self, row: dict[str, Any]) -> None:
     self.history.append(row)

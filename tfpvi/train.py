@@ -37,7 +37,14 @@ import sonnet as snt
 import tensorflow as tf
 
 from tfpvi import xla
-from tfpvi.run_folder import RunFolder, describe_callable, jsonable, optimizer_settings, schedule_fingerprint
+from tfpvi.run_folder import (
+  FolderWriteError,
+  RunFolder,
+  describe_callable,
+  jsonable,
+  optimizer_settings,
+  schedule_fingerprint,
+)
 from tfpvi.train_data import DEFAULT_INPUTS, TrainData
 from tfpvi.training_step import Schedules, TrainingLoop, split_objective
 
@@ -377,6 +384,8 @@ def _save_on_the_way_out(loop, folder, error, terminated) -> None:
                                        else f"{type(error).__name__}")
   if folder is None:
     print(f"tfpvi: training stopped by {what} at step {reached} (no output_dir: nothing saved).", file=sys.stderr)
+    return
+  if isinstance(error, FolderWriteError):  # saving is what failed: its message says what is kept
     return
   try:
     folder.save(reached)

@@ -148,7 +148,7 @@ class TrainingLoop:
         loss = -tf.reduce_mean(value)
       variables = self.model.trainable_variables
       self._check_variables(tape, loss, variables)
-      self._create_optimizer_state(variables)
+    self._create_optimizer_state(variables)  # outside the strategy's scope, where the training step applies
     self.variables = variables
     self.metric_names = ["loss", *terms, *scheduled] + (["learning_rate"] if self.learning_rate else [])
     self.num_averaged = 1 + len(terms)
@@ -165,10 +165,14 @@ class TrainingLoop:
     """
     before = [tf.identity(v) for v in variables]
     zeros = [tf.zeros_like(v) for v in variables]
-    self.strategy.run(lambda: self.optimizer.apply(zeros, variables))
+    self.optimizer.apply(zeros, variables)
     for variable, value in zip(variables, before):
       variable.assign(value)
-    for variable in self.optimizer.variables:
+    try:
+      state = self.optimizer.variables
+    except ValueError:  # a Sonnet module without variables (plain SGD) says so by raising
+      state = ()
+    for variable in state:
       if variable.dtype.is_integer:  # e.g. Adam's step, which sets its bias correction
         variable.assign(tf.zeros_like(variable))
 

@@ -2,12 +2,16 @@
 
 A user's 10,000 training steps and 5,000 importance samples would take minutes in the tests. The
 README test and the notebook kernels start Python with this folder on PYTHONPATH, so Python runs
-this file at start-up: it imports tfpvi and caps `tfpvi.train.fit` at 20 steps (given as steps or
-epochs) and importance sampling at 50 samples per example, and says so on stderr, so that a
-documentation test is never mistaken for a real run. It lives with the tests, not in the package.
+this file at start-up. It imports nothing then (a notebook's own imports keep their order, e.g.
+matplotlib's inline backend); when the code imports tfpvi, it caps `tfpvi.train.fit` at 20 steps
+(given as steps or epochs) and importance sampling at 50 samples per example, and says so on
+stderr, so that a documentation test is never mistaken for a real run. It lives with the tests,
+not in the package.
 """
 
 import functools
+import importlib.abc
+import importlib.util
 import sys
 
 MAX_STEPS = 20
@@ -47,5 +51,25 @@ def install() -> None:
         "samples (toy sizes for documentation tests).", file=sys.stderr)
 
 
+class _AfterImportingTfpvi(importlib.abc.MetaPathFinder):
+  """Finds tfpvi as Python would, and installs the caps once its package has been executed."""
+
+  def find_spec(self, fullname, path=None, target=None):
+    if fullname != "tfpvi":
+      return None
+    sys.meta_path.remove(self)
+    spec = importlib.util.find_spec(fullname)
+    if spec is None or spec.loader is None:
+      return spec
+    execute = spec.loader.exec_module
+
+    def exec_module(module):
+      execute(module)
+      install()
+
+    spec.loader.exec_module = exec_module
+    return spec
+
+
 if __name__ == "sitecustomize":
-  install()
+  sys.meta_path.insert(0, _AfterImportingTfpvi())
