@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 OUTPUT_DIR ?=
 ARGS ?=
 
-.PHONY: setup data run test lint bench clean
+.PHONY: setup data run test lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: data
 
 lint: setup
 	$(VENV)/bin/ruff check tfpvi experiments tests benchmarks
+	$(VENV)/bin/ruff format --check tfpvi experiments tests benchmarks
+
+# Applies the formatter that `make lint` (and CI) checks.
+format: setup
+	$(VENV)/bin/ruff format tfpvi experiments tests benchmarks
 
 bench: setup
 	$(PY) -m benchmarks.core

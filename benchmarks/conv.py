@@ -48,20 +48,35 @@ def main(argv=None):
   rows = []
   for label, shape in (("28x28x1, 5 logistics", (28, 28, 1)), ("32x32x3, PixelCNN++ mixture", (32, 32, 3))):
     for jit in (False, True):
-      seconds = time_training_step(conv_model(shape), functools.partial(tfpvi.objectives.elbo, num_samples=1),
-                                   images(batch, shape), jit, args.repeats, steps)
-      rows.append((f"conv ELBO step, batch {batch}, {label}, {'XLA' if jit else 'graph'}", seconds * 1e3,
-                   batch / seconds))
+      seconds = time_training_step(
+        conv_model(shape),
+        functools.partial(tfpvi.objectives.elbo, num_samples=1),
+        images(batch, shape),
+        jit,
+        args.repeats,
+        steps,
+      )
+      rows.append(
+        (f"conv ELBO step, batch {batch}, {label}, {'XLA' if jit else 'graph'}", seconds * 1e3, batch / seconds)
+      )
     for jit in (False, True):
-      seconds = time_log_marginal_likelihood(conv_model(shape), images(eval_images, shape), jit, args.repeats,
-                                              num_samples, chunk_size=100)
-      rows.append((f"conv log p(x) k={num_samples}, {eval_images} images, {label}, {'XLA' if jit else 'graph'}",
-                   seconds * 1e3, eval_images / seconds))
+      seconds = time_log_marginal_likelihood(
+        conv_model(shape), images(eval_images, shape), jit, args.repeats, num_samples, chunk_size=100
+      )
+      rows.append(
+        (
+          f"conv log p(x) k={num_samples}, {eval_images} images, {label}, {'XLA' if jit else 'graph'}",
+          seconds * 1e3,
+          eval_images / seconds,
+        )
+      )
   header = "| variant | ms per call/step | images/s |\n|---|---:|---:|"
   lines = [header] + [f"| {name} | {ms:.1f} | {ips:.1f} |" for name, ms, ips in rows]
-  context = (f"device: {device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), "
-             f"TF {tf.__version__}, repeats {args.repeats}, median; model: experiments.bits_per_dim conv_mixture "
-             f"defaults")
+  context = (
+    f"device: {device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), "
+    f"TF {tf.__version__}, repeats {args.repeats}, median; model: experiments.bits_per_dim conv_mixture "
+    f"defaults"
+  )
   table = "\n".join(lines)
   print(context)
   print(table)

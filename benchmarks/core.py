@@ -74,10 +74,17 @@ def time_training_step(model, objective, x, jit: bool, repeats: int, steps: int)
 def fit_variant(steps_per_call: int, jit: bool, x_train, k: int, batch: int, steps: int):
   model = burda_model()
   history = tfpvi.train.fit(
-      model, functools.partial(tfpvi.objectives.iwae, num_samples=k), x_train,
-      optimizer=snt.optimizers.Adam(1e-3), steps=steps, batch_size=batch,
-      preprocess=tfpvi.data.binarize_dynamic, steps_per_call=steps_per_call,
-      log_every=steps // 4, progress=False, jit_compile=jit,
+    model,
+    functools.partial(tfpvi.objectives.iwae, num_samples=k),
+    x_train,
+    optimizer=snt.optimizers.Adam(1e-3),
+    steps=steps,
+    batch_size=batch,
+    preprocess=tfpvi.data.binarize_dynamic,
+    steps_per_call=steps_per_call,
+    log_every=steps // 4,
+    progress=False,
+    jit_compile=jit,
   )
   times, steps_logged = history["wall_time"].to_numpy(), history["step"].to_numpy()
   # Exclude the first logged chunk (compilation); time per step over the rest.
@@ -96,10 +103,18 @@ def time_log_marginal_likelihood(model, x, jit: bool, repeats: int, num_samples:
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(prog="python -m benchmarks.core", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-  parser.add_argument("--repeats", type=int, default=5,
-                      help="timed runs per variant, after a warm-up call; the median is reported (default: 5)")
+  parser = argparse.ArgumentParser(
+    prog="python -m benchmarks.core",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+    allow_abbrev=False,
+  )
+  parser.add_argument(
+    "--repeats",
+    type=int,
+    default=5,
+    help="timed runs per variant, after a warm-up call; the median is reported (default: 5)",
+  )
   parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
   args = parser.parse_args(argv)
   steps = 10 if args.quick else 50
@@ -110,29 +125,36 @@ def main(argv=None):
   device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
   rows = []
   for jit in (False, True):
-    seconds = time_training_step(burda_model(), functools.partial(tfpvi.objectives.iwae, num_samples=50), x, jit,
-                                 args.repeats, steps)
+    seconds = time_training_step(
+      burda_model(), functools.partial(tfpvi.objectives.iwae, num_samples=50), x, jit, args.repeats, steps
+    )
     rows.append((f"IWAE k=50 step, one per call, {'XLA' if jit else 'graph'}", seconds * 1e3, 20 / seconds))
   for jit in (False, True):
     for steps_per_call in (1, 50):
       seconds = fit_variant(steps_per_call, jit, x_train, 50, 20, fit_steps)
-      rows.append((f"IWAE k=50 fit(), steps_per_call={steps_per_call}, {'XLA' if jit else 'graph'}",
-                   seconds * 1e3, 20 / seconds))
+      rows.append(
+        (f"IWAE k=50 fit(), steps_per_call={steps_per_call}, {'XLA' if jit else 'graph'}", seconds * 1e3, 20 / seconds)
+      )
   for jit in (False, True):
     seconds = time_log_marginal_likelihood(burda_model(), x, jit, max(2, args.repeats // 2), 5000, chunk_size=500)
     rows.append((f"log p(x) k=5000, 20 images, {'XLA' if jit else 'graph'}", seconds * 1e3, 20 / seconds))
   header = "| variant | ms per call/step | images/s |\n|---|---:|---:|"
   lines = [header] + [f"| {name} | {ms:.2f} | {ips:.0f} |" for name, ms, ips in rows]
-  context = (f"device: {device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), "
-             f"TF {tf.__version__}, repeats {args.repeats}, median")
+  context = (
+    f"device: {device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), "
+    f"TF {tf.__version__}, repeats {args.repeats}, median"
+  )
   table = "\n".join(lines)
   print(context)
   print(table)
   if not args.quick:
     name = f"results_{device.lower()}"
     (HERE / f"{name}.md").write_text(f"# Core benchmarks\n\n{context}\n\n{table}\n")
-    (HERE / f"{name}.json").write_text(json.dumps(
-        {"context": context, "rows": [{"variant": n, "ms": m, "images_per_s": i} for n, m, i in rows]}, indent=2))
+    (HERE / f"{name}.json").write_text(
+      json.dumps(
+        {"context": context, "rows": [{"variant": n, "ms": m, "images_per_s": i} for n, m, i in rows]}, indent=2
+      )
+    )
 
 
 if __name__ == "__main__":

@@ -59,18 +59,32 @@ class Config:
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
-  SMOKE = dict(hidden_sizes=(16,), latent_size=4, steps=20, train_examples=300, eval_examples=6, eval_batch=3,
-               is_samples=(1, 30), ais_steps=(2, 5), ais_chains=3, bdmc_examples=4)
+  SMOKE = dict(
+    hidden_sizes=(16,),
+    latent_size=4,
+    steps=20,
+    train_examples=300,
+    eval_examples=6,
+    eval_batch=3,
+    is_samples=(1, 30),
+    ais_steps=(2, 5),
+    ais_chains=3,
+    bdmc_examples=4,
+  )
 
 
 def model_spec(config) -> dict:
   hidden = list(config.hidden_sizes)
   return {
-      "encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": config.latent_size,
-                  "activation": "tanh"},
-      "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden, "output_shape": [28, 28, 1], "activation": "tanh"},
-      "prior": {"class": "standard_normal", "latent_size": config.latent_size},
-      "data": {"name": "mnist", "format": "binary"},
+    "encoder": {
+      "class": "GaussianMLP",
+      "hidden_sizes": hidden,
+      "latent_size": config.latent_size,
+      "activation": "tanh",
+    },
+    "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden, "output_shape": [28, 28, 1], "activation": "tanh"},
+    "prior": {"class": "standard_normal", "latent_size": config.latent_size},
+    "data": {"name": "mnist", "format": "binary"},
   }
 
 
@@ -86,10 +100,17 @@ def train(config, out):
   x_train, _ = common.mnist_like("mnist", "train", config.train_examples)
   common.say(f"training the VAE, {config.steps} steps ...")
   history = tfpvi.train.fit(
-      model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x_train,
-      optimizer=snt.optimizers.Adam(config.learning_rate), steps=config.steps, batch_size=config.batch_size,
-      preprocess=tfpvi.data.binarize_dynamic, resume=common.fit_resume(config),
-      output_dir=str(out / "model"), seed=config.seed, steps_per_call=50,
+    model,
+    functools.partial(tfpvi.objectives.elbo, return_terms=True),
+    x_train,
+    optimizer=snt.optimizers.Adam(config.learning_rate),
+    steps=config.steps,
+    batch_size=config.batch_size,
+    preprocess=tfpvi.data.binarize_dynamic,
+    resume=common.fit_resume(config),
+    output_dir=str(out / "model"),
+    seed=config.seed,
+    steps_per_call=50,
   )
   return model, history
 
@@ -98,24 +119,40 @@ def evaluate(model, x_test, config) -> list[dict]:
   """One row per estimator setting: mean log p(x), paired quantities and cost."""
   rows, per_image = [], {}
   settings = [("importance sampling", k, "importance", k) for k in config.is_samples]
-  settings += [("AIS", t, tfpvi.ais.AIS(num_steps=t, num_chains=config.ais_chains,
-                                        num_leapfrog_steps=NUM_LEAPFROG_STEPS), None) for t in config.ais_steps]
+  settings += [
+    ("AIS", t, tfpvi.ais.AIS(num_steps=t, num_chains=config.ais_chains, num_leapfrog_steps=NUM_LEAPFROG_STEPS), None)
+    for t in config.ais_steps
+  ]
   for method, size, estimator, num_samples in settings:
     started = time.time()
     summary, per_example = tfpvi.evaluation.evaluate_dataset(
-        model, x_test, num_samples or 1, estimator=estimator, batch_size=config.eval_batch,
-        chunk_size=min(500, num_samples or 1), seed=config.seed, progress=False,
+      model,
+      x_test,
+      num_samples or 1,
+      estimator=estimator,
+      batch_size=config.eval_batch,
+      chunk_size=min(500, num_samples or 1),
+      seed=config.seed,
+      progress=False,
     )
     seconds = time.time() - started
     cost = size if method == "importance sampling" else config.ais_chains * size * (NUM_LEAPFROG_STEPS + 2)
     per_image[(method, size)] = per_example["log_px"]
     # One sample has no Monte Carlo error estimate (the delta method gives 0): NaN, not 0.
     monte_carlo_se = summary["monte_carlo_standard_error"] if size > 1 or method == "AIS" else float("nan")
-    rows.append({"method": method, "setting": f"K = {size}" if num_samples else f"T = {size}", "size": size,
-                 "log_px": summary["log_px"], "monte_carlo_se": monte_carlo_se,
-                 "evaluations_per_image": cost, "seconds": seconds, "ess_mean": summary["ess_mean"]})
-    common.say(f"  {method:20s} {rows[-1]['setting']:9s} log p(x) {summary['log_px']:9.3f} nats "
-               f"({seconds:.1f} s)")
+    rows.append(
+      {
+        "method": method,
+        "setting": f"K = {size}" if num_samples else f"T = {size}",
+        "size": size,
+        "log_px": summary["log_px"],
+        "monte_carlo_se": monte_carlo_se,
+        "evaluations_per_image": cost,
+        "seconds": seconds,
+        "ess_mean": summary["ess_mean"],
+      }
+    )
+    common.say(f"  {method:20s} {rows[-1]['setting']:9s} log p(x) {summary['log_px']:9.3f} nats ({seconds:.1f} s)")
   best = max(per_image, key=lambda key: np.mean(per_image[key]))
   for row in rows:  # paired with the tightest estimate, on the same images
     difference = per_image[(row["method"], row["size"])] - per_image[best]
@@ -128,53 +165,82 @@ def run_bdmc(model, config) -> list[dict]:
   rows = []
   for num_steps in config.ais_steps:
     started = time.time()
-    result = tfpvi.ais.bdmc(model, config.bdmc_examples, num_steps=num_steps, num_chains=config.ais_chains,
-                            num_leapfrog_steps=NUM_LEAPFROG_STEPS, seed=config.seed, progress=False)
+    result = tfpvi.ais.bdmc(
+      model,
+      config.bdmc_examples,
+      num_steps=num_steps,
+      num_chains=config.ais_chains,
+      num_leapfrog_steps=NUM_LEAPFROG_STEPS,
+      seed=config.seed,
+      progress=False,
+    )
     gap = result.gap.numpy()
-    rows.append({"num_steps": num_steps, "lower": float(np.mean(result.lower)), "upper": float(np.mean(result.upper)),
-                 "gap": float(gap.mean()),
-                 "gap_se": float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else 0.0,
-                 "seconds": time.time() - started})
-    common.say(f"  BDMC T = {num_steps:5d}: lower {rows[-1]['lower']:.3f}, upper {rows[-1]['upper']:.3f}, "
-               f"gap {rows[-1]['gap']:.3f} +- {rows[-1]['gap_se']:.3f} nats")
+    rows.append(
+      {
+        "num_steps": num_steps,
+        "lower": float(np.mean(result.lower)),
+        "upper": float(np.mean(result.upper)),
+        "gap": float(gap.mean()),
+        "gap_se": float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else 0.0,
+        "seconds": time.time() - started,
+      }
+    )
+    common.say(
+      f"  BDMC T = {num_steps:5d}: lower {rows[-1]['lower']:.3f}, upper {rows[-1]['upper']:.3f}, "
+      f"gap {rows[-1]['gap']:.3f} +- {rows[-1]['gap_se']:.3f} nats"
+    )
   return rows
 
 
 def figure(estimates: pd.DataFrame, bdmc: pd.DataFrame, out, config) -> None:
   compute = (
-      gg.ggplot(estimates, gg.aes("evaluations_per_image", "log_px", color="method", shape="method"))
-      + gg.geom_line()
-      + gg.geom_point(size=2.5)
-      + gg.geom_errorbar(gg.aes(ymin="log_px - 2 * monte_carlo_se", ymax="log_px + 2 * monte_carlo_se"), width=0.05)
-      + gg.geom_text(gg.aes(label="setting"), nudge_y=0.9, size=8, show_legend=False)
-      + gg.scale_x_log10()
-      + gg.labs(x="evaluations of p(x, z) per image (log scale)", y="mean test log p(x), nats (higher is tighter)",
-                color="", shape="",
-                title=f"Estimates of log p(x) against compute, {config.eval_examples} MNIST test images",
-                caption="IS: K samples from q(z|x). AIS: T annealing steps from the prior, "
-                f"{config.ais_chains} chains, HMC with {NUM_LEAPFROG_STEPS} leapfrog steps.\n"
-                "Both are stochastic lower bounds. Error bars: +-2 Monte Carlo standard errors (none for K = 1).")
-      + gg.theme_bw()
-      + gg.theme(figure_size=(8, 4.8), legend_position="top")
+    gg.ggplot(estimates, gg.aes("evaluations_per_image", "log_px", color="method", shape="method"))
+    + gg.geom_line()
+    + gg.geom_point(size=2.5)
+    + gg.geom_errorbar(gg.aes(ymin="log_px - 2 * monte_carlo_se", ymax="log_px + 2 * monte_carlo_se"), width=0.05)
+    + gg.geom_text(gg.aes(label="setting"), nudge_y=0.9, size=8, show_legend=False)
+    + gg.scale_x_log10()
+    + gg.labs(
+      x="evaluations of p(x, z) per image (log scale)",
+      y="mean test log p(x), nats (higher is tighter)",
+      color="",
+      shape="",
+      title=f"Estimates of log p(x) against compute, {config.eval_examples} MNIST test images",
+      caption="IS: K samples from q(z|x). AIS: T annealing steps from the prior, "
+      f"{config.ais_chains} chains, HMC with {NUM_LEAPFROG_STEPS} leapfrog steps.\n"
+      "Both are stochastic lower bounds. Error bars: +-2 Monte Carlo standard errors (none for K = 1).",
+    )
+    + gg.theme_bw()
+    + gg.theme(figure_size=(8, 4.8), legend_position="top")
   )
   tfpvi.plot.save(compute, str(out / "estimates_vs_compute.png"))
-  long = pd.concat([bdmc.assign(bound="lower (forward AIS)", value=bdmc["lower"]),
-                    bdmc.assign(bound="upper (reverse AIS)", value=bdmc["upper"])])
-  gap_labels = bdmc.assign(label=[f"gap {g:.2f} +- {se:.2f}" for g, se in zip(bdmc["gap"], bdmc["gap_se"])],
-                           value=bdmc["lower"] - 0.04 * (bdmc["upper"].max() - bdmc["lower"].min() + 1.0))
+  long = pd.concat(
+    [
+      bdmc.assign(bound="lower (forward AIS)", value=bdmc["lower"]),
+      bdmc.assign(bound="upper (reverse AIS)", value=bdmc["upper"]),
+    ]
+  )
+  gap_labels = bdmc.assign(
+    label=[f"gap {g:.2f} +- {se:.2f}" for g, se in zip(bdmc["gap"], bdmc["gap_se"])],
+    value=bdmc["lower"] - 0.04 * (bdmc["upper"].max() - bdmc["lower"].min() + 1.0),
+  )
   sandwich = (
-      gg.ggplot(long, gg.aes("num_steps", "value", color="bound", shape="bound"))
-      + gg.geom_line()
-      + gg.geom_point(size=2.5)
-      + gg.geom_text(gg.aes("num_steps", "value", label="label"), data=gap_labels, inherit_aes=False, size=8,
-                     va="top")
-      + gg.scale_x_log10(expand=(0.12, 0))
-      + gg.labs(x="AIS steps T (log scale)", y="mean log p(x) of simulated images, nats", color="", shape="",
-                title=f"BDMC: the bounds close in as T grows ({config.bdmc_examples} simulated images)",
-                caption="The true mean log p(x) lies between the two curves (in expectation); their gap, with its "
-                "standard error over the images,\nbounds AIS's error on data like these.")
-      + gg.theme_bw()
-      + gg.theme(figure_size=(8, 4.5), legend_position="top")
+    gg.ggplot(long, gg.aes("num_steps", "value", color="bound", shape="bound"))
+    + gg.geom_line()
+    + gg.geom_point(size=2.5)
+    + gg.geom_text(gg.aes("num_steps", "value", label="label"), data=gap_labels, inherit_aes=False, size=8, va="top")
+    + gg.scale_x_log10(expand=(0.12, 0))
+    + gg.labs(
+      x="AIS steps T (log scale)",
+      y="mean log p(x) of simulated images, nats",
+      color="",
+      shape="",
+      title=f"BDMC: the bounds close in as T grows ({config.bdmc_examples} simulated images)",
+      caption="The true mean log p(x) lies between the two curves (in expectation); their gap, with its "
+      "standard error over the images,\nbounds AIS's error on data like these.",
+    )
+    + gg.theme_bw()
+    + gg.theme(figure_size=(8, 4.5), legend_position="top")
   )
   tfpvi.plot.save(sandwich, str(out / "bdmc.png"))
 
@@ -188,13 +254,22 @@ def main(argv=None) -> dict:
   common.say(f"BDMC on {config.bdmc_examples} simulated images ...")
   bdmc = pd.DataFrame(run_bdmc(model, config))
   figure(estimates, bdmc, out, config)
-  records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-             for row in estimates.to_dict("records")]  # JSON has no NaN: an unknown error is null
-  metrics = {"estimates": records, "bdmc": bdmc.to_dict("records"),
-             "final_train_loss": float(history["loss"].iloc[-1])}
+  records = [
+    {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+    for row in estimates.to_dict("records")
+  ]  # JSON has no NaN: an unknown error is null
+  metrics = {"estimates": records, "bdmc": bdmc.to_dict("records"), "final_train_loss": float(history["loss"].iloc[-1])}
   common.write_results(out, config, metrics, started, trained={"model": common.trained_record(history, config.steps)})
-  columns = ["method", "setting", "log_px", "monte_carlo_se", "below_best", "below_best_se", "evaluations_per_image",
-             "seconds"]
+  columns = [
+    "method",
+    "setting",
+    "log_px",
+    "monte_carlo_se",
+    "below_best",
+    "below_best_se",
+    "evaluations_per_image",
+    "seconds",
+  ]
   print(estimates[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
   print(bdmc.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
   common.say(f"results and figures in {out}/")

@@ -75,13 +75,22 @@ class Config:
   eval_examples: int = common.flag(10000, "number of MNIST test images evaluated", minimum=1, maximum=10000)
   steps_per_call: int = common.flag(100, "training steps per compiled call (speed only)", minimum=1)
   full_protocol: bool = common.flag(
-      False, f"Blundell et al.'s scale: {FULL_PROTOCOL_EPOCHS} epochs, widths 400, 800, 1200, the full test set "
-      "(replaces --steps, --widths, --eval_examples)")
+    False,
+    f"Blundell et al.'s scale: {FULL_PROTOCOL_EPOCHS} epochs, widths 400, 800, 1200, the full test set "
+    "(replaces --steps, --widths, --eval_examples)",
+  )
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, weight samples)")
 
-  SMOKE = dict(widths=(16,), steps=30, batch_size=32, train_examples=512, eval_examples=200, predictive_samples=3,
-               steps_per_call=10)
+  SMOKE = dict(
+    widths=(16,),
+    steps=30,
+    batch_size=32,
+    train_examples=512,
+    eval_examples=200,
+    predictive_samples=3,
+    steps_per_call=10,
+  )
 
   def __post_init__(self):
     if self.full_protocol:
@@ -94,8 +103,10 @@ class Config:
     if len(set(self.models)) != len(self.models):
       raise ValueError(f"--models lists a model twice: {','.join(self.models)}")
     if not self.mixture_pi < 1 or not self.mixture_sigma2 < self.mixture_sigma1:
-      raise ValueError("the scale mixture needs mixture_pi < 1 and mixture_sigma2 < mixture_sigma1, got "
-                       f"pi={self.mixture_pi}, sigma1={self.mixture_sigma1}, sigma2={self.mixture_sigma2}")
+      raise ValueError(
+        "the scale mixture needs mixture_pi < 1 and mixture_sigma2 < mixture_sigma1, got "
+        f"pi={self.mixture_pi}, sigma1={self.mixture_sigma1}, sigma2={self.mixture_sigma2}"
+      )
     if not self.dropout_rate < 1 or any(f >= 1 for f in self.prune_fractions):
       raise ValueError("--dropout_rate and --prune_fractions must be below 1")
     if self.batch_size > self.train_examples:
@@ -138,8 +149,11 @@ def build(name: str, width: int, config: Config):
     return PointMLP(hidden, 10)
   if name == "dropout":
     return PointMLP(hidden, 10, dropout_rate=config.dropout_rate)
-  prior = (bnn.gaussian_prior(config.prior_sigma) if name == "bbb_gaussian"
-           else bnn.scale_mixture_prior(config.mixture_pi, config.mixture_sigma1, config.mixture_sigma2))
+  prior = (
+    bnn.gaussian_prior(config.prior_sigma)
+    if name == "bbb_gaussian"
+    else bnn.scale_mixture_prior(config.mixture_pi, config.mixture_sigma1, config.mixture_sigma2)
+  )
   return bnn.MLP(hidden, 10, prior=prior, estimator=config.estimator, init_rho=config.init_rho)
 
 
@@ -147,11 +161,18 @@ def train(model, name: str, train_data, config: Config, run_dir):
   num_batches = math.ceil(len(train_data[0]) / config.batch_size)
   kl_weight = bnn.kl_weight_schedule(config.kl_weighting, num_batches) if name.startswith("bbb") else 0.0
   return tfpvi.train.fit(
-      model, functools.partial(bnn.elbo, return_terms=True), train_data,
-      optimizer=snt.optimizers.Adam(config.learning_rate), steps=config.steps, batch_size=config.batch_size,
-      objective_kwargs={"kl_weight": kl_weight}, resume=common.fit_resume(config),
-      output_dir=str(run_dir), seed=config.seed,
-      steps_per_call=config.steps_per_call, log_every=max(1, config.steps // 100),
+    model,
+    functools.partial(bnn.elbo, return_terms=True),
+    train_data,
+    optimizer=snt.optimizers.Adam(config.learning_rate),
+    steps=config.steps,
+    batch_size=config.batch_size,
+    objective_kwargs={"kl_weight": kl_weight},
+    resume=common.fit_resume(config),
+    output_dir=str(run_dir),
+    seed=config.seed,
+    steps_per_call=config.steps_per_call,
+    log_every=max(1, config.steps // 100),
   )
 
 
@@ -162,19 +183,23 @@ def test_error(model, x, y, *, mode="mean", num_samples=None, seed=(0, 0), batch
     if num_samples is None:
       probs = tf.nn.softmax(model.outputs(x[start : start + batch], mode=mode))
     else:
-      predictive = bnn.predictive_distribution(model, x[start : start + batch], num_samples=num_samples,
-                                               seed=[seed[0], seed[1] + start])
-      probs = tf.einsum("bs,bsk->bk", predictive.mixture_distribution.probs_parameter(),
-                        predictive.components_distribution.probs_parameter())
+      predictive = bnn.predictive_distribution(
+        model, x[start : start + batch], num_samples=num_samples, seed=[seed[0], seed[1] + start]
+      )
+      probs = tf.einsum(
+        "bs,bsk->bk",
+        predictive.mixture_distribution.probs_parameter(),
+        predictive.components_distribution.probs_parameter(),
+      )
     wrong += int(np.sum(np.argmax(probs.numpy(), -1) != y[start : start + batch]))
   return 100.0 * wrong / len(x)
 
 
 def signal_to_noise(model: bnn.MLP) -> np.ndarray:
   """|mu| / sigma of every kernel weight of the network, flattened."""
-  return np.concatenate([
-      (np.abs(layer.kernel_loc.numpy()) / tf.nn.softplus(layer.kernel_rho).numpy()).ravel() for layer in model.layers
-  ])
+  return np.concatenate(
+    [(np.abs(layer.kernel_loc.numpy()) / tf.nn.softplus(layer.kernel_rho).numpy()).ravel() for layer in model.layers]
+  )
 
 
 def pruned_errors(model: bnn.MLP, x, y, fractions) -> dict[str, float]:
@@ -212,12 +237,18 @@ def plot_snr(snrs: dict[str, np.ndarray], path) -> None:
 def loss_curves(histories, path):
   """Cross-entropy of every model on one axis and BBB's KL on its own (the free energy's scale is another)."""
   return tfpvi.plot.loss_curves(
-      histories, terms=["log_likelihood", "kl"], log_y=False, title="training curves",
-      term_labels={"log_likelihood": "cross-entropy -log p(y|x, w), nats per image",
-                   "kl": "KL(q(w) || p(w)), whole network (BBB)"},
-      caption="Cross-entropy is comparable across models; BBB's training loss adds its KL divided by the "
-      "number of images\n(Blundell et al.'s free energy). Baselines have no KL term (0).",
-      path=str(path))
+    histories,
+    terms=["log_likelihood", "kl"],
+    log_y=False,
+    title="training curves",
+    term_labels={
+      "log_likelihood": "cross-entropy -log p(y|x, w), nats per image",
+      "kl": "KL(q(w) || p(w)), whole network (BBB)",
+    },
+    caption="Cross-entropy is comparable across models; BBB's training loss adds its KL divided by the "
+    "number of images\n(Blundell et al.'s free energy). Baselines have no KL term (0).",
+    path=str(path),
+  )
 
 
 def plot_bars(errors: dict[str, float], path, *, xlabel: str, title: str) -> None:
@@ -261,26 +292,36 @@ def main(argv=None) -> dict:
       trained[run] = common.trained_record(histories[run], config.steps)
       errors[run] = {"mean_weights": test_error(model, x_test, y_test)}
       if name.startswith("bbb"):
-        errors[run]["predictive"] = test_error(model, x_test, y_test, num_samples=config.predictive_samples,
-                                               seed=(config.seed, 11))
+        errors[run]["predictive"] = test_error(
+          model, x_test, y_test, num_samples=config.predictive_samples, seed=(config.seed, 11)
+        )
         errors[run]["final_kl_nats"] = float(histories[run]["kl"].iloc[-1])
         snrs[run] = signal_to_noise(model)
-        pruning[run] = {"0%": errors[run]["mean_weights"], **pruned_errors(model, x_test, y_test,
-                                                                            config.prune_fractions)}
+        pruning[run] = {
+          "0%": errors[run]["mean_weights"],
+          **pruned_errors(model, x_test, y_test, config.prune_fractions),
+        }
   metrics = {"test_error_percent": errors, "pruning_test_error_percent": pruning}
   loss_curves(histories, out / "loss_curves.png")
-  plot_bars({run: e["predictive" if "predictive" in e else "mean_weights"] for run, e in errors.items()},
-            out / "test_error.png", xlabel="model, hidden units per layer",
-            title="MNIST test error (BBB: predictive average)")
+  plot_bars(
+    {run: e["predictive" if "predictive" in e else "mean_weights"] for run, e in errors.items()},
+    out / "test_error.png",
+    xlabel="model, hidden units per layer",
+    title="MNIST test error (BBB: predictive average)",
+  )
   if snrs:
     plot_snr(snrs, out / "snr_density.png")
     plot_pruning(pruning, out / "pruning.png")
   common.write_results(out, config, metrics, started, trained=trained)
-  common.say("MNIST test error (%): " + ", ".join(
-      f"{run} {e.get('predictive', e['mean_weights']):.2f}" for run, e in errors.items()))
+  common.say(
+    "MNIST test error (%): "
+    + ", ".join(f"{run} {e.get('predictive', e['mean_weights']):.2f}" for run, e in errors.items())
+  )
   if pruning:
-    common.say("pruning (test error % of the mean network): " + "; ".join(
-        f"{run}: " + ", ".join(f"{k} {v:.2f}" for k, v in p.items()) for run, p in pruning.items()))
+    common.say(
+      "pruning (test error % of the mean network): "
+      + "; ".join(f"{run}: " + ", ".join(f"{k} {v:.2f}" for k, v in p.items()) for run, p in pruning.items())
+    )
   common.say(f"results and figures in {out}/")
   return metrics
 

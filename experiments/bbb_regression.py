@@ -48,8 +48,9 @@ class Config:
   hidden_sizes: tuple = common.flag((100, 100), "hidden layer sizes of both networks", minimum=1)
   train_examples: int = common.flag(200, "training points, x uniform in [0, 0.5]", minimum=2)
   noise_scale: float = common.flag(0.02, "standard deviation of eps, also the likelihood's known noise", above=0)
-  prior: str = common.flag("scale_mixture", "weight prior of the Bayesian network",
-                           choices=("scale_mixture", "gaussian"))
+  prior: str = common.flag(
+    "scale_mixture", "weight prior of the Bayesian network", choices=("scale_mixture", "gaussian")
+  )
   prior_pi: float = common.flag(0.5, "scale mixture: weight of the wide component", above=0)
   prior_sigma1: float = common.flag(1.0, "scale mixture: sigma1 (wide); gaussian prior: its scale", above=0)
   prior_sigma2: float = common.flag(float(np.exp(-6.0)), "scale mixture: sigma2 (narrow)", above=0)
@@ -70,8 +71,10 @@ class Config:
     if self.batch_size > self.train_examples:
       raise ValueError(f"--batch_size must be at most --train_examples ({self.train_examples}), got {self.batch_size}")
     if self.prior == "scale_mixture" and not (self.prior_pi < 1 and self.prior_sigma2 < self.prior_sigma1):
-      raise ValueError("the scale mixture needs prior_pi < 1 and prior_sigma2 < prior_sigma1, got "
-                       f"pi={self.prior_pi}, sigma1={self.prior_sigma1}, sigma2={self.prior_sigma2}")
+      raise ValueError(
+        "the scale mixture needs prior_pi < 1 and prior_sigma2 < prior_sigma1, got "
+        f"pi={self.prior_pi}, sigma1={self.prior_sigma1}, sigma2={self.prior_sigma2}"
+      )
 
 
 def curve(x: np.ndarray, eps: np.ndarray) -> np.ndarray:
@@ -113,17 +116,26 @@ def train(model, name: str, data, config: Config, out, *, kl_weight):
   """Trains one network with fit in out/name; returns its history."""
   objective = functools.partial(bnn.elbo, return_terms=True)
   return tfpvi.train.fit(
-      model, objective, data, optimizer=snt.optimizers.Adam(config.learning_rate), steps=config.steps,
-      batch_size=config.batch_size, objective_kwargs={"kl_weight": kl_weight}, log_every="powers_of_two",
-      resume=common.fit_resume(config),
-      output_dir=str(out / name), seed=config.seed, steps_per_call=100,
+    model,
+    objective,
+    data,
+    optimizer=snt.optimizers.Adam(config.learning_rate),
+    steps=config.steps,
+    batch_size=config.batch_size,
+    objective_kwargs={"kl_weight": kl_weight},
+    log_every="powers_of_two",
+    resume=common.fit_resume(config),
+    output_dir=str(out / name),
+    seed=config.seed,
+    steps_per_call=100,
   )
 
 
 def predictive_summary(model, grid: np.ndarray, config: Config) -> dict[str, np.ndarray]:
   """Median, quartiles and standard deviation of the predictive over the grid [G]."""
-  predictive = bnn.predictive_distribution(model, grid[:, None], num_samples=config.predictive_samples,
-                                           seed=[config.seed, 7])
+  predictive = bnn.predictive_distribution(
+    model, grid[:, None], num_samples=config.predictive_samples, seed=[config.seed, 7]
+  )
   draws = predictive.sample(2000, seed=[config.seed, 8]).numpy()[..., 0]  # [D, G]
   _, variance = bnn.predictive_moments(predictive)
   q25, median, q75 = np.quantile(draws, [0.25, 0.5, 0.75], axis=0)
@@ -133,10 +145,10 @@ def predictive_summary(model, grid: np.ndarray, config: Config) -> dict[str, np.
 def spread(summary, grid) -> dict[str, float]:
   inside = (grid >= TRAIN_RANGE[0]) & (grid <= TRAIN_RANGE[1])
   return {
-      "predictive_std_inside": float(summary["std"][inside].mean()),
-      "predictive_std_outside": float(summary["std"][~inside].mean()),
-      "iqr_inside": float((summary["q75"] - summary["q25"])[inside].mean()),
-      "iqr_outside": float((summary["q75"] - summary["q25"])[~inside].mean()),
+    "predictive_std_inside": float(summary["std"][inside].mean()),
+    "predictive_std_outside": float(summary["std"][~inside].mean()),
+    "iqr_inside": float((summary["q75"] - summary["q25"])[inside].mean()),
+    "iqr_outside": float((summary["q75"] - summary["q25"])[~inside].mean()),
   }
 
 
@@ -166,13 +178,19 @@ def main(argv=None) -> dict:
   likelihood = bnn.normal_likelihood(config.noise_scale)
   num_batches = -(-config.train_examples // config.batch_size)
   models = {
-      "bayes_by_backprop": bnn.MLP(config.hidden_sizes, 1, prior=make_prior(config), estimator=config.estimator,
-                                   likelihood=likelihood, init_rho=config.init_rho),
-      "standard_network": PointMLP(config.hidden_sizes, 1, likelihood),
+    "bayes_by_backprop": bnn.MLP(
+      config.hidden_sizes,
+      1,
+      prior=make_prior(config),
+      estimator=config.estimator,
+      likelihood=likelihood,
+      init_rho=config.init_rho,
+    ),
+    "standard_network": PointMLP(config.hidden_sizes, 1, likelihood),
   }
   kl_weights = {"bayes_by_backprop": bnn.kl_weight_schedule(config.kl_weighting, num_batches), "standard_network": 0.0}
   histories = {
-      name: train(model, name, data, config, out, kl_weight=kl_weights[name]) for name, model in models.items()
+    name: train(model, name, data, config, out, kl_weight=kl_weights[name]) for name, model in models.items()
   }
   grid = np.linspace(*PLOT_RANGE, config.grid_points).astype(np.float32)
   summaries = {name: predictive_summary(model, grid, config) for name, model in models.items()}
@@ -180,15 +198,26 @@ def main(argv=None) -> dict:
   bbb = metrics["bayes_by_backprop"]
   metrics["bbb_std_ratio_outside_to_inside"] = bbb["predictive_std_outside"] / bbb["predictive_std_inside"]
   metrics["bbb_final_kl_nats"] = float(histories["bayes_by_backprop"]["kl"].iloc[-1])
-  plot({"Bayes by Backprop": summaries["bayes_by_backprop"], "standard network": summaries["standard_network"]},
-       grid, data, out / "regression.png")
-  tfpvi.plot.loss_curves(histories, terms=["loss"], title="training loss (negative minibatch objective, per point)",
-                         log_y=False, path=str(out / "loss_curves.png"))
+  plot(
+    {"Bayes by Backprop": summaries["bayes_by_backprop"], "standard network": summaries["standard_network"]},
+    grid,
+    data,
+    out / "regression.png",
+  )
+  tfpvi.plot.loss_curves(
+    histories,
+    terms=["loss"],
+    title="training loss (negative minibatch objective, per point)",
+    log_y=False,
+    path=str(out / "loss_curves.png"),
+  )
   trained = {name: common.trained_record(history, config.steps) for name, history in histories.items()}
   common.write_results(out, config, metrics, started, trained=trained)
-  common.say(f"BBB regression: predictive std inside [0, 0.5] {bbb['predictive_std_inside']:.4f}, outside "
-             f"{bbb['predictive_std_outside']:.4f} (ratio {metrics['bbb_std_ratio_outside_to_inside']:.1f}); "
-             f"results and figures in {out}/")
+  common.say(
+    f"BBB regression: predictive std inside [0, 0.5] {bbb['predictive_std_inside']:.4f}, outside "
+    f"{bbb['predictive_std_outside']:.4f} (ratio {metrics['bbb_std_ratio_outside_to_inside']:.1f}); "
+    f"results and figures in {out}/"
+  )
   return metrics
 
 

@@ -49,11 +49,15 @@ def model_spec(config: Config) -> dict:
   """The model as a `tfpvi.specs` dict (saved beside the checkpoints for `python -m tfpvi.evaluate`)."""
   hidden = list(config.hidden_sizes)
   return {
-      "encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": config.latent_size,
-                  "activation": "relu"},
-      "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden, "output_shape": [28, 28, 1], "activation": "relu"},
-      "prior": {"class": "standard_normal", "latent_size": config.latent_size},
-      "data": {"name": "mnist", "format": "binary"},
+    "encoder": {
+      "class": "GaussianMLP",
+      "hidden_sizes": hidden,
+      "latent_size": config.latent_size,
+      "activation": "relu",
+    },
+    "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden, "output_shape": [28, 28, 1], "activation": "relu"},
+    "prior": {"class": "standard_normal", "latent_size": config.latent_size},
+    "data": {"name": "mnist", "format": "binary"},
   }
 
 
@@ -71,28 +75,39 @@ def main(argv=None) -> dict:
   model = tfpvi.specs.build(spec)
   objective = functools.partial(tfpvi.objectives.elbo, beta=config.beta, return_terms=True)
   history = tfpvi.train.fit(
-      model, objective, x_train, optimizer=snt.optimizers.Adam(config.learning_rate),
-      steps=config.steps, batch_size=config.batch_size, preprocess=tfpvi.data.binarize_dynamic,
-      log_every="powers_of_two", resume=common.fit_resume(config),
-      output_dir=str(out), seed=config.seed, steps_per_call=64,
+    model,
+    objective,
+    x_train,
+    optimizer=snt.optimizers.Adam(config.learning_rate),
+    steps=config.steps,
+    batch_size=config.batch_size,
+    preprocess=tfpvi.data.binarize_dynamic,
+    log_every="powers_of_two",
+    resume=common.fit_resume(config),
+    output_dir=str(out),
+    seed=config.seed,
+    steps_per_call=64,
   )
   terms = tfpvi.objectives.elbo(model, x_test, beta=config.beta, seed=[config.seed, 1], return_terms=True)
   metrics = {
-      "final_train_loss": float(history["loss"].iloc[-1]),
-      "test_reconstruction_nats": float(-np.mean(terms["log_likelihood"])),
-      "test_kl_nats": float(np.mean(terms["kl"])),
-      "test_beta_elbo": float(np.mean(terms["objective"])),
-      "test_elbo": float(np.mean(terms["log_likelihood"] - terms["kl"])),
+    "final_train_loss": float(history["loss"].iloc[-1]),
+    "test_reconstruction_nats": float(-np.mean(terms["log_likelihood"])),
+    "test_kl_nats": float(np.mean(terms["kl"])),
+    "test_beta_elbo": float(np.mean(terms["objective"])),
+    "test_elbo": float(np.mean(terms["log_likelihood"] - terms["kl"])),
   }
   tfpvi.plot.loss_curves(
-      history, title=f"training loss = reconstruction + {config.beta:g} x KL (nats per image)",
-      path=str(out / "loss_curves.png"),
+    history,
+    title=f"training loss = reconstruction + {config.beta:g} x KL (nats per image)",
+    path=str(out / "loss_curves.png"),
   )
   tfpvi.plot.reconstructions(model, x_test[:5], num_examples=5, path=str(out / "reconstructions.png"))
   tfpvi.plot.latent_traversal(model, num=10, span=1.0, path=str(out / "traversal.png"))
   common.write_results(out, config, metrics, started, trained={"model": common.trained_record(history, config.steps)})
-  common.say(f"beta-VAE, test and training metrics (nats per image):\n{common.metrics_table(metrics)}\n"
-             f"results and figures in {out}/")
+  common.say(
+    f"beta-VAE, test and training metrics (nats per image):\n{common.metrics_table(metrics)}\n"
+    f"results and figures in {out}/"
+  )
   return metrics
 
 

@@ -74,15 +74,17 @@ class Config:
   datasets: tuple = common.flag(("mnist",), "data sets, 8-bit", choices=DATASETS)
   models: tuple = common.flag(MODELS, "models to train on each data set", choices=MODELS)
   latent_size: int = common.flag(32, "number of latent dimensions", minimum=1)
-  conv_channels: tuple = common.flag((32, 64), "channels of the conv encoder stages (the decoder reverses them)",
-                                     minimum=1)
+  conv_channels: tuple = common.flag(
+    (32, 64), "channels of the conv encoder stages (the decoder reverses them)", minimum=1
+  )
   conv_blocks: int = common.flag(1, "residual blocks per conv stage", minimum=0)
   num_components: int = common.flag(5, "logistic components per pixel of the conv model", minimum=1)
   mlp_hidden: tuple = common.flag((300, 300), "hidden sizes of the MLP encoder and decoder", minimum=1)
   batch_size: int = common.flag(64, "training batch size", minimum=1)
   learning_rate: float = common.flag(1e-3, "initial Adam learning rate (decayed 10x over the run)", above=0)
-  time_budget: float = common.flag(600.0, "seconds of training per model, timed on this machine (if --steps is 0)",
-                                   minimum=0)
+  time_budget: float = common.flag(
+    600.0, "seconds of training per model, timed on this machine (if --steps is 0)", minimum=0
+  )
   steps: int = common.flag(0, "if > 0, training steps per model, replacing --time_budget", minimum=0)
   eval_samples: int = common.flag(200, "importance samples K per test image", minimum=1)
   eval_examples: int = common.flag(500, "test images evaluated", minimum=1)
@@ -91,18 +93,34 @@ class Config:
   train_examples: int = common.flag(60000, "training images used", minimum=1)
   steps_per_call: int = common.flag(25, "training steps per compiled call (speed only)", minimum=1)
   full_protocol: bool = common.flag(
-      False, "a GPU run: 200 epochs per model, 10,000 test images with K = 1000 (replaces --steps, "
-      "--time_budget, --eval_examples, --eval_samples)")
+    False,
+    "a GPU run: 200 epochs per model, 10,000 test images with K = 1000 (replaces --steps, "
+    "--time_budget, --eval_examples, --eval_samples)",
+  )
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
-  EXCLUSIVE = (("steps", "time_budget", "full_protocol"), ("full_protocol", "eval_examples"),
-               ("full_protocol", "eval_samples"))
+  EXCLUSIVE = (
+    ("steps", "time_budget", "full_protocol"),
+    ("full_protocol", "eval_examples"),
+    ("full_protocol", "eval_samples"),
+  )
 
   SMOKE = dict(
-      datasets=("mnist", "generated_rgb"), latent_size=4, conv_channels=(8, 8), num_components=2, mlp_hidden=(16,),
-      batch_size=8, steps=6, time_budget=0.0, eval_samples=40, eval_examples=6, eval_batch=3, eval_chunk=20,
-      train_examples=64, steps_per_call=3,
+    datasets=("mnist", "generated_rgb"),
+    latent_size=4,
+    conv_channels=(8, 8),
+    num_components=2,
+    mlp_hidden=(16,),
+    batch_size=8,
+    steps=6,
+    time_budget=0.0,
+    eval_samples=40,
+    eval_examples=6,
+    eval_batch=3,
+    eval_chunk=20,
+    train_examples=64,
+    steps_per_call=3,
   )
 
   def __post_init__(self):
@@ -145,8 +163,12 @@ def build_model(name: str, config: Config, image_shape) -> tfpvi.VAE:
   latent = config.latent_size
   if name == "conv_mixture":
     encoder = conv.ResNetEncoder(latent, channels=config.conv_channels, blocks_per_stage=config.conv_blocks)
-    decoder = conv.ResNetDecoder(image_shape, channels=config.conv_channels[::-1],
-                                 blocks_per_stage=config.conv_blocks, num_components=config.num_components)
+    decoder = conv.ResNetDecoder(
+      image_shape,
+      channels=config.conv_channels[::-1],
+      blocks_per_stage=config.conv_blocks,
+      num_components=config.num_components,
+    )
   else:
     encoder = tfpvi.encoders.GaussianMLP(config.mlp_hidden, latent, input_scale=1.0 / 255.0)
     decoder = tfpvi.decoders.DiscretizedLogisticMLP(config.mlp_hidden, image_shape)
@@ -156,8 +178,19 @@ def build_model(name: str, config: Config, image_shape) -> tfpvi.VAE:
 # ---------------------------------------------------------------------------------------------
 # Training (resumable: checkpoints, and the plan in each model folder's run.json).
 
-PLAN_SETTINGS = ("steps", "time_budget", "batch_size", "learning_rate", "train_examples", "latent_size",
-                 "conv_channels", "conv_blocks", "num_components", "mlp_hidden", "seed")
+PLAN_SETTINGS = (
+  "steps",
+  "time_budget",
+  "batch_size",
+  "learning_rate",
+  "train_examples",
+  "latent_size",
+  "conv_channels",
+  "conv_blocks",
+  "num_components",
+  "mlp_hidden",
+  "seed",
+)
 
 
 def plan_request(config: Config) -> dict:
@@ -175,10 +208,17 @@ def train_one(model, config: Config, x_train: np.ndarray, run_dir: pathlib.Path)
   """Trains with the ELBO; returns (history, planned steps)."""
   optimizer = snt.optimizers.Adam(tf.Variable(config.learning_rate, trainable=False))
   fit = functools.partial(
-      tfpvi.train.fit, model, functools.partial(tfpvi.objectives.elbo, num_samples=1, return_terms=True),
-      x_train, optimizer=optimizer, batch_size=config.batch_size, resume=common.fit_resume(config),
-      output_dir=str(run_dir),
-      steps_per_call=config.steps_per_call, seed=config.seed, progress=False,
+    tfpvi.train.fit,
+    model,
+    functools.partial(tfpvi.objectives.elbo, num_samples=1, return_terms=True),
+    x_train,
+    optimizer=optimizer,
+    batch_size=config.batch_size,
+    resume=common.fit_resume(config),
+    output_dir=str(run_dir),
+    steps_per_call=config.steps_per_call,
+    seed=config.seed,
+    progress=False,
   )
   run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -205,23 +245,27 @@ def train_one(model, config: Config, x_train: np.ndarray, run_dir: pathlib.Path)
 def evaluate(model, config: Config, x_test: np.ndarray) -> dict:
   started = time.time()
   summary, _ = tfpvi.evaluation.evaluate_dataset(
-      model, x_test, config.eval_samples, batch_size=config.eval_batch, chunk_size=config.eval_chunk,
-      seed=config.seed,
+    model,
+    x_test,
+    config.eval_samples,
+    batch_size=config.eval_batch,
+    chunk_size=config.eval_chunk,
+    seed=config.seed,
   )
   dims = int(np.prod(x_test.shape[1:]))
   to_bits = 1.0 / (dims * math.log(2.0))
   return {
-      "test_log_px": summary["log_px"],
-      "test_log_px_standard_error": summary["log_px_standard_error"],
-      "bits_per_dim": summary["bits_per_dim"],
-      "bits_per_dim_standard_error": summary["log_px_standard_error"] * to_bits,
-      "monte_carlo_standard_error": summary.get("monte_carlo_standard_error"),
-      "ess_mean": summary.get("ess_mean"),
-      "khat_mean": summary.get("khat_mean"),
-      "khat_fraction_above_0_7": summary.get("khat_fraction_above_0_7"),
-      "eval_examples": summary["num_examples"],
-      "eval_samples": config.eval_samples,
-      "eval_seconds": round(time.time() - started, 1),
+    "test_log_px": summary["log_px"],
+    "test_log_px_standard_error": summary["log_px_standard_error"],
+    "bits_per_dim": summary["bits_per_dim"],
+    "bits_per_dim_standard_error": summary["log_px_standard_error"] * to_bits,
+    "monte_carlo_standard_error": summary.get("monte_carlo_standard_error"),
+    "ess_mean": summary.get("ess_mean"),
+    "khat_mean": summary.get("khat_mean"),
+    "khat_fraction_above_0_7": summary.get("khat_fraction_above_0_7"),
+    "eval_examples": summary["num_examples"],
+    "eval_samples": config.eval_samples,
+    "eval_seconds": round(time.time() - started, 1),
   }
 
 
@@ -241,8 +285,9 @@ def save_images(panels: dict, path: pathlib.Path, rows: int) -> None:
   figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
   for axis, (title, images) in zip(axes[0], panels.items()):
     canvas = tile(np.asarray(images, np.float32), rows)
-    axis.imshow(canvas[..., 0] if canvas.shape[-1] == 1 else canvas, cmap="gray", vmin=0.0, vmax=1.0,
-                interpolation="nearest")
+    axis.imshow(
+      canvas[..., 0] if canvas.shape[-1] == 1 else canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest"
+    )
     axis.set_title(title, fontsize=9)
     axis.axis("off")
   figure.tight_layout()
@@ -309,16 +354,23 @@ def main(argv=None) -> dict:
       tfpvi.run_record.update(out / key, data=test_data(dataset, config))  # for `python -m tfpvi.evaluate`
       history, steps = train_one(model, config, x_train, out / key)
       trained[key] = common.trained_record(history, steps)
-      common.say(f"[{key}] {trained[key]['trained_steps']} steps in {trained[key]['train_seconds']:.0f} s; "
-                 f"log p(x) with K={config.eval_samples} on {len(x_test)} test images ...")
+      common.say(
+        f"[{key}] {trained[key]['trained_steps']} steps in {trained[key]['train_seconds']:.0f} s; "
+        f"log p(x) with K={config.eval_samples} on {len(x_test)} test images ..."
+      )
       result = evaluate(model, config, x_test)
-      result.update(train_steps=trained[key]["trained_steps"], train_seconds=trained[key]["train_seconds"],
-                    final_train_bits_per_dim=float(history["loss"].iloc[-1]) / (np.prod(image_shape) * math.log(2.0)))
+      result.update(
+        train_steps=trained[key]["trained_steps"],
+        train_seconds=trained[key]["train_seconds"],
+        final_train_bits_per_dim=float(history["loss"].iloc[-1]) / (np.prod(image_shape) * math.log(2.0)),
+      )
       metrics[key] = result
       models[name], histories[name] = model, history
-      common.say(f"[{key}] {result['bits_per_dim']:.4f} +- {result['bits_per_dim_standard_error']:.4f} bits/dim "
-                 f"(log p(x) {result['test_log_px']:.1f} nats, ESS {result['ess_mean']:.1f}, "
-                 f"k-hat {result['khat_mean']:.2f})")
+      common.say(
+        f"[{key}] {result['bits_per_dim']:.4f} +- {result['bits_per_dim_standard_error']:.4f} bits/dim "
+        f"(log p(x) {result['test_log_px']:.1f} nats, ESS {result['ess_mean']:.1f}, "
+        f"k-hat {result['khat_mean']:.2f})"
+      )
     figures(models, x_test, histories, dataset, out, config.seed)
   metrics["seed_002_reference_bits_per_dim"] = SEED_002
   common.write_results(out, config, metrics, started, trained=trained)
@@ -328,14 +380,17 @@ def main(argv=None) -> dict:
 
 
 def table(metrics: dict) -> str:
-  lines = [f"{'data set / model':<30} {'steps':>7} {'train s':>8} {'log p(x)':>10} {'bits/dim':>14} {'ESS':>7} "
-           f"{'k-hat':>6}"]
+  lines = [
+    f"{'data set / model':<30} {'steps':>7} {'train s':>8} {'log p(x)':>10} {'bits/dim':>14} {'ESS':>7} {'k-hat':>6}"
+  ]
   for key, m in metrics.items():
     if "bits_per_dim" not in m:
       continue
-    lines.append(f"{key:<30} {m['train_steps']:>7} {m['train_seconds']:>8.0f} {m['test_log_px']:>10.1f} "
-                 f"{m['bits_per_dim']:>7.4f}+-{m['bits_per_dim_standard_error']:.4f} {m['ess_mean']:>7.1f} "
-                 f"{m['khat_mean']:>6.2f}")
+    lines.append(
+      f"{key:<30} {m['train_steps']:>7} {m['train_seconds']:>8.0f} {m['test_log_px']:>10.1f} "
+      f"{m['bits_per_dim']:>7.4f}+-{m['bits_per_dim_standard_error']:.4f} {m['ess_mean']:>7.1f} "
+      f"{m['khat_mean']:>6.2f}"
+    )
   return "\n".join(lines)
 
 

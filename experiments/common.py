@@ -37,29 +37,29 @@ import tensorflow as tf  # noqa: E402
 import tfpvi  # noqa: E402
 
 __all__ = [
-    "EXPERIMENT_MARKER",
-    "SMOKE_MARKER",
-    "binarized_test_set",
-    "check_plan",
-    "check_spec",
-    "evaluate_log_px",
-    "compiled",
-    "flag",
-    "folder_experiment",
-    "holds_checkpoints",
-    "mnist_like",
-    "parse_config",
-    "plan_steps",
-    "pyplot",
-    "save_spec",
-    "recorded_plan",
-    "say",
-    "seconds_per_step",
-    "steps_for_budget",
-    "start",
-    "trained_record",
-    "training_seconds",
-    "write_results",
+  "EXPERIMENT_MARKER",
+  "SMOKE_MARKER",
+  "binarized_test_set",
+  "check_plan",
+  "check_spec",
+  "evaluate_log_px",
+  "compiled",
+  "flag",
+  "folder_experiment",
+  "holds_checkpoints",
+  "mnist_like",
+  "parse_config",
+  "plan_steps",
+  "pyplot",
+  "save_spec",
+  "recorded_plan",
+  "say",
+  "seconds_per_step",
+  "steps_for_budget",
+  "start",
+  "trained_record",
+  "training_seconds",
+  "write_results",
 ]
 
 SMOKE_ROOT = pathlib.Path("runs") / "smoke"
@@ -69,14 +69,14 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def flag(
-    default: Any,
-    help: str,  # noqa: A002 (the name argparse uses)
-    *,
-    minimum: Optional[float] = None,
-    maximum: Optional[float] = None,
-    above: Optional[float] = None,
-    choices: Optional[Sequence[Any]] = None,
-    allow_empty: bool = False,
+  default: Any,
+  help: str,  # noqa: A002 (the name argparse uses)
+  *,
+  minimum: Optional[float] = None,
+  maximum: Optional[float] = None,
+  above: Optional[float] = None,
+  choices: Optional[Sequence[Any]] = None,
+  allow_empty: bool = False,
 ):
   """A Config field that becomes a command-line flag.
 
@@ -93,9 +93,15 @@ def flag(
     A `dataclasses.field` carrying the description and the checks in its metadata.
   """
   return dataclasses.field(
-      default=default,
-      metadata={"help": help, "minimum": minimum, "maximum": maximum, "above": above, "choices": choices,
-                "allow_empty": allow_empty},
+    default=default,
+    metadata={
+      "help": help,
+      "minimum": minimum,
+      "maximum": maximum,
+      "above": above,
+      "choices": choices,
+      "allow_empty": allow_empty,
+    },
   )
 
 
@@ -117,7 +123,7 @@ def _tuple_parser(element: type):
         values.append(element(item))
       except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated {element.__name__} values, got {item!r} in {text!r}"
+          f"expected comma-separated {element.__name__} values, got {item!r} in {text!r}"
         ) from None
     return tuple(values)
 
@@ -174,14 +180,17 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser(config_cls, description: str) -> argparse.ArgumentParser:
   parser = _Parser(
-      prog=f"python -m {_module_path(config_cls)}", description=description,
-      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
+    prog=f"python -m {_module_path(config_cls)}",
+    description=description,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+    allow_abbrev=False,
   )
   name = _module_name(config_cls)
   parser.add_argument(
-      "--smoke", action="store_true",
-      help=f"a run of seconds on a tiny model and data, to check that everything works; writes into "
-      f"{SMOKE_ROOT / name} (replaced each time) unless --output_dir is given",
+    "--smoke",
+    action="store_true",
+    help=f"a run of seconds on a tiny model and data, to check that everything works; writes into "
+    f"{SMOKE_ROOT / name} (replaced each time) unless --output_dir is given",
   )
   for field in dataclasses.fields(config_cls):
     meta = field.metadata
@@ -192,16 +201,33 @@ def _parser(config_cls, description: str) -> argparse.ArgumentParser:
     if meta.get("choices") is not None:
       text = f"{meta['help']}; one of {', '.join(map(str, meta['choices']))} (default: %(default)s)"
     if isinstance(default, bool):
-      parser.add_argument(f"--{field.name}", nargs="?", const=True, type=_parse_bool, default=None,
-                          metavar="true|false", help=text.replace("%(default)s", str(default).lower()))
+      parser.add_argument(
+        f"--{field.name}",
+        nargs="?",
+        const=True,
+        type=_parse_bool,
+        default=None,
+        metavar="true|false",
+        help=text.replace("%(default)s", str(default).lower()),
+      )
     elif isinstance(default, tuple):
       element = type(default[0]) if default else str
       shown = ",".join(map(str, default)) or "none"
-      parser.add_argument(f"--{field.name}", type=_tuple_parser(element), default=None, metavar="A,B,...",
-                          help=text.replace("%(default)s", shown))
+      parser.add_argument(
+        f"--{field.name}",
+        type=_tuple_parser(element),
+        default=None,
+        metavar="A,B,...",
+        help=text.replace("%(default)s", shown),
+      )
     else:
-      parser.add_argument(f"--{field.name}", type=type(default), default=None, metavar=type(default).__name__.upper(),
-                          help=text.replace("%(default)s", str(default) if default != "" else "none"))
+      parser.add_argument(
+        f"--{field.name}",
+        type=type(default),
+        default=None,
+        metavar=type(default).__name__.upper(),
+        help=text.replace("%(default)s", str(default) if default != "" else "none"),
+      )
   return parser
 
 
@@ -228,8 +254,9 @@ def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
   for group in getattr(config_cls, "EXCLUSIVE", ()):
     clash = [name for name in group if name in given and getattr(args, name)]  # 0 / false: "not this one"
     if len(clash) > 1:
-      parser.error(f"{' and '.join('--' + name for name in clash)} were both given, but they replace each other; "
-                   "give one of them")
+      parser.error(
+        f"{' and '.join('--' + name for name in clash)} were both given, but they replace each other; give one of them"
+      )
   config = dataclasses.replace(config_cls(), **overrides)
   for field in dataclasses.fields(config_cls):
     reason = _check_value(field.name, getattr(config, field.name), field.metadata)
@@ -237,8 +264,10 @@ def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
       parser.error(reason)
   batch_size, train_examples = getattr(config, "batch_size", None), getattr(config, "train_examples", None)
   if isinstance(batch_size, int) and isinstance(train_examples, int) and batch_size > train_examples:
-    parser.error(f"--batch_size {batch_size} is larger than --train_examples {train_examples}; give --batch_size "
-                 f"<= {train_examples}")
+    parser.error(
+      f"--batch_size {batch_size} is larger than --train_examples {train_examples}; give --batch_size "
+      f"<= {train_examples}"
+    )
   if hasattr(config, "check"):
     try:
       config.check()
@@ -249,9 +278,12 @@ def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
 
 def resume_flag():
   """The `resume` field every training experiment's Config declares (`--resume force`)."""
-  return flag("auto", "how to treat a folder trained with other settings: auto refuses it with the differences, "
-              "force continues it with these settings (the change is recorded in run.json)",
-              choices=("auto", "force"))
+  return flag(
+    "auto",
+    "how to treat a folder trained with other settings: auto refuses it with the differences, "
+    "force continues it with these settings (the change is recorded in run.json)",
+    choices=("auto", "force"),
+  )
 
 
 def fit_resume(config) -> Any:
@@ -303,8 +335,12 @@ def folder_experiment(folder) -> Optional[str]:
   return None
 
 
-def start(config_cls, argv: Optional[Sequence[str]], description: str,
-          check: Optional[Callable[[Any, pathlib.Path], None]] = None):
+def start(
+  config_cls,
+  argv: Optional[Sequence[str]],
+  description: str,
+  check: Optional[Callable[[Any, pathlib.Path], None]] = None,
+):
   """Starts an experiment run: (config from the flags, the created output folder, start time).
 
   Everything is validated before the folder is created or written: the flags, whether the folder
@@ -324,14 +360,16 @@ def start(config_cls, argv: Optional[Sequence[str]], description: str,
   experiment = _module_path(config_cls)
   owner = folder_experiment(out)
   if owner is not None and owner != experiment and not default_smoke_folder:
-    parser.error(f"{out} holds a run of {owner}, not of {experiment}; give another --output_dir, "
-                 f"or delete {out}.")
+    parser.error(f"{out} holds a run of {owner}, not of {experiment}; give another --output_dir, or delete {out}.")
   if smoke and not marked and holds_checkpoints(out):
-    parser.error(f"--smoke will not write into {out}: it holds a real run's checkpoints. Leave out --output_dir "
-                 f"(smoke runs go to {SMOKE_ROOT}/) or give an empty folder.")
+    parser.error(
+      f"--smoke will not write into {out}: it holds a real run's checkpoints. Leave out --output_dir "
+      f"(smoke runs go to {SMOKE_ROOT}/) or give an empty folder."
+    )
   if not smoke and marked and holds_checkpoints(out):
-    parser.error(f"{out} holds a --smoke run (a tiny model); give another --output_dir for a real run, "
-                 f"or delete {out}.")
+    parser.error(
+      f"{out} holds a --smoke run (a tiny model); give another --output_dir for a real run, or delete {out}."
+    )
   if default_smoke_folder and out.exists():
     if not marked and any(out.iterdir()):
       parser.error(f"{out} is not a smoke run's folder; move it away or give --output_dir.")
@@ -384,9 +422,9 @@ def check_spec(run_dir, spec: dict) -> None:
     found.append(f"data: {record['data']!r} vs {spec['data']!r}")
   if found:
     raise ValueError(
-        f"{run_dir} holds checkpoints of another model (its {tfpvi.run_record.RECORD_FILE} differs: "
-        f"{'; '.join(found[:4])}{' ...' if len(found) > 4 else ''}); give another --output_dir, or delete {run_dir} "
-        "to start over."
+      f"{run_dir} holds checkpoints of another model (its {tfpvi.run_record.RECORD_FILE} differs: "
+      f"{'; '.join(found[:4])}{' ...' if len(found) > 4 else ''}); give another --output_dir, or delete {run_dir} "
+      "to start over."
     )
 
 
@@ -423,8 +461,9 @@ def _read_json(path: pathlib.Path) -> dict:
   try:
     return json.loads(path.read_text())
   except (ValueError, UnicodeDecodeError) as error:
-    raise ValueError(f"{path} is not readable JSON ({error}); restore it from a copy, or delete {path.parent} to "
-                     "start over.") from None
+    raise ValueError(
+      f"{path} is not readable JSON ({error}); restore it from a copy, or delete {path.parent} to start over."
+    ) from None
 
 
 def check_plan(run_dir, requested: dict) -> None:
@@ -437,9 +476,9 @@ def check_plan(run_dir, requested: dict) -> None:
   differs = [name for name in sorted(set(before) | set(requested)) if before.get(name) != requested.get(name)]
   if differs:
     raise ValueError(
-        f"{run_dir} was trained with {', '.join(f'{n}={before.get(n)}' for n in differs)} ({plan['steps']} steps "
-        f"planned) but this run asks for {', '.join(f'{n}={requested.get(n)}' for n in differs)}; give another "
-        f"--output_dir, or delete {run_dir} to start over."
+      f"{run_dir} was trained with {', '.join(f'{n}={before.get(n)}' for n in differs)} ({plan['steps']} steps "
+      f"planned) but this run asks for {', '.join(f'{n}={requested.get(n)}' for n in differs)}; give another "
+      f"--output_dir, or delete {run_dir} to start over."
     )
 
 
@@ -480,18 +519,20 @@ def training_seconds(history) -> np.ndarray:
 
 def evaluate_log_px(model, x: np.ndarray, num_samples: int, batch: int, chunk: int, seed: int) -> dict:
   """Test log p(x) by importance sampling, as the experiments' metrics (log p(x), its SE, ESS, k-hat share)."""
-  summary, _ = tfpvi.evaluation.evaluate_dataset(model, x, num_samples, batch_size=batch, chunk_size=chunk,
-                                                 seed=seed, progress=False)
+  summary, _ = tfpvi.evaluation.evaluate_dataset(
+    model, x, num_samples, batch_size=batch, chunk_size=chunk, seed=seed, progress=False
+  )
   return {
-      "test_log_px": summary["log_px"],
-      "test_log_px_standard_error": summary["log_px_standard_error"],
-      "ess_mean": summary["ess_mean"],
-      "khat_fraction_above_0_7": summary.get("khat_fraction_above_0_7"),
+    "test_log_px": summary["log_px"],
+    "test_log_px_standard_error": summary["log_px_standard_error"],
+    "ess_mean": summary["ess_mean"],
+    "khat_fraction_above_0_7": summary.get("khat_fraction_above_0_7"),
   }
 
 
-def write_results(out: pathlib.Path, config, metrics: dict[str, Any], started: float,
-                  *, trained: Optional[dict[str, Any]] = None) -> dict:
+def write_results(
+  out: pathlib.Path, config, metrics: dict[str, Any], started: float, *, trained: Optional[dict[str, Any]] = None
+) -> dict:
   """Writes results.json: final metrics, the requested config, what actually ran, versions, run time.
 
   Args:
@@ -503,22 +544,24 @@ def write_results(out: pathlib.Path, config, metrics: dict[str, Any], started: f
       run whose trained steps differ from the requested ones is reported on stdout too.
   """
   results = {
-      "experiment": _module_path(type(config)),
-      "metrics": metrics,
-      "config": dataclasses.asdict(config),
-      "trained": trained or {},
-      "seconds": round(time.time() - started, 1),
-      "versions": {
-          "tfpvi": tfpvi.__version__,
-          "tensorflow": tf.__version__,
-          "python": platform.python_version(),
-          "devices": [d.device_type for d in tf.config.list_physical_devices()],
-      },
+    "experiment": _module_path(type(config)),
+    "metrics": metrics,
+    "config": dataclasses.asdict(config),
+    "trained": trained or {},
+    "seconds": round(time.time() - started, 1),
+    "versions": {
+      "tfpvi": tfpvi.__version__,
+      "tensorflow": tf.__version__,
+      "python": platform.python_version(),
+      "devices": [d.device_type for d in tf.config.list_physical_devices()],
+    },
   }
   for name, record in (trained or {}).items():
     if record.get("requested_steps") is not None and record["requested_steps"] != record.get("trained_steps"):
-      say(f"note: {name} trained {record.get('trained_steps')} steps, not the {record['requested_steps']} requested "
-          "(see its history.csv).")
+      say(
+        f"note: {name} trained {record.get('trained_steps')} steps, not the {record['requested_steps']} requested "
+        "(see its history.csv)."
+      )
   (out / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable))
   return results
 
@@ -527,9 +570,9 @@ def trained_record(history, requested_steps: Optional[int]) -> dict[str, Any]:
   """{"requested_steps", "trained_steps", "train_seconds"} from a training history."""
   last = history.iloc[-1] if len(history) else None
   return {
-      "requested_steps": requested_steps,
-      "trained_steps": int(last["step"]) if last is not None else 0,
-      "train_seconds": float(last["wall_time"]) if last is not None and "wall_time" in history else 0.0,
+    "requested_steps": requested_steps,
+    "trained_steps": int(last["step"]) if last is not None else 0,
+    "train_seconds": float(last["wall_time"]) if last is not None and "wall_time" in history else 0.0,
   }
 
 

@@ -63,7 +63,8 @@ class Config:
   learning_rate: float = common.flag(1e-3, "Adam learning rate", above=0)
   steps: int = common.flag(2000, "training steps per model", minimum=1)
   time_budget: float = common.flag(
-      0.0, "if > 0, seconds of training per model (a step is timed on this machine), replacing --steps", minimum=0)
+    0.0, "if > 0, seconds of training per model (a step is timed on this machine), replacing --steps", minimum=0
+  )
   eval_every: int = common.flag(250, "steps between discrete test ELBO estimates during training", minimum=1)
   curve_examples: int = common.flag(200, "test images for the ELBO curves", minimum=1, maximum=10000)
   elbo_samples: int = common.flag(10, "one-hot samples per image for the discrete ELBO", minimum=1)
@@ -77,9 +78,23 @@ class Config:
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
   SMOKE = dict(
-      num_variables=3, num_classes=4, gaussian_latent=3, hidden_sizes=(16,), anneal_rate=0.05, anneal_every=2,
-      batch_size=20, steps=20, eval_every=10, curve_examples=10, elbo_samples=2, eval_samples=20, eval_examples=10,
-      eval_batch=10, eval_chunk=10, steps_per_call=5, train_examples=300,
+    num_variables=3,
+    num_classes=4,
+    gaussian_latent=3,
+    hidden_sizes=(16,),
+    anneal_rate=0.05,
+    anneal_every=2,
+    batch_size=20,
+    steps=20,
+    eval_every=10,
+    curve_examples=10,
+    elbo_samples=2,
+    eval_samples=20,
+    eval_examples=10,
+    eval_batch=10,
+    eval_chunk=10,
+    steps_per_call=5,
+    train_examples=300,
   )
 
   def check(self) -> None:
@@ -105,9 +120,12 @@ def model_spec(name: str, config: Config) -> dict:
   data = {"name": "mnist", "format": "binary"}
   if name == "gaussian":
     d = config.gaussian_latent
-    return {"encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": d},
-            "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden[::-1], "output_shape": [28, 28, 1]},
-            "prior": {"class": "standard_normal", "latent_size": d}, "data": data}
+    return {
+      "encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": d},
+      "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden[::-1], "output_shape": [28, 28, 1]},
+      "prior": {"class": "standard_normal", "latent_size": d},
+      "data": data,
+    }
   kind = {"gumbel": "relaxed", "gumbel_st": "relaxed", "concrete": "exp_relaxed", "vimco": "categorical"}[name]
   encoder = {"class": "GumbelSoftmaxMLP", "hidden_sizes": hidden, "num_variables": n, "num_classes": k, "kind": kind}
   decoder = {"class": "BernoulliMLP", "hidden_sizes": hidden[::-1], "output_shape": [28, 28, 1], "latent_ndims": 2}
@@ -127,11 +145,14 @@ def build(name: str, config: Config) -> Built:
   encoder = model.encoder
   decoder = model.decoder.decoder if isinstance(model.decoder, discrete.RelaxedInput) else model.decoder
   evaluation_model = tfpvi.VAE(
-      lambda x: tfd.Independent(tfd.OneHotCategorical(logits=encoder.logits(x), dtype=tf.float32), 1), decoder,
-      discrete.one_hot_prior(config.num_variables, config.num_classes))
+    lambda x: tfd.Independent(tfd.OneHotCategorical(logits=encoder.logits(x), dtype=tf.float32), 1),
+    decoder,
+    discrete.one_hot_prior(config.num_variables, config.num_classes),
+  )
   if name == "vimco":
-    return Built(model, tfpvi.objectives.iwae,
-                 dict(num_samples=config.vimco_samples, gradient_estimator="vimco"), evaluation_model)
+    return Built(
+      model, tfpvi.objectives.iwae, dict(num_samples=config.vimco_samples, gradient_estimator="vimco"), evaluation_model
+    )
   schedule = discrete.temperature_schedule(config.anneal_rate, config.min_temperature, every=config.anneal_every)
   if name == "concrete":
     objective = discrete.with_temperature(tfpvi.objectives.elbo)
@@ -143,8 +164,9 @@ def build(name: str, config: Config) -> Built:
 def discrete_elbo(model, x: np.ndarray, num_samples: int, batch: int, seed: int) -> float:
   """Mean over x of (1/S) sum_s log w_s: the ELBO with one-hot (or Gaussian) z and a Monte Carlo KL."""
   compiled = _compiled_elbo(model, num_samples)
-  total = sum(float(compiled(tf.constant(x[i:i + batch], tf.float32), tf.constant([seed, i])))
-              for i in range(0, len(x), batch))
+  total = sum(
+    float(compiled(tf.constant(x[i : i + batch], tf.float32), tf.constant([seed, i]))) for i in range(0, len(x), batch)
+  )
   return total / len(x)
 
 
@@ -157,9 +179,23 @@ def _compiled_elbo(model, num_samples):
   return common.compiled(batch_sum, reduce_retracing=True)
 
 
-SETTINGS = ("num_variables", "num_classes", "gaussian_latent", "hidden_sizes", "anneal_rate", "anneal_every",
-            "min_temperature", "prior_temperature", "vimco_samples", "batch_size", "learning_rate", "steps",
-            "time_budget", "train_examples", "seed")
+SETTINGS = (
+  "num_variables",
+  "num_classes",
+  "gaussian_latent",
+  "hidden_sizes",
+  "anneal_rate",
+  "anneal_every",
+  "min_temperature",
+  "prior_temperature",
+  "vimco_samples",
+  "batch_size",
+  "learning_rate",
+  "steps",
+  "time_budget",
+  "train_examples",
+  "seed",
+)
 
 
 def settings_for(name: str, config: Config) -> dict:
@@ -177,11 +213,18 @@ def train_one(name: str, config: Config, x_train, x_curve, run_dir: pathlib.Path
   common.save_spec(run_dir, model_spec(name, config))  # so `python -m tfpvi.evaluate run_dir` works
   built = build(name, config)
   fit = functools.partial(
-      tfpvi.train.fit, built.model, functools.partial(built.objective, return_terms=True), x_train,
-      optimizer=snt.optimizers.Adam(config.learning_rate), batch_size=config.batch_size,
-      preprocess=tfpvi.data.binarize_dynamic, resume=common.fit_resume(config),
-      output_dir=str(run_dir), steps_per_call=config.steps_per_call,
-      seed=config.seed, objective_kwargs=built.objective_kwargs,
+    tfpvi.train.fit,
+    built.model,
+    functools.partial(built.objective, return_terms=True),
+    x_train,
+    optimizer=snt.optimizers.Adam(config.learning_rate),
+    batch_size=config.batch_size,
+    preprocess=tfpvi.data.binarize_dynamic,
+    resume=common.fit_resume(config),
+    output_dir=str(run_dir),
+    steps_per_call=config.steps_per_call,
+    seed=config.seed,
+    objective_kwargs=built.objective_kwargs,
   )
   steps = common.plan_steps(run_dir, settings_for(name, config), lambda: common.steps_for_budget(config, fit))
 
@@ -198,25 +241,32 @@ def main(argv=None) -> dict:
   config, out, started = common.start(Config, argv, __doc__, check=check_folders)
   x_train, _ = common.mnist_like("mnist", "train", config.train_examples)
   x_test, _ = common.binarized_test_set("mnist", max(config.eval_examples, config.curve_examples))
-  x_eval, x_curve = x_test[:config.eval_examples], x_test[:config.curve_examples]
+  x_eval, x_curve = x_test[: config.eval_examples], x_test[: config.curve_examples]
   common.say(f"tfpvi discrete: {', '.join(config.models)}; results in {out}/")
   metrics, histories, record, samples = {}, {}, {}, {}
   for name in config.models:
     common.say(f"[{name}] training ...")
     built, history, steps = train_one(name, config, x_train, x_curve, out / name)
     record[name] = common.trained_record(history, steps)
-    result = common.evaluate_log_px(built.evaluation_model, x_eval, config.eval_samples, config.eval_batch,
-                             config.eval_chunk, config.seed)
-    result["test_elbo"] = discrete_elbo(built.evaluation_model, x_eval, config.elbo_samples, config.eval_batch,
-                                        config.seed)
-    result.update(train_steps=record[name]["trained_steps"], train_seconds=float(common.training_seconds(history)[-1]),
-                  final_train_objective=float(-history["loss"].iloc[-1]))
+    result = common.evaluate_log_px(
+      built.evaluation_model, x_eval, config.eval_samples, config.eval_batch, config.eval_chunk, config.seed
+    )
+    result["test_elbo"] = discrete_elbo(
+      built.evaluation_model, x_eval, config.elbo_samples, config.eval_batch, config.seed
+    )
+    result.update(
+      train_steps=record[name]["trained_steps"],
+      train_seconds=float(common.training_seconds(history)[-1]),
+      final_train_objective=float(-history["loss"].iloc[-1]),
+    )
     if "temperature" in history:
       result["final_temperature"] = float(history["temperature"].iloc[-1])
     metrics[name], histories[name] = result, history
     samples[name] = built.evaluation_model.sample(64, seed=tf.constant([config.seed, 3])).numpy()
-    common.say(f"[{name}] discrete test ELBO = {result['test_elbo']:.2f}, log p(x) = {result['test_log_px']:.2f} "
-               f"nats (k={config.eval_samples})")
+    common.say(
+      f"[{name}] discrete test ELBO = {result['test_elbo']:.2f}, log p(x) = {result['test_log_px']:.2f} "
+      f"nats (k={config.eval_samples})"
+    )
   plot_curves(histories, out / "elbo_curves.png")
   plot_temperature(histories, out / "temperature.png")
   plot_samples(samples, out / "samples.png")
@@ -276,8 +326,10 @@ def table(metrics: dict) -> str:
   lines = [f"{'model':<10} {'steps':>6} {'train s':>8} {'test ELBO':>10} {'log p(x)':>9} {'final tau':>9}"]
   for name, m in metrics.items():
     tau = m.get("final_temperature")
-    lines.append(f"{name:<10} {m['train_steps']:>6} {m['train_seconds']:>8.0f} {m['test_elbo']:>10.2f} "
-                 f"{m['test_log_px']:>9.2f} {'-' if tau is None else f'{tau:.3f}':>9}")
+    lines.append(
+      f"{name:<10} {m['train_steps']:>6} {m['train_seconds']:>8.0f} {m['test_elbo']:>10.2f} "
+      f"{m['test_log_px']:>9.2f} {'-' if tau is None else f'{tau:.3f}':>9}"
+    )
   return "\n".join(lines)
 
 

@@ -55,7 +55,8 @@ class Config:
   learning_rate: float = common.flag(1e-3, "Adam learning rate", above=0)
   steps: int = common.flag(3000, "training steps per posterior", minimum=1)
   time_budget: float = common.flag(
-      0.0, "if > 0, seconds of training per posterior (a step is timed on this machine), replacing --steps", minimum=0)
+    0.0, "if > 0, seconds of training per posterior (a step is timed on this machine), replacing --steps", minimum=0
+  )
   eval_every: int = common.flag(300, "steps between estimates of the gap during training", minimum=1)
   gap_examples: int = common.flag(100, "test images for the gap during training", minimum=1, maximum=10000)
   gap_samples: int = common.flag(500, "importance samples for log p(x) during training", minimum=1)
@@ -70,9 +71,23 @@ class Config:
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
   SMOKE = dict(
-      hidden_sizes=(16,), latent_size=4, made_hidden=(8,), planar_steps=2, context_size=8, batch_size=20, steps=20,
-      eval_every=10, gap_examples=10, gap_samples=20, eval_samples=50, eval_examples=10, elbo_samples=5,
-      eval_batch=10, eval_chunk=25, steps_per_call=5, train_examples=300,
+    hidden_sizes=(16,),
+    latent_size=4,
+    made_hidden=(8,),
+    planar_steps=2,
+    context_size=8,
+    batch_size=20,
+    steps=20,
+    eval_every=10,
+    gap_examples=10,
+    gap_samples=20,
+    eval_samples=50,
+    eval_examples=10,
+    elbo_samples=5,
+    eval_batch=10,
+    eval_chunk=25,
+    steps_per_call=5,
+    train_examples=300,
   )
 
   def check(self) -> None:
@@ -101,8 +116,9 @@ def gap_evaluator(x, num_samples: int, elbo_samples: int, seed: int):
 def _compiled_gap(model, num_samples, elbo_samples):
   @tf.function
   def compute(x, seed):
-    log_px = tfpvi.evaluation.log_marginal_likelihood(model, x, num_samples, chunk_size=min(num_samples, 500),
-                                                      seed=seed)
+    log_px = tfpvi.evaluation.log_marginal_likelihood(
+      model, x, num_samples, chunk_size=min(num_samples, 500), seed=seed
+    )
     elbo = tfpvi.objectives.elbo(model, x, elbo_samples, seed=seed)
     return tf.reduce_mean(log_px), tf.reduce_mean(elbo)
 
@@ -111,12 +127,14 @@ def _compiled_gap(model, num_samples, elbo_samples):
 
 def mean_elbo(model, x: np.ndarray, num_samples: int, batch: int, seed: int) -> float:
   """Mean ELBO over x with num_samples draws per image."""
+
   @tf.function
   def batch_sum(xb, s):
     return tf.reduce_sum(tfpvi.objectives.elbo(model, xb, num_samples, seed=s))
 
-  total = sum(float(batch_sum(tf.constant(x[i:i + batch], tf.float32), tf.constant([seed, i])))
-              for i in range(0, len(x), batch))
+  total = sum(
+    float(batch_sum(tf.constant(x[i : i + batch], tf.float32), tf.constant([seed, i]))) for i in range(0, len(x), batch)
+  )
   return total / len(x)
 
 
@@ -129,22 +147,49 @@ def model_spec(posterior: str, config: Config) -> dict:
   if posterior == "gaussian":
     encoder = {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": d, "activation": "tanh"}
   elif posterior == "planar":
-    encoder = {"class": "planar_mlp", "hidden_sizes": hidden, "latent_size": d, "num_steps": config.planar_steps,
-               "context_size": config.context_size}
+    encoder = {
+      "class": "planar_mlp",
+      "hidden_sizes": hidden,
+      "latent_size": d,
+      "num_steps": config.planar_steps,
+      "context_size": config.context_size,
+    }
   else:
-    encoder = {"class": "iaf_mlp", "hidden_sizes": hidden, "latent_size": d, "num_steps": config.iaf_steps,
-               "made_hidden_sizes": list(config.made_hidden), "context_size": config.context_size}
+    encoder = {
+      "class": "iaf_mlp",
+      "hidden_sizes": hidden,
+      "latent_size": d,
+      "num_steps": config.iaf_steps,
+      "made_hidden_sizes": list(config.made_hidden),
+      "context_size": config.context_size,
+    }
   decoder = {"class": "BernoulliMLP", "hidden_sizes": hidden, "output_shape": [28, 28, 1], "activation": "tanh"}
-  return {"encoder": encoder, "decoder": decoder, "prior": {"class": "standard_normal", "latent_size": d},
-          "data": {"name": "mnist", "format": "binary"}}
+  return {
+    "encoder": encoder,
+    "decoder": decoder,
+    "prior": {"class": "standard_normal", "latent_size": d},
+    "data": {"name": "mnist", "format": "binary"},
+  }
 
 
 def build_model(posterior: str, config: Config) -> tfpvi.VAE:
   return tfpvi.specs.build(model_spec(posterior, config))
 
 
-MODEL_SETTINGS = ("hidden_sizes", "latent_size", "iaf_steps", "made_hidden", "planar_steps", "context_size",
-                  "batch_size", "learning_rate", "steps", "time_budget", "train_examples", "seed")
+MODEL_SETTINGS = (
+  "hidden_sizes",
+  "latent_size",
+  "iaf_steps",
+  "made_hidden",
+  "planar_steps",
+  "context_size",
+  "batch_size",
+  "learning_rate",
+  "steps",
+  "time_budget",
+  "train_examples",
+  "seed",
+)
 
 
 def settings_for(posterior: str, config: Config) -> dict:
@@ -162,11 +207,17 @@ def train_one(posterior: str, config: Config, x_train, x_gap, run_dir: pathlib.P
   common.save_spec(run_dir, model_spec(posterior, config))  # so `python -m tfpvi.evaluate run_dir` works
   model = build_model(posterior, config)
   fit = functools.partial(
-      tfpvi.train.fit, model, functools.partial(tfpvi.objectives.elbo, num_samples=1, return_terms=True), x_train,
-      optimizer=snt.optimizers.Adam(config.learning_rate), batch_size=config.batch_size,
-      preprocess=tfpvi.data.binarize_dynamic, resume=common.fit_resume(config),
-      output_dir=str(run_dir), steps_per_call=config.steps_per_call,
-      seed=config.seed,
+    tfpvi.train.fit,
+    model,
+    functools.partial(tfpvi.objectives.elbo, num_samples=1, return_terms=True),
+    x_train,
+    optimizer=snt.optimizers.Adam(config.learning_rate),
+    batch_size=config.batch_size,
+    preprocess=tfpvi.data.binarize_dynamic,
+    resume=common.fit_resume(config),
+    output_dir=str(run_dir),
+    steps_per_call=config.steps_per_call,
+    seed=config.seed,
   )
   steps = common.plan_steps(run_dir, settings_for(posterior, config), lambda: common.steps_for_budget(config, fit))
   eval_fn = gap_evaluator(x_gap, config.gap_samples, config.elbo_samples, config.seed)
@@ -178,29 +229,42 @@ def main(argv=None) -> dict:
   config, out, started = common.start(Config, argv, __doc__, check=check_folders)
   x_train, _ = common.mnist_like("mnist", "train", config.train_examples)
   x_test, _ = common.binarized_test_set("mnist", config.eval_examples)
-  x_gap = x_test[:config.gap_examples]
+  x_gap = x_test[: config.gap_examples]
   common.say(f"tfpvi flows: {', '.join(config.posteriors)}; results in {out}/")
   metrics, histories, record = {}, {}, {}
   for posterior in config.posteriors:
     common.say(f"[{posterior}] training ...")
     model, history, steps = train_one(posterior, config, x_train, x_gap, out / posterior)
     record[posterior] = common.trained_record(history, steps)
-    common.say(f"[{posterior}] {record[posterior]['trained_steps']} steps; evaluating log p(x) with "
-               f"k={config.eval_samples} on {len(x_test)} test images ...")
-    result = common.evaluate_log_px(model, x_test, config.eval_samples, config.eval_batch, config.eval_chunk,
-                                    config.seed)
+    common.say(
+      f"[{posterior}] {record[posterior]['trained_steps']} steps; evaluating log p(x) with "
+      f"k={config.eval_samples} on {len(x_test)} test images ..."
+    )
+    result = common.evaluate_log_px(
+      model, x_test, config.eval_samples, config.eval_batch, config.eval_chunk, config.seed
+    )
     result["test_elbo"] = mean_elbo(model, x_test, config.elbo_samples, config.eval_batch, config.seed)
     result["gap"] = result["test_log_px"] - result["test_elbo"]
-    result.update(train_steps=record[posterior]["trained_steps"],
-                  train_seconds=float(common.training_seconds(history)[-1]),
-                  final_train_elbo=float(-history["loss"].iloc[-1]))
+    result.update(
+      train_steps=record[posterior]["trained_steps"],
+      train_seconds=float(common.training_seconds(history)[-1]),
+      final_train_elbo=float(-history["loss"].iloc[-1]),
+    )
     metrics[posterior], histories[posterior] = result, history
-    common.say(f"[{posterior}] test log p(x) = {result['test_log_px']:.2f}, ELBO = {result['test_elbo']:.2f}, "
-               f"gap = {result['gap']:.2f} nats")
-  plot_gap(histories, out / "gap.png", num_samples=config.gap_samples, num_examples=config.gap_examples,
-           final_samples=config.eval_samples)
-  tfpvi.plot.loss_curves(histories, terms=["loss"], title="negative training ELBO (nats)",
-                         path=str(out / "loss_curves.png"))
+    common.say(
+      f"[{posterior}] test log p(x) = {result['test_log_px']:.2f}, ELBO = {result['test_elbo']:.2f}, "
+      f"gap = {result['gap']:.2f} nats"
+    )
+  plot_gap(
+    histories,
+    out / "gap.png",
+    num_samples=config.gap_samples,
+    num_examples=config.gap_examples,
+    final_samples=config.eval_samples,
+  )
+  tfpvi.plot.loss_curves(
+    histories, terms=["loss"], title="negative training ELBO (nats)", path=str(out / "loss_curves.png")
+  )
   common.write_results(out, config, metrics, started, trained=record)
   print(table(metrics))
   common.say(f"results: {out}/results.json; figures: {out}/gap.png, loss_curves.png")
@@ -222,11 +286,19 @@ def plot_gap(histories: dict, path: pathlib.Path, *, num_samples: int, num_examp
     axes[0].plot(seconds, history.loc[rows, "gap"], marker="o", color=color, label=name)
     axes[1].plot(seconds, history.loc[rows, "log_px"], marker="o", color=color, label=f"{name}: log p(x)")
     axes[1].plot(seconds, history.loc[rows, "elbo"], linestyle="--", color=color, label=f"{name}: ELBO")
-  axes[0].set(xlabel="training time (s)", ylabel="log p(x) - ELBO (nats)",
-              title=f"bound gap on {num_examples} test images, log p(x) at K = {num_samples}")
+  axes[0].set(
+    xlabel="training time (s)",
+    ylabel="log p(x) - ELBO (nats)",
+    title=f"bound gap on {num_examples} test images, log p(x) at K = {num_samples}",
+  )
   axes[1].set(xlabel="training time (s)", ylabel="nats", title=f"test log p(x) (IS, K = {num_samples}) and ELBO")
-  fig.text(0.01, 0.01, f"During training log p(x) uses K = {num_samples} importance samples (the final table uses "
-           f"K = {final_samples}), so these gaps are slightly larger than the table's.", fontsize=7)
+  fig.text(
+    0.01,
+    0.01,
+    f"During training log p(x) uses K = {num_samples} importance samples (the final table uses "
+    f"K = {final_samples}), so these gaps are slightly larger than the table's.",
+    fontsize=7,
+  )
   for ax in axes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -239,8 +311,10 @@ def plot_gap(histories: dict, path: pathlib.Path, *, num_samples: int, num_examp
 def table(metrics: dict) -> str:
   lines = [f"{'posterior':<10} {'steps':>6} {'train s':>8} {'log p(x)':>9} {'ELBO':>9} {'gap':>6} {'ESS':>8}"]
   for name, m in metrics.items():
-    lines.append(f"{name:<10} {m['train_steps']:>6} {m['train_seconds']:>8.0f} {m['test_log_px']:>9.2f} "
-                 f"{m['test_elbo']:>9.2f} {m['gap']:>6.2f} {m['ess_mean']:>8.1f}")
+    lines.append(
+      f"{name:<10} {m['train_steps']:>6} {m['train_seconds']:>8.0f} {m['test_log_px']:>9.2f} "
+      f"{m['test_elbo']:>9.2f} {m['gap']:>6.2f} {m['ess_mean']:>8.1f}"
+    )
   return "\n".join(lines)
 
 

@@ -56,38 +56,56 @@ PRIORS = ("normal", "mog", "vamp")
 # Burda et al. 2016, Table 1: test negative log-likelihood (nats) on MNIST, by (layers, objective, k).
 # IWAE with k = 1 is the VAE with k = 1.
 BURDA_NLL = {
-    (1, "vae", 1): 86.76, (1, "iwae", 1): 86.76, (1, "iwae", 5): 85.54, (1, "iwae", 50): 84.78,
-    (2, "vae", 1): 85.33, (2, "iwae", 1): 85.33, (2, "iwae", 5): 83.89, (2, "iwae", 50): 82.90,
+  (1, "vae", 1): 86.76,
+  (1, "iwae", 1): 86.76,
+  (1, "iwae", 5): 85.54,
+  (1, "iwae", 50): 84.78,
+  (2, "vae", 1): 85.33,
+  (2, "iwae", 1): 85.33,
+  (2, "iwae", 5): 83.89,
+  (2, "iwae", 50): 82.90,
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
   output_dir: str = common.flag(
-      "", "folder for results, figures and one sub-folder per model; if empty, runs/iwae, runs/iwae_2layer "
-      "with --layers 2, runs/iwae_prior_PRIOR with --prior mog or vamp", allow_empty=True)
+    "",
+    "folder for results, figures and one sub-folder per model; if empty, runs/iwae, runs/iwae_2layer "
+    "with --layers 2, runs/iwae_prior_PRIOR with --prior mog or vamp",
+    allow_empty=True,
+  )
   layers: int = common.flag(
-      1, "stochastic layers: 1 (784-200-200-50) or 2 (Burda et al.'s 784-200-200-100-100-100-50)", choices=(1, 2))
-  prior: str = common.flag("normal", "p(z) of the one-layer model: N(0, I), a learned mixture of Gaussians (mog) "
-                           "or a VampPrior (vamp)", choices=PRIORS)
-  prior_components: int = common.flag(500, "components of the mog or vamp prior (pseudo-inputs of the VampPrior)",
-                                      minimum=1)
-  models: tuple = common.flag(("vae:1", "iwae:5", "iwae:50"),
-                              "models to train, each OBJECTIVE:K with OBJECTIVE vae or iwae and K samples")
-  hidden_sizes: tuple = common.flag((200, 200), "hidden layer sizes of the encoder and decoder MLPs (--layers 1)",
-                                    minimum=1)
+    1, "stochastic layers: 1 (784-200-200-50) or 2 (Burda et al.'s 784-200-200-100-100-100-50)", choices=(1, 2)
+  )
+  prior: str = common.flag(
+    "normal",
+    "p(z) of the one-layer model: N(0, I), a learned mixture of Gaussians (mog) or a VampPrior (vamp)",
+    choices=PRIORS,
+  )
+  prior_components: int = common.flag(
+    500, "components of the mog or vamp prior (pseudo-inputs of the VampPrior)", minimum=1
+  )
+  models: tuple = common.flag(
+    ("vae:1", "iwae:5", "iwae:50"), "models to train, each OBJECTIVE:K with OBJECTIVE vae or iwae and K samples"
+  )
+  hidden_sizes: tuple = common.flag(
+    (200, 200), "hidden layer sizes of the encoder and decoder MLPs (--layers 1)", minimum=1
+  )
   latent_size: int = common.flag(50, "number of latent dimensions (--layers 1)", minimum=1)
   two_layer_latents: tuple = common.flag((100, 50), "sizes of z1 and z2 (--layers 2)", minimum=1)
   two_layer_hidden: tuple = common.flag(
-      (200, 100), "width W1, W2 of the two hidden layers x -> W1-W1 -> z1 and z1 -> W2-W2 -> z2 (--layers 2)",
-      minimum=1)
+    (200, 100), "width W1, W2 of the two hidden layers x -> W1-W1 -> z1 and z1 -> W2-W2 -> z2 (--layers 2)", minimum=1
+  )
   batch_size: int = common.flag(20, "training batch size", minimum=1)
   steps: int = common.flag(50000, "training steps per model (the same for every model)", minimum=1)
   epochs: float = common.flag(0.0, "if > 0, passes over the training set per model, replacing --steps", minimum=0)
   time_budget: float = common.flag(
-      0.0, "if > 0, seconds of training per model (a step is timed on this machine), replacing --steps", minimum=0)
+    0.0, "if > 0, seconds of training per model (a step is timed on this machine), replacing --steps", minimum=0
+  )
   schedule_growth: float = common.flag(
-      1.0, "length ratio of consecutive learning-rate stages (3 as in Burda et al. 2016; 1: equal stages)", above=0)
+    1.0, "length ratio of consecutive learning-rate stages (3 as in Burda et al. 2016; 1: equal stages)", above=0
+  )
   learning_rate: float = common.flag(1e-3, "learning rate of the first stage (divided by 10^(1/7) per stage)", above=0)
   eval_samples: int = common.flag(5000, "importance samples K per test image for log p(x)", minimum=1)
   eval_examples: int = common.flag(1000, "number of test images evaluated", minimum=1, maximum=10000)
@@ -96,18 +114,33 @@ class Config:
   steps_per_call: int = common.flag(50, "training steps per compiled call (speed only)", minimum=1)
   train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1, maximum=60000)
   full_protocol: bool = common.flag(
-      False, "Burda et al. 2016's schedule: 3,280 passes per model in 8 stages growing 3x, 10,000 test images "
-      "(replaces --steps, --epochs, --time_budget, --schedule_growth, --eval_examples)")
+    False,
+    "Burda et al. 2016's schedule: 3,280 passes per model in 8 stages growing 3x, 10,000 test images "
+    "(replaces --steps, --epochs, --time_budget, --schedule_growth, --eval_examples)",
+  )
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
-  EXCLUSIVE = (("steps", "epochs", "time_budget", "full_protocol"), ("full_protocol", "schedule_growth"),
-               ("full_protocol", "eval_examples"))
+  EXCLUSIVE = (
+    ("steps", "epochs", "time_budget", "full_protocol"),
+    ("full_protocol", "schedule_growth"),
+    ("full_protocol", "eval_examples"),
+  )
 
   SMOKE = dict(
-      models=("vae:1", "iwae:3"), hidden_sizes=(16,), latent_size=4, two_layer_latents=(4, 2),
-      two_layer_hidden=(16, 8), prior_components=5, steps=20, train_examples=500, eval_samples=40,
-      eval_examples=20, eval_batch=10, eval_chunk=16, steps_per_call=5,
+    models=("vae:1", "iwae:3"),
+    hidden_sizes=(16,),
+    latent_size=4,
+    two_layer_latents=(4, 2),
+    two_layer_hidden=(16, 8),
+    prior_components=5,
+    steps=20,
+    train_examples=500,
+    eval_samples=40,
+    eval_examples=20,
+    eval_batch=10,
+    eval_chunk=16,
+    steps_per_call=5,
   )
 
   def __post_init__(self):
@@ -120,8 +153,10 @@ class Config:
     if len(set(self.models)) != len(self.models):
       raise ValueError(f"--models lists a model twice: {','.join(self.models)}")
     if len(self.two_layer_latents) != 2 or len(self.two_layer_hidden) != 2:
-      raise ValueError(f"--two_layer_latents and --two_layer_hidden take two values each, got "
-                       f"{','.join(map(str, self.two_layer_latents))} and {','.join(map(str, self.two_layer_hidden))}")
+      raise ValueError(
+        f"--two_layer_latents and --two_layer_hidden take two values each, got "
+        f"{','.join(map(str, self.two_layer_latents))} and {','.join(map(str, self.two_layer_hidden))}"
+      )
     if self.layers == 2 and self.prior != "normal":
       raise ValueError(f"--prior {self.prior} is for the one-layer model; --layers 2 has its own learned p(z1 | z2)")
     if not self.output_dir:  # the default folder depends on the model (resolved here, once the flags are known)
@@ -149,22 +184,30 @@ def burda_spec(config: Config) -> dict:
   data = {"name": "mnist", "format": "binary"}
   if config.layers == 2:
     w1, w2 = config.two_layer_hidden
-    return dict(tfpvi.hierarchical.two_layer_spec(latent_sizes=config.two_layer_latents,
-                                                  hidden_sizes=((w1, w1), (w2, w2))), data=data)
+    return dict(
+      tfpvi.hierarchical.two_layer_spec(latent_sizes=config.two_layer_latents, hidden_sizes=((w1, w1), (w2, w2))),
+      data=data,
+    )
   hidden = list(config.hidden_sizes)
   prior = {
-      "normal": {"class": "standard_normal", "latent_size": config.latent_size},
-      "mog": {"class": "MixtureOfGaussians", "latent_size": config.latent_size,
-              "num_components": config.prior_components},
-      "vamp": {"class": "VampPrior", "input_shape": [28, 28, 1], "num_components": config.prior_components},
+    "normal": {"class": "standard_normal", "latent_size": config.latent_size},
+    "mog": {
+      "class": "MixtureOfGaussians",
+      "latent_size": config.latent_size,
+      "num_components": config.prior_components,
+    },
+    "vamp": {"class": "VampPrior", "input_shape": [28, 28, 1], "num_components": config.prior_components},
   }[config.prior]
   return {
-      "encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": config.latent_size,
-                  "activation": "tanh"},
-      "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden, "output_shape": [28, 28, 1],
-                  "activation": "tanh"},
-      "prior": prior,
-      "data": data,
+    "encoder": {
+      "class": "GaussianMLP",
+      "hidden_sizes": hidden,
+      "latent_size": config.latent_size,
+      "activation": "tanh",
+    },
+    "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden, "output_shape": [28, 28, 1], "activation": "tanh"},
+    "prior": prior,
+    "data": data,
   }
 
 
@@ -173,7 +216,7 @@ def build_model(config: Config, x_train: np.ndarray) -> tfpvi.VAE:
   if config.layers == 2:
     w1, w2 = config.two_layer_hidden
     return tfpvi.hierarchical.burda_two_layer(
-        train_images=x_train, latent_sizes=config.two_layer_latents, hidden_sizes=((w1, w1), (w2, w2))
+      train_images=x_train, latent_sizes=config.two_layer_latents, hidden_sizes=((w1, w1), (w2, w2))
     )
   return tfpvi.specs.build(burda_spec(config))
 
@@ -197,8 +240,16 @@ def learning_rate_schedule(total_steps: int, base: float, growth: float):
 
 
 # The settings that fix a model folder's step count and learning-rate schedule (its run.json "plan").
-PLAN_SETTINGS = ("steps", "epochs", "time_budget", "full_protocol", "schedule_growth", "learning_rate",
-                 "batch_size", "train_examples")
+PLAN_SETTINGS = (
+  "steps",
+  "epochs",
+  "time_budget",
+  "full_protocol",
+  "schedule_growth",
+  "learning_rate",
+  "batch_size",
+  "train_examples",
+)
 
 
 def plan_request(config: Config) -> dict:
@@ -220,6 +271,7 @@ def planned_steps(config: Config, run_dir: pathlib.Path, measure) -> int:
 
   With --time_budget the count comes from `measure()` (seconds per step on this machine).
   """
+
   def choose() -> int:
     if config.time_budget > 0 and not config.full_protocol:
       return max(100, int(config.time_budget / measure()))
@@ -253,11 +305,15 @@ def active_units(model, x, batch: int = 500, threshold: float = 1e-2, seed: int 
 
   For a two-layer q(z1 | x) q(z2 | z1), E_q[z2] is averaged over num_samples draws of z1.
   """
-  parts = [_posterior_means(model.posterior(x[i : i + batch]), tf.constant([seed, i]), num_samples)
-           for i in range(0, len(x), batch)]
+  parts = [
+    _posterior_means(model.posterior(x[i : i + batch]), tf.constant([seed, i]), num_samples)
+    for i in range(0, len(x), batch)
+  ]
   if isinstance(parts[0], dict):
-    return {name: int(np.sum(np.var(np.concatenate([p[name] for p in parts]), axis=0) > threshold))
-            for name in sorted(parts[0])}
+    return {
+      name: int(np.sum(np.var(np.concatenate([p[name] for p in parts]), axis=0) > threshold))
+      for name in sorted(parts[0])
+    }
   return int(np.sum(np.var(np.concatenate(parts), axis=0) > threshold))
 
 
@@ -265,21 +321,25 @@ def evaluate(model, config: Config, x_test: np.ndarray) -> dict:
   """Test log p(x) (importance sampling) with its diagnostics, bits/dim and active units."""
   started = time.time()
   summary, _ = tfpvi.evaluation.evaluate_dataset(
-      model, x_test, config.eval_samples, batch_size=config.eval_batch,
-      chunk_size=config.eval_chunk, seed=config.seed,
+    model,
+    x_test,
+    config.eval_samples,
+    batch_size=config.eval_batch,
+    chunk_size=config.eval_chunk,
+    seed=config.seed,
   )
   return {
-      "test_log_px": summary["log_px"],
-      "test_log_px_standard_error": summary["log_px_standard_error"],
-      "test_bits_per_dim": summary["bits_per_dim"],
-      "monte_carlo_standard_error": summary["monte_carlo_standard_error"],
-      "ess_mean": summary["ess_mean"],
-      "khat_mean": summary.get("khat_mean"),
-      "khat_fraction_above_0_7": summary.get("khat_fraction_above_0_7"),
-      "active_units": active_units(model, x_test, seed=config.seed),
-      "eval_examples": summary["num_examples"],
-      "eval_samples": config.eval_samples,
-      "eval_seconds": round(time.time() - started, 1),
+    "test_log_px": summary["log_px"],
+    "test_log_px_standard_error": summary["log_px_standard_error"],
+    "test_bits_per_dim": summary["bits_per_dim"],
+    "monte_carlo_standard_error": summary["monte_carlo_standard_error"],
+    "ess_mean": summary["ess_mean"],
+    "khat_mean": summary.get("khat_mean"),
+    "khat_fraction_above_0_7": summary.get("khat_fraction_above_0_7"),
+    "active_units": active_units(model, x_test, seed=config.seed),
+    "eval_examples": summary["num_examples"],
+    "eval_samples": config.eval_samples,
+    "eval_seconds": round(time.time() - started, 1),
   }
 
 
@@ -288,13 +348,20 @@ def train_one(name: str, k: int, config: Config, x_train: np.ndarray, run_dir: p
   common.save_spec(run_dir, burda_spec(config))
   model = build_model(config, x_train)
   optimizer = snt.optimizers.Adam(
-      tf.Variable(config.learning_rate, trainable=False), beta1=0.9, beta2=0.999, epsilon=1e-4
+    tf.Variable(config.learning_rate, trainable=False), beta1=0.9, beta2=0.999, epsilon=1e-4
   )
   fit = functools.partial(
-      tfpvi.train.fit, model, objective_for(name, k), x_train, optimizer=optimizer,
-      batch_size=config.batch_size, preprocess=tfpvi.data.binarize_dynamic, resume=common.fit_resume(config),
-      output_dir=str(run_dir),
-      steps_per_call=config.steps_per_call, seed=config.seed,
+    tfpvi.train.fit,
+    model,
+    objective_for(name, k),
+    x_train,
+    optimizer=optimizer,
+    batch_size=config.batch_size,
+    preprocess=tfpvi.data.binarize_dynamic,
+    resume=common.fit_resume(config),
+    output_dir=str(run_dir),
+    steps_per_call=config.steps_per_call,
+    seed=config.seed,
   )
 
   def measure():
@@ -314,8 +381,10 @@ def main(argv=None) -> dict:
   models = parse_models(config.models)
   x_train, _ = common.mnist_like("mnist", "train", config.train_examples)
   x_test, _ = common.binarized_test_set("mnist", config.eval_examples)
-  common.say(f"tfpvi iwae: {len(models)} models with {config.layers} stochastic layer(s)"
-             f"{'' if config.prior == 'normal' else f' and a {config.prior} prior'}, results in {out}/")
+  common.say(
+    f"tfpvi iwae: {len(models)} models with {config.layers} stochastic layer(s)"
+    f"{'' if config.prior == 'normal' else f' and a {config.prior} prior'}, results in {out}/"
+  )
   metrics, histories, trained, record = {}, {}, {}, {}
   for name, k in models:
     key, label = f"{name}_k{k}", f"{name.upper()} k={k}"
@@ -324,26 +393,44 @@ def main(argv=None) -> dict:
     common.say(f"[{label}] training ...")
     model, history, steps = train_one(name, k, config, x_train, out / f"{name}_k{k}")
     record[key] = common.trained_record(history, steps)
-    common.say(f"[{label}] {int(history['step'].iloc[-1])} steps in {history['wall_time'].iloc[-1]:.0f} s; "
-               f"evaluating log p(x) with k={config.eval_samples} on {len(x_test)} test images ...")
+    common.say(
+      f"[{label}] {int(history['step'].iloc[-1])} steps in {history['wall_time'].iloc[-1]:.0f} s; "
+      f"evaluating log p(x) with k={config.eval_samples} on {len(x_test)} test images ..."
+    )
     result = evaluate(model, config, x_test)
-    result.update(planned_steps=steps, train_steps=record[key]["trained_steps"],
-                  train_seconds=record[key]["train_seconds"], final_train_objective=float(-history["loss"].iloc[-1]),
-                  layers=config.layers, prior=config.prior,
-                  burda_2016_test_nll=BURDA_NLL.get((config.layers, name, k)) if config.prior == "normal" else None)
+    result.update(
+      planned_steps=steps,
+      train_steps=record[key]["trained_steps"],
+      train_seconds=record[key]["train_seconds"],
+      final_train_objective=float(-history["loss"].iloc[-1]),
+      layers=config.layers,
+      prior=config.prior,
+      burda_2016_test_nll=BURDA_NLL.get((config.layers, name, k)) if config.prior == "normal" else None,
+    )
     metrics[key] = result
     histories[label], trained[label] = history, (model, result["test_log_px"])
-    common.say(f"[{label}] test log p(x) = {result['test_log_px']:.2f} +- "
-               f"{result['test_log_px_standard_error']:.2f} nats, active units {_units(result['active_units'])}")
+    common.say(
+      f"[{label}] test log p(x) = {result['test_log_px']:.2f} +- "
+      f"{result['test_log_px_standard_error']:.2f} nats, active units {_units(result['active_units'])}"
+    )
   best = max(trained, key=lambda label: trained[label][1])
   best_model = trained[best][0]
   tfpvi.plot.loss_curves(
-      histories, terms=["loss"], title="negative training bound (nats)", path=str(out / "loss_curves.png")
+    histories, terms=["loss"], title="negative training bound (nats)", path=str(out / "loss_curves.png")
   )
-  tfpvi.plot.reconstructions(best_model, x_test[:10], num_examples=10, path=str(out / "reconstructions.png"),
-                             title=f"{best}: test inputs (top), reconstructions (bottom)")
-  tfpvi.plot.image_grid(best_model.sample(100, seed=tf.constant([config.seed, 1])).numpy(), rows=10,
-                        title=f"{best}: samples (pixel probabilities)", path=str(out / "samples.png"))
+  tfpvi.plot.reconstructions(
+    best_model,
+    x_test[:10],
+    num_examples=10,
+    path=str(out / "reconstructions.png"),
+    title=f"{best}: test inputs (top), reconstructions (bottom)",
+  )
+  tfpvi.plot.image_grid(
+    best_model.sample(100, seed=tf.constant([config.seed, 1])).numpy(),
+    rows=10,
+    title=f"{best}: samples (pixel probabilities)",
+    path=str(out / "samples.png"),
+  )
   common.write_results(out, config, metrics, started, trained=record)
   print(_table(metrics))
   common.say(reading(metrics))
@@ -361,21 +448,28 @@ def _row_name(key: str, m: dict) -> str:
   name = f"{objective.upper()} k={k}"
   prior = m.get("prior", "normal")
   return f"{name}, {m.get('layers', 1)} layer{'s' if m.get('layers', 1) > 1 else ''}" + (
-      "" if prior == "normal" else f", {prior} prior")
+    "" if prior == "normal" else f", {prior} prior"
+  )
 
 
 def _table(metrics: dict) -> str:
   """Our numbers beside Burda et al.'s Table 1 (their N(0, I)-prior models, as -NLL in nats)."""
-  lines = [f"{'model':<31} {'steps':>7} {'train s':>8} {'test log p(x)':>14} {'Burda 2016':>11} {'bits/dim':>9} "
-           f"{'active':>7} {'ESS':>9} {'k-hat>=0.7':>11}"]
+  lines = [
+    f"{'model':<31} {'steps':>7} {'train s':>8} {'test log p(x)':>14} {'Burda 2016':>11} {'bits/dim':>9} "
+    f"{'active':>7} {'ESS':>9} {'k-hat>=0.7':>11}"
+  ]
   for key, m in metrics.items():
     khat, burda = m.get("khat_fraction_above_0_7"), m.get("burda_2016_test_nll")
-    lines.append(f"{_row_name(key, m):<31} {m['train_steps']:>7} {m['train_seconds']:>8.0f} {m['test_log_px']:>14.2f} "
-                 f"{'n/a' if burda is None else f'{-burda:.2f}':>11} {m['test_bits_per_dim']:>9.4f} "
-                 f"{_units(m['active_units']):>7} {m['ess_mean']:>9.1f} "
-                 f"{'n/a' if khat is None else f'{100 * khat:.0f}%':>11}")
-  lines.append("Burda 2016: Table 1 test log p(x) (k = 5000, N(0, I) prior, 3,280 passes); ours trains far "
-               "shorter on the CPU default.")
+    lines.append(
+      f"{_row_name(key, m):<31} {m['train_steps']:>7} {m['train_seconds']:>8.0f} {m['test_log_px']:>14.2f} "
+      f"{'n/a' if burda is None else f'{-burda:.2f}':>11} {m['test_bits_per_dim']:>9.4f} "
+      f"{_units(m['active_units']):>7} {m['ess_mean']:>9.1f} "
+      f"{'n/a' if khat is None else f'{100 * khat:.0f}%':>11}"
+    )
+  lines.append(
+    "Burda 2016: Table 1 test log p(x) (k = 5000, N(0, I) prior, 3,280 passes); ours trains far "
+    "shorter on the CPU default."
+  )
   return "\n".join(lines)
 
 
@@ -383,10 +477,17 @@ def reading(metrics: dict) -> str:
   """The table's ESS and k-hat columns explained, then `tfpvi.evaluation.reading` of its least reliable model."""
   samples = next(iter(metrics.values()))["eval_samples"]
   name, worst = max(metrics.items(), key=lambda item: item[1].get("khat_fraction_above_0_7") or 0.0)
-  legend = (f"ESS: mean effective number of the K = {samples} importance samples per image; k-hat >= 0.7: share of "
-            "images whose weights are too heavy-tailed for a reliable estimate.")
-  verdict = tfpvi.evaluation.reading({"khat_fraction_above_0_7": worst.get("khat_fraction_above_0_7"),
-                                      "ess_mean": worst.get("ess_mean"), "num_samples": samples})
+  legend = (
+    f"ESS: mean effective number of the K = {samples} importance samples per image; k-hat >= 0.7: share of "
+    "images whose weights are too heavy-tailed for a reliable estimate."
+  )
+  verdict = tfpvi.evaluation.reading(
+    {
+      "khat_fraction_above_0_7": worst.get("khat_fraction_above_0_7"),
+      "ess_mean": worst.get("ess_mean"),
+      "num_samples": samples,
+    }
+  )
   who = f"Least reliable model, {name}" if worst.get("khat_fraction_above_0_7") else "All models"
   return f"{legend} {who}: {verdict}"
 

@@ -32,8 +32,8 @@ from tfpvi import evaluate
 class Config:
   output_dir: str = common.flag("runs/jackknife", "folder for results, the figure and (without --run_dir) the model")
   run_dir: str = common.flag(
-      "", "a trained model's folder (holding run.json), e.g. runs/iwae/vae_k1; none: train one here",
-      allow_empty=True)
+    "", "a trained model's folder (holding run.json), e.g. runs/iwae/vae_k1; none: train one here", allow_empty=True
+  )
   steps: int = common.flag(3000, "training steps of the model trained here (without --run_dir)", minimum=1)
   num_samples: tuple = common.flag((2, 4, 8, 16, 32, 64, 128), "sample sizes K of the estimates", minimum=2)
   orders: tuple = common.flag((0, 1, 2, 3), "jackknife orders (0 is the IWAE bound itself)", choices=(0, 1, 2, 3))
@@ -47,11 +47,14 @@ class Config:
 
   def check(self) -> None:
     if self.run_dir and not pathlib.Path(self.run_dir).is_dir():
-      raise ValueError(f"--run_dir {self.run_dir} does not exist: expected a trained model's folder, "
-                       "e.g. runs/iwae/vae_k1.")
+      raise ValueError(
+        f"--run_dir {self.run_dir} does not exist: expected a trained model's folder, e.g. runs/iwae/vae_k1."
+      )
     if self.run_dir and not tfpvi.run_record.exists(self.run_dir):
-      raise ValueError(f"--run_dir {self.run_dir} holds no {tfpvi.run_record.RECORD_FILE}: expected a trained "
-                       "model's folder, e.g. runs/iwae/vae_k1.")
+      raise ValueError(
+        f"--run_dir {self.run_dir} holds no {tfpvi.run_record.RECORD_FILE}: expected a trained "
+        "model's folder, e.g. runs/iwae/vae_k1."
+      )
 
 
 def check_folder(config: Config, out) -> None:
@@ -71,11 +74,17 @@ def trained_model(config: Config, out):
   model = tfpvi.specs.build(spec)
   x_train, _ = common.mnist_like("mnist", "train")
   history = tfpvi.train.fit(
-      model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x_train,
-      optimizer=snt.optimizers.Adam(1e-3), steps=config.steps, batch_size=100,
-      preprocess=tfpvi.data.binarize_dynamic, resume=common.fit_resume(config),
-      output_dir=str(out / "model"), steps_per_call=50,
-      seed=config.seed,
+    model,
+    functools.partial(tfpvi.objectives.elbo, return_terms=True),
+    x_train,
+    optimizer=snt.optimizers.Adam(1e-3),
+    steps=config.steps,
+    batch_size=100,
+    preprocess=tfpvi.data.binarize_dynamic,
+    resume=common.fit_resume(config),
+    output_dir=str(out / "model"),
+    steps_per_call=50,
+    seed=config.seed,
   )
   return model, evaluate.test_images(spec, config.examples), {"model": common.trained_record(history, config.steps)}
 
@@ -99,8 +108,15 @@ def bias_table(model, x, config: Config, reference: np.ndarray) -> pd.DataFrame:
     errors = values - reference[None, None, :]
     for i, m in enumerate(orders):
       e = errors[:, i, :].ravel()
-      rows.append({"K": k, "order": m, "bias": float(e.mean()), "standard_error": float(e.std() / np.sqrt(e.size)),
-                   "rmse": float(np.sqrt(np.mean(e**2)))})
+      rows.append(
+        {
+          "K": k,
+          "order": m,
+          "bias": float(e.mean()),
+          "standard_error": float(e.std() / np.sqrt(e.size)),
+          "rmse": float(np.sqrt(np.mean(e**2))),
+        }
+      )
   return pd.DataFrame(rows)
 
 
@@ -112,35 +128,41 @@ def bias_text(table: pd.DataFrame, reference_samples: int) -> str:
   pivot.index.name = None
   pivot.insert(0, "K", pivot.index)
   body = pivot.to_string(index=False)
-  return (f"bias of log p(x) estimates in nats per image, with its standard error in brackets (estimate - "
-          f"reference; reference: importance sampling with K = {reference_samples}; below 0: underestimate; JVI "
-          f"uses every subset of the K weights):\n{body}")
+  return (
+    f"bias of log p(x) estimates in nats per image, with its standard error in brackets (estimate - "
+    f"reference; reference: importance sampling with K = {reference_samples}; below 0: underestimate; JVI "
+    f"uses every subset of the K weights):\n{body}"
+  )
 
 
 def main(argv=None) -> dict:
   config, out, started = common.start(Config, argv, __doc__, check=check_folder)
   model, x, trained = trained_model(config, out)
   summary, per_example = tfpvi.evaluation.evaluate_dataset(
-      model, x, config.reference_samples, batch_size=min(50, len(x)), seed=config.seed + 1
+    model, x, config.reference_samples, batch_size=min(50, len(x)), seed=config.seed + 1
   )
   reference = per_example["log_px"]
   table = bias_table(model, x, config, reference)
   table["label"] = table["order"].map(lambda m: "IWAE (order 0)" if m == 0 else f"JVI order {m}")
   dodge = gg.position_dodge(width=0.25)  # side by side, so the error bars of the orders stay apart
   plot = (
-      gg.ggplot(table, gg.aes("K", "bias", color="label"))
-      + gg.geom_hline(yintercept=0.0, color="grey")
-      + gg.geom_line(position=dodge)
-      + gg.geom_point(position=dodge)
-      + gg.geom_errorbar(gg.aes(ymin="bias - 2 * standard_error", ymax="bias + 2 * standard_error"), width=0.2,
-                         position=dodge)
-      + gg.scale_x_continuous(trans="log2", breaks=list(config.num_samples),
-                              labels=[str(k) for k in config.num_samples])
-      + gg.labs(x="K (samples per estimate, log2 scale)", y="bias: estimate - reference (nats)", color="",
-                title=f"bias of log p(x) estimates; reference from K = {config.reference_samples}",
-                caption="error bars: +-2 standard errors over test images x replicates; below 0: underestimate")
-      + gg.theme_bw()
-      + gg.theme(figure_size=(7, 4.5))
+    gg.ggplot(table, gg.aes("K", "bias", color="label"))
+    + gg.geom_hline(yintercept=0.0, color="grey")
+    + gg.geom_line(position=dodge)
+    + gg.geom_point(position=dodge)
+    + gg.geom_errorbar(
+      gg.aes(ymin="bias - 2 * standard_error", ymax="bias + 2 * standard_error"), width=0.2, position=dodge
+    )
+    + gg.scale_x_continuous(trans="log2", breaks=list(config.num_samples), labels=[str(k) for k in config.num_samples])
+    + gg.labs(
+      x="K (samples per estimate, log2 scale)",
+      y="bias: estimate - reference (nats)",
+      color="",
+      title=f"bias of log p(x) estimates; reference from K = {config.reference_samples}",
+      caption="error bars: +-2 standard errors over test images x replicates; below 0: underestimate",
+    )
+    + gg.theme_bw()
+    + gg.theme(figure_size=(7, 4.5))
   )
   tfpvi.plot.save(plot, str(out / "bias.png"))
   table.to_csv(out / "bias.csv", index=False)

@@ -35,8 +35,9 @@ class Config:
   epochs: float = common.flag(50.0, "passes over the training set (used when --steps is 0)", minimum=0)
   steps: int = common.flag(0, "if > 0, training steps, replacing --epochs", minimum=0)
   train_examples: int = common.flag(60000, "number of MNIST training images used", minimum=1, maximum=60000)
-  eval_examples: int = common.flag(10000, "number of test images for the ELBO and the scatter", minimum=1,
-                                   maximum=10000)
+  eval_examples: int = common.flag(
+    10000, "number of test images for the ELBO and the scatter", minimum=1, maximum=10000
+  )
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
@@ -46,8 +47,9 @@ class Config:
 
   def check(self) -> None:
     if self.latent_size != 2:
-      raise ValueError(f"--latent_size must be 2 (the latent scatter and the manifold are 2-D plots), "
-                       f"got {self.latent_size}.")
+      raise ValueError(
+        f"--latent_size must be 2 (the latent scatter and the manifold are 2-D plots), got {self.latent_size}."
+      )
     if self.steps == 0 and self.epochs == 0:
       raise ValueError("give --steps > 0 or --epochs > 0 (both are 0).")
 
@@ -55,12 +57,20 @@ class Config:
 def model_spec(config) -> dict:
   """The model as a `tfpvi.specs` dict (saved beside the checkpoints for `python -m tfpvi.evaluate`)."""
   return {
-      "encoder": {"class": "GaussianMLP", "hidden_sizes": [config.hidden_size], "latent_size": config.latent_size,
-                  "activation": "relu"},
-      "decoder": {"class": "BernoulliMLP", "hidden_sizes": [config.hidden_size], "output_shape": [28, 28, 1],
-                  "activation": "relu"},
-      "prior": {"class": "standard_normal", "latent_size": config.latent_size},
-      "data": {"name": "mnist", "format": "binary"},
+    "encoder": {
+      "class": "GaussianMLP",
+      "hidden_sizes": [config.hidden_size],
+      "latent_size": config.latent_size,
+      "activation": "relu",
+    },
+    "decoder": {
+      "class": "BernoulliMLP",
+      "hidden_sizes": [config.hidden_size],
+      "output_shape": [28, 28, 1],
+      "activation": "relu",
+    },
+    "prior": {"class": "standard_normal", "latent_size": config.latent_size},
+    "data": {"name": "mnist", "format": "binary"},
   }
 
 
@@ -79,11 +89,18 @@ def train(config, x_train, run_dir, num_samples: int):
   model = build_model(config)
   steps = train_steps(config, len(x_train))
   history = tfpvi.train.fit(
-      model, functools.partial(tfpvi.objectives.elbo, num_samples=num_samples, return_terms=True),
-      x_train, optimizer=snt.optimizers.RMSProp(config.learning_rate), steps=steps,
-      batch_size=config.batch_size, preprocess=tfpvi.data.binarize_dynamic, resume=common.fit_resume(config),
-      output_dir=str(run_dir),
-      log_every=max(1, steps // 200), seed=config.seed, steps_per_call=100,
+    model,
+    functools.partial(tfpvi.objectives.elbo, num_samples=num_samples, return_terms=True),
+    x_train,
+    optimizer=snt.optimizers.RMSProp(config.learning_rate),
+    steps=steps,
+    batch_size=config.batch_size,
+    preprocess=tfpvi.data.binarize_dynamic,
+    resume=common.fit_resume(config),
+    output_dir=str(run_dir),
+    log_every=max(1, steps // 200),
+    seed=config.seed,
+    steps_per_call=100,
   )
   return model, history
 
@@ -99,14 +116,17 @@ def main(argv=None) -> dict:
   model, history = train(config, x_train, out, num_samples=1)
   test_elbo = tfpvi.objectives.elbo(model, x_test, seed=[config.seed, 1])
   metrics = {"final_train_loss": float(history["loss"].iloc[-1]), "test_elbo": float(np.mean(test_elbo))}
-  tfpvi.plot.loss_curves(history, title="training loss = reconstruction + KL (nats per image)",
-                         path=str(out / "loss_curves.png"))
+  tfpvi.plot.loss_curves(
+    history, title="training loss = reconstruction + KL (nats per image)", path=str(out / "loss_curves.png")
+  )
   tfpvi.plot.latent_scatter(model, x_test, labels, path=str(out / "latent_scatter.png"))
   tfpvi.plot.latent_manifold(model, num=15, path=str(out / "manifold.png"))
   trained = {"model": common.trained_record(history, train_steps(config, len(x_train)))}
   common.write_results(out, config, metrics, started, trained=trained)
-  common.say(f"latent_2d, test and training metrics (nats per image):\n{common.metrics_table(metrics)}\n"
-             f"results and figures in {out}/")
+  common.say(
+    f"latent_2d, test and training metrics (nats per image):\n{common.metrics_table(metrics)}\n"
+    f"results and figures in {out}/"
+  )
   return metrics
 
 

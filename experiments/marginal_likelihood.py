@@ -42,7 +42,8 @@ class Config:
   hidden_sizes: tuple = common.flag((300, 300), "hidden layer sizes of the encoder and decoder MLPs", minimum=1)
   latent_size: int = common.flag(32, "number of latent dimensions", minimum=1)
   num_components: int = common.flag(
-      1, "mixture components of the discretized-logistic likelihood (1: a single logistic)", minimum=1)
+    1, "mixture components of the discretized-logistic likelihood (1: a single logistic)", minimum=1
+  )
   learning_rate: float = common.flag(1e-3, "Adam learning rate", above=0)
   batch_size: int = common.flag(100, "training batch size", minimum=1)
   steps: int = common.flag(4000, "training steps per model", minimum=1)
@@ -53,8 +54,9 @@ class Config:
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
-  SMOKE = dict(hidden_sizes=(16,), latent_size=4, steps=10, eval_samples=20, eval_examples=10,
-               eval_batch=5, train_examples=300)
+  SMOKE = dict(
+    hidden_sizes=(16,), latent_size=4, steps=10, eval_samples=20, eval_examples=10, eval_batch=5, train_examples=300
+  )
 
   def check(self) -> None:
     if len(set(self.models)) != len(self.models):
@@ -77,12 +79,16 @@ def model_spec(config, likelihood: str, dataset: str) -> dict:
   else:
     decoder["class"] = "DiscretizedLogisticMLP"
   return {
-      "encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": config.latent_size,
-                  # The encoder sees 8-bit intensities scaled to [0, 1].
-                  "input_scale": 1.0 if likelihood == "bernoulli" else 1.0 / 255.0},
-      "decoder": decoder,
-      "prior": {"class": "standard_normal", "latent_size": config.latent_size},
-      "data": {"name": dataset, "format": "binary" if likelihood == "bernoulli" else "eight_bit"},
+    "encoder": {
+      "class": "GaussianMLP",
+      "hidden_sizes": hidden,
+      "latent_size": config.latent_size,
+      # The encoder sees 8-bit intensities scaled to [0, 1].
+      "input_scale": 1.0 if likelihood == "bernoulli" else 1.0 / 255.0,
+    },
+    "decoder": decoder,
+    "prior": {"class": "standard_normal", "latent_size": config.latent_size},
+    "data": {"name": dataset, "format": "binary" if likelihood == "bernoulli" else "eight_bit"},
   }
 
 
@@ -102,16 +108,22 @@ def estimate(model, x_test, config, proposal: str) -> np.ndarray:
 
   def batch(x, seed):
     return tfpvi.evaluation.log_marginal_likelihood(
-        model, x, config.eval_samples, chunk_size=min(500, config.eval_samples), proposal=proposal,
-        seed=seed,
+      model,
+      x,
+      config.eval_samples,
+      chunk_size=min(500, config.eval_samples),
+      proposal=proposal,
+      seed=seed,
     )
 
   batch = common.compiled(batch, jit_compile=tfpvi.xla.resolve(), reduce_retracing=True)  # one per model and proposal
 
-  return np.concatenate([
+  return np.concatenate(
+    [
       batch(tf.constant(x_test[i : i + config.eval_batch]), tf.constant([config.seed, i])).numpy()
       for i in range(0, len(x_test), config.eval_batch)
-  ])
+    ]
+  )
 
 
 def estimates_figure(table: pd.DataFrame, metrics: dict, num_samples: int, num_images: int) -> gg.ggplot:
@@ -121,21 +133,26 @@ def estimates_figure(table: pd.DataFrame, metrics: dict, num_samples: int, num_i
   difference, not the spread of log p(x) over images (which is much larger and shared).
   """
   labels = {
-      # bits/dim is -log2 p(x) / 784: a log p(x) below IS is a bits/dim above it.
-      name: f"{name}\nnaive - IS = {-m['naive_minus_importance']['log_px'] / (784 * np.log(2.0)):+.3f} "
-      f"+- {m['naive_minus_importance']['standard_error'] / (784 * np.log(2.0)):.3f} bits/dim"
-      for name, m in metrics.items()}
+    # bits/dim is -log2 p(x) / 784: a log p(x) below IS is a bits/dim above it.
+    name: f"{name}\nnaive - IS = {-m['naive_minus_importance']['log_px'] / (784 * np.log(2.0)):+.3f} "
+    f"+- {m['naive_minus_importance']['standard_error'] / (784 * np.log(2.0)):.3f} bits/dim"
+    for name, m in metrics.items()
+  }
   table = table.assign(panel=table["model"].map(labels))
   return (
-      gg.ggplot(table, gg.aes("estimate", "bits_per_dim", color="estimate"))
-      + gg.geom_point(size=3)
-      + gg.facet_wrap("~panel", scales="free_y")
-      + gg.labs(y="test bits/dim (lower is better)", x="", color="",
-                title=f"test bits/dim from K = {num_samples} samples per image",
-                caption=f"Both estimates on the same {num_images} test images; each panel gives their paired "
-                "difference with its standard error\nand has its own scale (the naive estimate is far above).")
-      + gg.theme_bw()
-      + gg.theme(figure_size=(3.4 * len(metrics) + 1, 4.4), legend_position="none")
+    gg.ggplot(table, gg.aes("estimate", "bits_per_dim", color="estimate"))
+    + gg.geom_point(size=3)
+    + gg.facet_wrap("~panel", scales="free_y")
+    + gg.labs(
+      y="test bits/dim (lower is better)",
+      x="",
+      color="",
+      title=f"test bits/dim from K = {num_samples} samples per image",
+      caption=f"Both estimates on the same {num_images} test images; each panel gives their paired "
+      "difference with its standard error\nand has its own scale (the naive estimate is far above).",
+    )
+    + gg.theme_bw()
+    + gg.theme(figure_size=(3.4 * len(metrics) + 1, 4.4), legend_position="none")
   )
 
 
@@ -150,10 +167,17 @@ def main(argv=None) -> dict:
     model = tfpvi.specs.build(spec)
     common.say(f"[{name}] training {config.steps} steps ...")
     history = tfpvi.train.fit(
-        model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x_train,
-        optimizer=snt.optimizers.Adam(config.learning_rate), steps=config.steps,
-        batch_size=config.batch_size, preprocess=preprocess, resume=common.fit_resume(config),
-        output_dir=str(out / name), seed=config.seed, steps_per_call=50,
+      model,
+      functools.partial(tfpvi.objectives.elbo, return_terms=True),
+      x_train,
+      optimizer=snt.optimizers.Adam(config.learning_rate),
+      steps=config.steps,
+      batch_size=config.batch_size,
+      preprocess=preprocess,
+      resume=common.fit_resume(config),
+      output_dir=str(out / name),
+      seed=config.seed,
+      steps_per_call=50,
     )
     trained[name] = common.trained_record(history, config.steps)
     result = {"final_train_loss": float(history["loss"].iloc[-1])}
@@ -162,25 +186,37 @@ def main(argv=None) -> dict:
       log_px = per_image[proposal] = estimate(model, x_test, config, proposal)
       mean = float(np.mean(log_px))
       result[label] = {
-          "log_px": mean,
-          "standard_error": float(np.std(log_px) / np.sqrt(len(log_px))),
-          "bits_per_dim": float(tfpvi.evaluation.bits_per_dim(mean, 784)),
+        "log_px": mean,
+        "standard_error": float(np.std(log_px) / np.sqrt(len(log_px))),
+        "bits_per_dim": float(tfpvi.evaluation.bits_per_dim(mean, 784)),
       }
-      rows.append({"model": name, "estimate": "importance sampling" if proposal == "posterior" else "naive (prior)",
-                   "log_px": mean, "bits_per_dim": result[label]["bits_per_dim"],
-                   "bits_per_dim_se": result[label]["standard_error"] / (784 * np.log(2.0))})
+      rows.append(
+        {
+          "model": name,
+          "estimate": "importance sampling" if proposal == "posterior" else "naive (prior)",
+          "log_px": mean,
+          "bits_per_dim": result[label]["bits_per_dim"],
+          "bits_per_dim_se": result[label]["standard_error"] / (784 * np.log(2.0)),
+        }
+      )
     gap = per_image["prior"] - per_image["posterior"]  # paired: the same images
     result["naive_minus_importance"] = {
-        "log_px": float(gap.mean()),
-        "standard_error": float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else 0.0}
+      "log_px": float(gap.mean()),
+      "standard_error": float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else 0.0,
+    }
     result.update(eval_samples=config.eval_samples, eval_examples=len(x_test))
     metrics[name] = result
-    common.say(f"[{name}] log p(x): IS {result['importance_sampling']['log_px']:.1f} nats "
-               f"({result['importance_sampling']['bits_per_dim']:.3f} bits/dim), naive "
-               f"{result['naive_prior_sampling']['log_px']:.1f} nats")
-    tfpvi.plot.image_grid(model.sample(64, seed=tf.constant([config.seed, 3])).numpy() / (
-        1.0 if likelihood == "bernoulli" else 255.0), rows=8, title=f"{name}: samples (means)",
-        path=str(out / f"samples_{name}.png"))
+    common.say(
+      f"[{name}] log p(x): IS {result['importance_sampling']['log_px']:.1f} nats "
+      f"({result['importance_sampling']['bits_per_dim']:.3f} bits/dim), naive "
+      f"{result['naive_prior_sampling']['log_px']:.1f} nats"
+    )
+    tfpvi.plot.image_grid(
+      model.sample(64, seed=tf.constant([config.seed, 3])).numpy() / (1.0 if likelihood == "bernoulli" else 255.0),
+      rows=8,
+      title=f"{name}: samples (means)",
+      path=str(out / f"samples_{name}.png"),
+    )
   table = pd.DataFrame(rows)
   plot = estimates_figure(table, metrics, config.eval_samples, len(x_test))
   tfpvi.plot.save(plot, str(out / "estimates.png"))

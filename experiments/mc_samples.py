@@ -53,18 +53,27 @@ def main(argv=None) -> dict:
     trained[f"S{num_samples}"] = common.trained_record(history, latent_2d.train_steps(config, len(x_train)))
     elbo = tfpvi.objectives.elbo(model, x_test, num_samples=num_samples, seed=[config.seed, 1])
     metrics[f"S{num_samples}"] = {
-        "test_elbo": float(np.mean(elbo)),
-        "final_train_loss": float(history["loss"].iloc[-1]),
-        "train_loss_std_last_quarter": float(history["loss"].iloc[-len(history) // 4 :].std()),
-        "train_seconds": float(history["wall_time"].iloc[-1]),
+      "test_elbo": float(np.mean(elbo)),
+      "final_train_loss": float(history["loss"].iloc[-1]),
+      "train_loss_std_last_quarter": float(history["loss"].iloc[-len(history) // 4 :].std()),
+      "train_seconds": float(history["wall_time"].iloc[-1]),
     }
-  tfpvi.plot.loss_curves(histories, terms=["loss"], log_x=False, log_y=False,
-                         title="negative ELBO during training, by MC samples S", path=str(out / "loss_curves.png"))
-  tfpvi.plot.reconstruction_distribution(model, x_test[0], grid=5, seed=(config.seed, 2),
-                                         path=str(out / "reconstruction_distribution.png"))
+  tfpvi.plot.loss_curves(
+    histories,
+    terms=["loss"],
+    log_x=False,
+    log_y=False,
+    title="negative ELBO during training, by MC samples S",
+    path=str(out / "loss_curves.png"),
+  )
+  tfpvi.plot.reconstruction_distribution(
+    model, x_test[0], grid=5, seed=(config.seed, 2), path=str(out / "reconstruction_distribution.png")
+  )
   common.write_results(out, config, metrics, started, trained=trained)
-  common.say(f"mc_samples, test and training metrics (nats per image):\n{common.metrics_table(metrics)}\n"
-             f"results and figures in {out}/")
+  common.say(
+    f"mc_samples, test and training metrics (nats per image):\n{common.metrics_table(metrics)}\n"
+    f"results and figures in {out}/"
+  )
   return metrics
 
 

@@ -43,7 +43,8 @@ class Config:
   num_samples: int = common.flag(2_000_000, "samples per method for the probability", minimum=100)
   all_scale: float = common.flag(4.0, "proposal (a): every task's mean duration multiplied by this", above=0)
   critical_scale: float = common.flag(
-      4.0, "proposal (b): the critical path's mean durations (tasks 1, 2, 4, 10) multiplied by this", above=0)
+    4.0, "proposal (b): the critical path's mean durations (tasks 1, 2, 4, 10) multiplied by this", above=0
+  )
   mean_samples: int = common.flag(1_000_000, "samples for the mean completion time", minimum=2)
   seed: int = common.flag(0, "random seed")
 
@@ -69,9 +70,9 @@ def durations(means) -> tfd.Distribution:
 def proposals(config: Config) -> dict[str, tuple[float, ...]]:
   critical = tuple(m * (config.critical_scale if j + 1 in CRITICAL_PATH else 1.0) for j, m in enumerate(MEAN_DAYS))
   return {
-      "naive Monte Carlo": MEAN_DAYS,
-      f"IS, all means x{config.all_scale:g}": tuple(m * config.all_scale for m in MEAN_DAYS),
-      f"IS, critical path x{config.critical_scale:g}": critical,
+    "naive Monte Carlo": MEAN_DAYS,
+    f"IS, all means x{config.all_scale:g}": tuple(m * config.all_scale for m in MEAN_DAYS),
+    f"IS, critical path x{config.critical_scale:g}": critical,
   }
 
 
@@ -101,23 +102,26 @@ def deadline_band(frame: pd.DataFrame) -> pd.DataFrame:
 def main(argv=None) -> dict:
   config, out, started = common.start(Config, argv, __doc__)
   mean_days = tfpvi.importance.expectation(
-      completion_time, durations(MEAN_DAYS), durations(MEAN_DAYS), config.mean_samples, seed=[config.seed, 0]
+    completion_time, durations(MEAN_DAYS), durations(MEAN_DAYS), config.mean_samples, seed=[config.seed, 0]
   )
   top = np.log10(config.num_samples)
   sizes = np.unique(np.logspace(min(3.0, top), top, 25).astype(int))
   rows, finals = [], {}
   for index, (name, means) in enumerate(proposals(config).items()):
     values, log_weights = _draw(
-        tf.constant(MEAN_DAYS), tf.constant(means), config.num_samples, tf.constant([config.seed, index + 1]),
-        tf.constant(config.deadline),
+      tf.constant(MEAN_DAYS),
+      tf.constant(means),
+      config.num_samples,
+      tf.constant([config.seed, index + 1]),
+      tf.constant(config.deadline),
     )
     running = tfpvi.importance.running_estimates(values, log_weights, sizes)
     final = tfpvi.importance.estimate_from_log_weights(values, log_weights)
     finals[name] = {
-        "p_exceed": float(final.value),
-        "standard_error": float(final.standard_error),
-        "effective_sample_size": float(final.effective_sample_size),
-        "hits": int(np.sum(values.numpy())),
+      "p_exceed": float(final.value),
+      "standard_error": float(final.standard_error),
+      "effective_sample_size": float(final.effective_sample_size),
+      "hits": int(np.sum(values.numpy())),
     }
     for n, value, se in zip(sizes, running.value.numpy(), running.standard_error.numpy()):
       rows.append({"samples": int(n), "estimate": float(value), "se": float(se), "method": name})
@@ -126,39 +130,46 @@ def main(argv=None) -> dict:
   best_name = min(candidates, key=lambda k: finals[k]["standard_error"])
   best = finals[best_name]
   metrics = {
-      "mean_completion_days": float(mean_days.value),
-      "mean_completion_days_standard_error": float(mean_days.standard_error),
-      "p_exceed_70": best["p_exceed"],
-      "p_exceed_70_standard_error": best["standard_error"],
-      "p_exceed_70_method": best_name,
-      "deadline_days": config.deadline,
-      "num_samples": config.num_samples,
-      "methods": finals,
+    "mean_completion_days": float(mean_days.value),
+    "mean_completion_days_standard_error": float(mean_days.standard_error),
+    "p_exceed_70": best["p_exceed"],
+    "p_exceed_70_standard_error": best["standard_error"],
+    "p_exceed_70_method": best_name,
+    "deadline_days": config.deadline,
+    "num_samples": config.num_samples,
+    "methods": finals,
   }
   frame = pd.DataFrame(rows)
   # A probability: the +-2 standard error band is clipped to [0, 1].
   frame = deadline_band(frame)
   plot = (
-      gg.ggplot(frame, gg.aes("samples", "estimate", color="method", fill="method"))
-      + gg.geom_ribbon(gg.aes(ymin="low", ymax="high"), alpha=0.15, color="none")
-      + gg.geom_line()
-      + gg.geom_hline(yintercept=best["p_exceed"], linetype="dashed", color="black")
-      + gg.scale_x_log10()
-      + gg.labs(x="number of samples", y=f"P(completion >= {config.deadline:g} days)", color="", fill="",
-                title="running estimates, band +-2 standard errors (clipped to [0, 1])",
-                caption=f"dashed: the final estimate of the method with the smallest standard error ({best_name}); "
-                "before a method's first hit its band\nis the 95% upper bound 3/n of the rule of three (no hit in n "
-                "samples is not a probability of 0)")
-      + gg.theme_bw()
-      + gg.theme(figure_size=(8, 4.8), legend_position="bottom")
+    gg.ggplot(frame, gg.aes("samples", "estimate", color="method", fill="method"))
+    + gg.geom_ribbon(gg.aes(ymin="low", ymax="high"), alpha=0.15, color="none")
+    + gg.geom_line()
+    + gg.geom_hline(yintercept=best["p_exceed"], linetype="dashed", color="black")
+    + gg.scale_x_log10()
+    + gg.labs(
+      x="number of samples",
+      y=f"P(completion >= {config.deadline:g} days)",
+      color="",
+      fill="",
+      title="running estimates, band +-2 standard errors (clipped to [0, 1])",
+      caption=f"dashed: the final estimate of the method with the smallest standard error ({best_name}); "
+      "before a method's first hit its band\nis the 95% upper bound 3/n of the rule of three (no hit in n "
+      "samples is not a probability of 0)",
+    )
+    + gg.theme_bw()
+    + gg.theme(figure_size=(8, 4.8), legend_position="bottom")
   )
   tfpvi.plot.save(plot, str(out / "convergence.png"))
   frame.to_csv(out / "convergence.csv", index=False)
   common.write_results(out, config, metrics, started)
   common.say(f"mean completion {metrics['mean_completion_days']:.2f} days; P(>= {config.deadline:g} days):")
   for name, final in finals.items():
-    common.say(f"  {name:<28} {final['p_exceed']:.3e} +- {final['standard_error']:.1e} "
-               f"({final['hits']} hits of {config.num_samples})")
+    common.say(
+      f"  {name:<28} {final['p_exceed']:.3e} +- {final['standard_error']:.1e} "
+      f"({final['hits']} hits of {config.num_samples})"
+    )
   common.say(f"results and figure in {out}/")
   return metrics
 

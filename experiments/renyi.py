@@ -37,23 +37,34 @@ import tfpvi
 from experiments import common
 from tfpvi import bounds
 
-DEFAULT_MODELS = ("vr:-inf:5", "vr:0:5", "vr:0.5:5", "vr:1:5", "vr:-inf:50", "vr:0:50", "vr:0.5:50", "vr:1:50",
-                  "miwae:5:10", "piwae:5:10", "ciwae:0.5:50")
+DEFAULT_MODELS = (
+  "vr:-inf:5",
+  "vr:0:5",
+  "vr:0.5:5",
+  "vr:1:5",
+  "vr:-inf:50",
+  "vr:0:50",
+  "vr:0.5:50",
+  "vr:1:50",
+  "miwae:5:10",
+  "piwae:5:10",
+  "ciwae:0.5:50",
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
   output_dir: str = common.flag("runs/renyi", "folder for results, figures and one sub-folder per model")
   models: tuple = common.flag(DEFAULT_MODELS, "models, each vr:ALPHA:K, miwae:M:K, piwae:M:K or ciwae:BETA:K")
-  gradient_estimator: str = common.flag("reparam", "gradient estimator of every bound",
-                                        choices=bounds.BOUND_ESTIMATORS)
+  gradient_estimator: str = common.flag("reparam", "gradient estimator of every bound", choices=bounds.BOUND_ESTIMATORS)
   hidden_sizes: tuple = common.flag((200,), "hidden layer sizes of the encoder and decoder MLPs", minimum=1)
   latent_size: int = common.flag(20, "number of latent dimensions", minimum=1)
   batch_size: int = common.flag(20, "training batch size", minimum=1)
   learning_rate: float = common.flag(1e-3, "Adam learning rate", above=0)
   steps: int = common.flag(1200, "training steps per model (the same for every model)", minimum=1)
   time_budget: float = common.flag(
-      0.0, "if > 0, seconds of training per model (a step is timed on this machine), replacing --steps", minimum=0)
+    0.0, "if > 0, seconds of training per model (a step is timed on this machine), replacing --steps", minimum=0
+  )
   eval_samples: int = common.flag(2000, "importance samples per test image for log p(x)", minimum=1)
   eval_examples: int = common.flag(200, "test images evaluated", minimum=1, maximum=10000)
   eval_batch: int = common.flag(50, "test images per evaluation batch", minimum=1)
@@ -65,9 +76,17 @@ class Config:
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
 
   SMOKE = dict(
-      models=("vr:-inf:3", "vr:0:3", "vr:0.5:3", "vr:1:3", "miwae:2:2", "piwae:2:2", "ciwae:0.5:4"),
-      hidden_sizes=(16,), latent_size=4, steps=10, eval_samples=20, eval_examples=10, eval_batch=10, eval_chunk=10,
-      snr_replicates=4, steps_per_call=5, train_examples=200,
+    models=("vr:-inf:3", "vr:0:3", "vr:0.5:3", "vr:1:3", "miwae:2:2", "piwae:2:2", "ciwae:0.5:4"),
+    hidden_sizes=(16,),
+    latent_size=4,
+    steps=10,
+    eval_samples=20,
+    eval_examples=10,
+    eval_batch=10,
+    eval_chunk=10,
+    snr_replicates=4,
+    steps_per_call=5,
+    train_examples=200,
   )
 
   def check(self) -> None:
@@ -119,19 +138,34 @@ def samples_per_example(spec: str) -> int:
 def model_spec(config: Config) -> dict:
   """The spec (`tfpvi.specs`) of every model here, saved beside its checkpoints with its test data."""
   hidden, d = list(config.hidden_sizes), config.latent_size
-  return {"encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": d, "activation": "tanh"},
-          "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden[::-1], "output_shape": [28, 28, 1],
-                      "activation": "tanh"},
-          "prior": {"class": "standard_normal", "latent_size": d},
-          "data": {"name": "mnist", "format": "binary"}}
+  return {
+    "encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": d, "activation": "tanh"},
+    "decoder": {
+      "class": "BernoulliMLP",
+      "hidden_sizes": hidden[::-1],
+      "output_shape": [28, 28, 1],
+      "activation": "tanh",
+    },
+    "prior": {"class": "standard_normal", "latent_size": d},
+    "data": {"name": "mnist", "format": "binary"},
+  }
 
 
 def build_model(config: Config) -> tfpvi.VAE:
   return tfpvi.specs.build(model_spec(config))
 
 
-SETTINGS = ("gradient_estimator", "hidden_sizes", "latent_size", "batch_size", "learning_rate", "steps",
-            "time_budget", "train_examples", "seed")
+SETTINGS = (
+  "gradient_estimator",
+  "hidden_sizes",
+  "latent_size",
+  "batch_size",
+  "learning_rate",
+  "steps",
+  "time_budget",
+  "train_examples",
+  "seed",
+)
 
 
 def folder_name(spec: str) -> str:
@@ -161,7 +195,7 @@ def gradient_snr(model, objective, x: np.ndarray, replicates: int, seed: int) ->
       loss = -tf.reduce_mean(value)
     grads = tape.gradient(loss, encoder + decoder)
     flat = [tf.reshape(g, [-1]) for g in grads]
-    return tf.concat(flat[:len(encoder)], 0), tf.concat(flat[len(encoder):], 0)
+    return tf.concat(flat[: len(encoder)], 0), tf.concat(flat[len(encoder) :], 0)
 
   draws = [gradient(tf.constant([seed, 1000 + r])) for r in range(replicates)]
   result = {}
@@ -177,10 +211,17 @@ def train_one(spec: str, config: Config, x_train, run_dir: pathlib.Path):
   model = build_model(config)
   objective = objective_for(spec, config.gradient_estimator)
   fit = functools.partial(
-      tfpvi.train.fit, model, objective, x_train, optimizer=snt.optimizers.Adam(config.learning_rate),
-      batch_size=config.batch_size, preprocess=tfpvi.data.binarize_dynamic, resume=common.fit_resume(config),
-      output_dir=str(run_dir),
-      steps_per_call=config.steps_per_call, seed=config.seed,
+    tfpvi.train.fit,
+    model,
+    objective,
+    x_train,
+    optimizer=snt.optimizers.Adam(config.learning_rate),
+    batch_size=config.batch_size,
+    preprocess=tfpvi.data.binarize_dynamic,
+    resume=common.fit_resume(config),
+    output_dir=str(run_dir),
+    steps_per_call=config.steps_per_call,
+    seed=config.seed,
   )
   steps = common.plan_steps(run_dir, settings_for(spec, config), lambda: common.steps_for_budget(config, fit))
   history = fit(steps=steps, log_every=max(1, steps // 50))
@@ -191,22 +232,28 @@ def main(argv=None) -> dict:
   config, out, started = common.start(Config, argv, __doc__, check=check_folders)
   x_train, _ = common.mnist_like("mnist", "train", config.train_examples)
   x_test, _ = common.binarized_test_set("mnist", config.eval_examples)
-  snr_batch = tfpvi.data.binarize_static(x_train[:config.batch_size])
+  snr_batch = tfpvi.data.binarize_static(x_train[: config.batch_size])
   common.say(f"tfpvi renyi: {len(config.models)} models, results in {out}/")
   metrics, histories, record = {}, {}, {}
   for spec in config.models:
     common.say(f"[{spec}] training ...")
     model, objective, history, steps = train_one(spec, config, x_train, out / folder_name(spec))
     record[spec] = common.trained_record(history, steps)
-    result = common.evaluate_log_px(model, x_test, config.eval_samples, config.eval_batch, config.eval_chunk,
-                                    config.seed)
+    result = common.evaluate_log_px(
+      model, x_test, config.eval_samples, config.eval_batch, config.eval_chunk, config.seed
+    )
     result.update(gradient_snr(model, objective, snr_batch, config.snr_replicates, config.seed))
-    result.update(samples_per_example=samples_per_example(spec), train_steps=record[spec]["trained_steps"],
-                  train_seconds=float(common.training_seconds(history)[-1]),
-                  final_train_objective=float(-history["loss"].iloc[-1]))
+    result.update(
+      samples_per_example=samples_per_example(spec),
+      train_steps=record[spec]["trained_steps"],
+      train_seconds=float(common.training_seconds(history)[-1]),
+      final_train_objective=float(-history["loss"].iloc[-1]),
+    )
     metrics[spec], histories[spec] = result, history
-    common.say(f"[{spec}] test log p(x) = {result['test_log_px']:.2f} nats; encoder SNR {result['encoder_snr']:.3f}, "
-               f"decoder SNR {result['decoder_snr']:.3f}")
+    common.say(
+      f"[{spec}] test log p(x) = {result['test_log_px']:.2f} nats; encoder SNR {result['encoder_snr']:.3f}, "
+      f"decoder SNR {result['decoder_snr']:.3f}"
+    )
   plot_by_alpha(metrics, out / "log_px_by_alpha.png")
   plot_snr(metrics, out / "snr.png")
   plot_losses(histories, out / "loss_curves.png")
@@ -234,8 +281,12 @@ def plot_by_alpha(metrics: dict, path: pathlib.Path) -> None:
   ticks = sorted({left, *finite})
   ax.set_xticks(ticks, ["max" if t == left else f"{t:g}" for t in ticks])
   ax.set(xlabel="alpha (max: VR-max)", ylabel="test log p(x) (nats)", title="Renyi bounds: test log p(x) by alpha")
-  fig.text(0.01, 0.01, "error bars: +-1 standard error of the mean over the test images (the same images for every "
-           "model)", fontsize=7)
+  fig.text(
+    0.01,
+    0.01,
+    "error bars: +-1 standard error of the mean over the test images (the same images for every model)",
+    fontsize=7,
+  )
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout(rect=(0, 0.04, 1, 1))
@@ -280,8 +331,10 @@ def plot_snr(metrics: dict, path: pathlib.Path) -> None:
 def table(metrics: dict) -> str:
   lines = [f"{'model':<14} {'samples':>7} {'steps':>6} {'train s':>8} {'log p(x)':>9} {'enc SNR':>8} {'dec SNR':>8}"]
   for spec, m in metrics.items():
-    lines.append(f"{spec:<14} {m['samples_per_example']:>7} {m['train_steps']:>6} {m['train_seconds']:>8.0f} "
-                 f"{m['test_log_px']:>9.2f} {m['encoder_snr']:>8.3f} {m['decoder_snr']:>8.3f}")
+    lines.append(
+      f"{spec:<14} {m['samples_per_example']:>7} {m['train_steps']:>6} {m['train_seconds']:>8.0f} "
+      f"{m['test_log_px']:>9.2f} {m['encoder_snr']:>8.3f} {m['decoder_snr']:>8.3f}"
+    )
   return "\n".join(lines)
 
 

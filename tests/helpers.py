@@ -7,9 +7,9 @@ import tfpvi
 
 def small_bernoulli_vae(latent_size=3, image_shape=(4, 4, 1), hidden=(16,)):
   return tfpvi.VAE(
-      tfpvi.encoders.GaussianMLP(list(hidden), latent_size),
-      tfpvi.decoders.BernoulliMLP(list(hidden), list(image_shape)),
-      tfpvi.standard_normal_prior(latent_size),
+    tfpvi.encoders.GaussianMLP(list(hidden), latent_size),
+    tfpvi.decoders.BernoulliMLP(list(hidden), list(image_shape)),
+    tfpvi.standard_normal_prior(latent_size),
   )
 
 

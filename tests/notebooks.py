@@ -19,8 +19,9 @@ from nbclient import NotebookClient
 from tfpvi._startup import RUNTIME_NOISE, STARTUP_NOISE  # the native lines tfpvi filters
 
 # What must never reach a cell: TensorFlow's native notes, AutoGraph's conversion failures, retracing.
-OTHER_NOISE = re.compile(r"Please report this to the TensorFlow team|triggered tf\.function retracing|^[EWI]\d{4} ",
-                         re.MULTILINE)
+OTHER_NOISE = re.compile(
+  r"Please report this to the TensorFlow team|triggered tf\.function retracing|^[EWI]\d{4} ", re.MULTILINE
+)
 
 __all__ = ["COLAB", "check_outputs", "code_cells", "execute_notebook", "printed"]
 
@@ -46,13 +47,18 @@ def execute_notebook(path: pathlib.Path, folder: pathlib.Path, probe: Optional[s
   """
   notebook = nbformat.read(path, as_version=4)
   if probe is not None:
-    notebook.cells.append(nbformat.v4.new_code_cell(f"import json as _json\nprint(_json.dumps({probe}))",
-                                                    metadata={"tags": [PROBE_TAG]}))
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [DOC_SIZES, os.environ.get("PYTHONPATH")])),
-             CUDA_VISIBLE_DEVICES="")
+    notebook.cells.append(
+      nbformat.v4.new_code_cell(f"import json as _json\nprint(_json.dumps({probe}))", metadata={"tags": [PROBE_TAG]})
+    )
+  env = dict(
+    os.environ,
+    PYTHONPATH=os.pathsep.join(filter(None, [DOC_SIZES, os.environ.get("PYTHONPATH")])),
+    CUDA_VISIBLE_DEVICES="",
+  )
   env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the notebooks must be quiet without it
-  client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                          resources={"metadata": {"path": str(folder)}})
+  client = NotebookClient(
+    notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+  )
   client.execute(env=env)
   value = None
   if probe is not None:

@@ -19,7 +19,7 @@ class MADE(snt.Module):
   def __init__(self, event_size, hidden_units=(16,), name=None):
     super().__init__(name=name)
     self.network = tfb.AutoregressiveNetwork(
-        params=2, event_shape=[event_size], hidden_units=list(hidden_units), activation="tanh"
+      params=2, event_shape=[event_size], hidden_units=list(hidden_units), activation="tanh"
     )
     self.network(tf.zeros([1, event_size]))
     for variable in self.network.trainable_variables[-2:]:  # output kernel and bias
@@ -56,15 +56,13 @@ class TwoLayerLinearGaussian:
     cov_z1 = tf.matmul(self.A, self.A, transpose_b=True) + s1**2 * tf.eye(d1)
     # u = (z2, z1) is Gaussian a priori; x = H u + b + noise.
     self.prior_mean = tf.concat([tf.zeros(d2), self.a], 0)
-    self.prior_cov = tf.concat(
-        [tf.concat([tf.eye(d2), tf.transpose(self.A)], 1), tf.concat([self.A, cov_z1], 1)], 0
-    )
+    self.prior_cov = tf.concat([tf.concat([tf.eye(d2), tf.transpose(self.A)], 1), tf.concat([self.A, cov_z1], 1)], 0)
     self.H = tf.concat([tf.zeros([dx, d2]), self.W], 1)
     precision = tf.linalg.inv(self.prior_cov) + tf.matmul(self.H, self.H, transpose_a=True) / s**2
     self.post_cov = tf.linalg.inv(precision)
     cov_x = tf.matmul(tf.matmul(self.H, self.prior_cov), self.H, transpose_b=True) + s**2 * tf.eye(dx)
     self.marginal = tfd.MultivariateNormalTriL(
-        tf.linalg.matvec(self.H, self.prior_mean) + self.b, tf.linalg.cholesky(cov_x)
+      tf.linalg.matvec(self.H, self.prior_mean) + self.b, tf.linalg.cholesky(cov_x)
     )
 
   def prior(self, sequential=False):

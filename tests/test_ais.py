@@ -34,8 +34,16 @@ def test_exact_start_gives_exact_weights_for_every_schedule(num_steps, jit_compi
   # exactly, whatever the transitions do. Catches any increment that is missed or counted twice,
   # across segment boundaries too (steps_per_call=50).
   x = data(4)
-  result = ais.ais_log_marginal_likelihood(TRUTH.as_vae(), x, num_steps=num_steps, num_chains=3, start="posterior",
-                                           steps_per_call=50, jit_compile=jit_compile, seed=3)
+  result = ais.ais_log_marginal_likelihood(
+    TRUTH.as_vae(),
+    x,
+    num_steps=num_steps,
+    num_chains=3,
+    start="posterior",
+    steps_per_call=50,
+    jit_compile=jit_compile,
+    seed=3,
+  )
   exact = TRUTH.log_marginal(x).numpy()
   np.testing.assert_allclose(result.log_weights.numpy(), np.broadcast_to(exact, [3, 4]), atol=2e-3)
   np.testing.assert_allclose(result.standard_error.numpy(), 0.0, atol=2e-3)
@@ -56,8 +64,9 @@ def test_weights_are_unbiased_for_p_of_x():
 def test_agrees_with_exact_log_marginal(start, jit_compile):
   x = data(12)
   model = TRUTH.as_vae(TRUTH.perturbed_posterior())
-  result = ais.ais_log_marginal_likelihood(model, x, num_steps=400, num_chains=32, start=start,
-                                           jit_compile=jit_compile, seed=7)
+  result = ais.ais_log_marginal_likelihood(
+    model, x, num_steps=400, num_chains=32, start=start, jit_compile=jit_compile, seed=7
+  )
   error = result.log_px.numpy() - TRUTH.log_marginal(x).numpy()
   standard_error = result.standard_error.numpy()
   assert abs(error.mean()) < 0.05, error
@@ -100,7 +109,8 @@ def hierarchical_truth():
   def encoder(x):
     batch = tf.shape(x)[0]
     return tfd.JointDistributionNamed(
-        {"z1": tfd.Normal(tf.zeros([batch]), 1.5), "z2": tfd.Normal(tf.zeros([batch]), 2.0)})
+      {"z1": tfd.Normal(tf.zeros([batch]), 1.5), "z2": tfd.Normal(tf.zeros([batch]), 2.0)}
+    )
 
   return tfpvi.VAE(encoder, decoder, prior), tfd.Normal(0.0, math.sqrt(4.34))
 
@@ -115,8 +125,9 @@ def test_nested_latents():
 
 
 def bernoulli_model():
-  return tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]),
-                   tfpvi.standard_normal_prior(2))
+  return tfpvi.VAE(
+    tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]), tfpvi.standard_normal_prior(2)
+  )
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
@@ -136,11 +147,11 @@ def test_refuses_out_of_support_data_on_every_path(jit_compile):
 
 
 def test_refuses_discrete_latents_and_bad_settings():
-  model = tfpvi.VAE(lambda x: tfd.Independent(tfd.OneHotCategorical(logits=tf.zeros([tf.shape(x)[0], 2, 3]),
-                                                                    dtype=tf.int32), 1),
-                    lambda z: tfd.Independent(tfd.Normal(tf.cast(tf.reduce_sum(z, [-1, -2]), tf.float32)[..., None],
-                                                         1.0), 1),
-                    tfd.Independent(tfd.OneHotCategorical(logits=tf.zeros([2, 3]), dtype=tf.int32), 1))
+  model = tfpvi.VAE(
+    lambda x: tfd.Independent(tfd.OneHotCategorical(logits=tf.zeros([tf.shape(x)[0], 2, 3]), dtype=tf.int32), 1),
+    lambda z: tfd.Independent(tfd.Normal(tf.cast(tf.reduce_sum(z, [-1, -2]), tf.float32)[..., None], 1.0), 1),
+    tfd.Independent(tfd.OneHotCategorical(logits=tf.zeros([2, 3]), dtype=tf.int32), 1),
+  )
   with pytest.raises(ValueError, match="continuous latents"):
     ais.ais_log_marginal_likelihood(model, tf.zeros([2, 1]), num_steps=2, num_chains=2)
   with pytest.raises(ValueError, match="num_steps must be >= 1"):
@@ -156,7 +167,8 @@ def test_refuses_discrete_latents_and_bad_settings():
 def test_evaluate_dataset_with_ais_and_its_reading():
   x = data(6).numpy()
   summary, per_example = evaluation.evaluate_dataset(
-      TRUTH.as_vae(TRUTH.perturbed_posterior()), x, estimator=ais.AIS(num_steps=200, num_chains=16), batch_size=4)
+    TRUTH.as_vae(TRUTH.perturbed_posterior()), x, estimator=ais.AIS(num_steps=200, num_chains=16), batch_size=4
+  )
   assert per_example["log_px"].shape == (6,) and np.all(np.isnan(per_example["khat"]))
   assert abs(summary["log_px"] - float(tf.reduce_mean(TRUTH.log_marginal(x)))) < 0.1
   assert summary["estimator"] == "ais" and summary["num_steps"] == 200
@@ -195,7 +207,8 @@ def test_killed_evaluation_resumes_with_the_same_numbers(tmp_path):
 
 def test_an_explicit_schedule_is_the_named_one_it_equals():
   x = data(2)
-  run = lambda schedule: ais.ais_log_marginal_likelihood(TRUTH.as_vae(), x, num_steps=10, num_chains=3,
-                                                         schedule=schedule, seed=4).log_weights.numpy()
+  run = lambda schedule: ais.ais_log_marginal_likelihood(
+    TRUTH.as_vae(), x, num_steps=10, num_chains=3, schedule=schedule, seed=4
+  ).log_weights.numpy()
   np.testing.assert_array_equal(run(np.linspace(0.0, 1.0, 11)), run("linear"))
   assert ais.AIS(schedule=np.linspace(0.0, 1.0, 5)).num_steps == 4

@@ -35,8 +35,9 @@ def test_commands_start_without_tensorflow_startup_lines():
     for noise in ("cuInit", "oneDNN", "cpu_feature_guard", "cuda drivers", "absl::InitializeLog"):
       assert noise not in result.stderr, f"{command}: {noise!r} in stderr:\n{result.stderr}"
   # The filter passes other lines through.
-  code = ("import os\nfrom tfpvi import _startup\n"
-          "with _startup.filtered_native_stderr():\n  os.write(2, b'real error\\n')")
+  code = (
+    "import os\nfrom tfpvi import _startup\nwith _startup.filtered_native_stderr():\n  os.write(2, b'real error\\n')"
+  )
   result = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=300)
   assert "real error" in result.stderr
 
@@ -46,14 +47,16 @@ def test_tfpvi_works_without_the_plotting_stack_and_plot_says_how_to_get_it():
   import subprocess
   import sys
 
-  blocked = ("import sys\nfor name in ('plotnine', 'matplotlib'): sys.modules[name] = None  # not installed\n"
-             "import numpy as np, tfpvi\n"
-             "model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([4], 2), tfpvi.decoders.BernoulliMLP([4], [2, 2, 1]), "
-             "tfpvi.standard_normal_prior(2))\n"
-             "value = tfpvi.objectives.elbo(model, np.ones([3, 2, 2, 1], np.float32), seed=0)\n"
-             "print(float(value.numpy().mean()) < 0)\n"
-             "print('plotnine' in sys.modules and sys.modules['plotnine'] is not None)\n"
-             "tfpvi.plot\n")
+  blocked = (
+    "import sys\nfor name in ('plotnine', 'matplotlib'): sys.modules[name] = None  # not installed\n"
+    "import numpy as np, tfpvi\n"
+    "model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([4], 2), tfpvi.decoders.BernoulliMLP([4], [2, 2, 1]), "
+    "tfpvi.standard_normal_prior(2))\n"
+    "value = tfpvi.objectives.elbo(model, np.ones([3, 2, 2, 1], np.float32), seed=0)\n"
+    "print(float(value.numpy().mean()) < 0)\n"
+    "print('plotnine' in sys.modules and sys.modules['plotnine'] is not None)\n"
+    "tfpvi.plot\n"
+  )
   result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=300)
   assert result.stdout.split() == ["True", "False"], result.stderr[-2000:]
   assert result.returncode == 1

@@ -43,8 +43,12 @@ def test_smoke_run_covers_grey_and_colour_models(smoke_run):
     assert spec["data"]["name"] == key.rsplit("_", 2)[0] and spec["data"]["format"] == "eight_bit", key
   from tfpvi import evaluate
 
-  assert evaluate.main([str(out / "generated_rgb_mlp_logistic"), "--num_samples", "4", "--examples", "6",
-                        "--batch_size", "6"]) == 0
+  assert (
+    evaluate.main(
+      [str(out / "generated_rgb_mlp_logistic"), "--num_samples", "4", "--examples", "6", "--batch_size", "6"]
+    )
+    == 0
+  )
   assert json.loads((out / "generated_rgb_mlp_logistic" / "evaluation.json").read_text())["num_examples"] == 6
 
 
@@ -55,8 +59,9 @@ def test_rerun_resumes_without_duplicating_history(smoke_run):
   again = bits_per_dim.main(["--smoke", "--output_dir", str(out), "--datasets", "mnist", "--models", "mlp_logistic"])
   after = pd.read_csv(folder / "history.csv")
   pd.testing.assert_frame_equal(before, after)
-  assert again["mnist_mlp_logistic"]["bits_per_dim"] == pytest.approx(metrics["mnist_mlp_logistic"]["bits_per_dim"],
-                                                                     rel=1e-5)
+  assert again["mnist_mlp_logistic"]["bits_per_dim"] == pytest.approx(
+    metrics["mnist_mlp_logistic"]["bits_per_dim"], rel=1e-5
+  )
 
 
 def test_other_settings_in_a_trained_folder_are_refused(smoke_run, capsys):

@@ -36,7 +36,6 @@ def layer_parameters(layer):
 
 
 class PriorTest(tf.test.TestCase):
-
   def test_scale_mixture_log_prob_matches_closed_form(self):
     pi, s1, s2 = 0.25, math.exp(-1), math.exp(-7)
     prior = bnn.scale_mixture_prior(pi, s1, s2)
@@ -60,7 +59,6 @@ class PriorTest(tf.test.TestCase):
 
 
 class KLTest(tf.test.TestCase):
-
   def test_analytic_gaussian_kl_matches_closed_form(self):
     layer = built_layer(prior=bnn.gaussian_prior(0.7))
     self.assertTrue(layer.analytic_kl)
@@ -111,9 +109,8 @@ class KLTest(tf.test.TestCase):
 
 
 class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.named_parameters(
-      ("sample", "sample"), ("local_reparameterization", "local_reparameterization"), ("flipout", "flipout")
+    ("sample", "sample"), ("local_reparameterization", "local_reparameterization"), ("flipout", "flipout")
   )
   def test_pre_activation_moments_match_weight_sampling(self, estimator):
     """Every estimator gives each example the marginal of x w + b, w ~ q: mean x mu + mu_b, variance
@@ -157,7 +154,7 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
     self.assertLess(variances["flipout"], variances["sample"])
 
   @parameterized.product(
-      estimator=["sample", "local_reparameterization", "flipout"], prior=["gaussian", "scale_mixture"]
+    estimator=["sample", "local_reparameterization", "flipout"], prior=["gaussian", "scale_mixture"]
   )
   def test_gradients_reach_every_mu_and_rho(self, estimator, prior):
     prior = bnn.gaussian_prior() if prior == "gaussian" else bnn.scale_mixture_prior()
@@ -167,8 +164,9 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
       loss = -tf.reduce_mean(bnn.elbo(net, batch, kl_weight=0.5, seed=[1, 2]))
     variables = net.trainable_variables
     self.assertLen(variables, 8)  # kernel and bias, loc and rho, two layers
-    self.assertCountEqual({v.name.split("/")[-1] for v in variables}, ["kernel_loc:0", "kernel_rho:0",
-                                                                       "bias_loc:0", "bias_rho:0"])
+    self.assertCountEqual(
+      {v.name.split("/")[-1] for v in variables}, ["kernel_loc:0", "kernel_rho:0", "bias_loc:0", "bias_rho:0"]
+    )
     for variable, gradient in zip(variables, tape.gradient(loss, variables)):
       self.assertIsNotNone(gradient, variable.name)
       self.assertGreater(float(tf.reduce_max(tf.abs(gradient))), 0.0, variable.name)
@@ -185,8 +183,8 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
     net = bnn.MLP([6], 3, prior=bnn.scale_mixture_prior(), estimator="flipout")
     net(tf.zeros([1, 4]), seed=[0, 0])
     objective = tf.function(
-        lambda x, y: bnn.elbo(net, (x, y), kl_weight=0.1, num_samples=2, seed=[1, 2]),
-        input_signature=[tf.TensorSpec([None, 4]), tf.TensorSpec([None], tf.int32)],
+      lambda x, y: bnn.elbo(net, (x, y), kl_weight=0.1, num_samples=2, seed=[1, 2]),
+      input_signature=[tf.TensorSpec([None, 4]), tf.TensorSpec([None], tf.int32)],
     )
     self.assertEqual(objective(tf.zeros([7, 4]), tf.zeros([7], tf.int32)).shape, [7])
 
@@ -203,7 +201,6 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class KLWeightingTest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.parameters(1, 2, 7, 60, 600)
   def test_each_weighting_sums_to_one_over_an_epoch(self, num_batches):
     for weights in (bnn.uniform_kl_weights(num_batches), bnn.blundell_kl_weights(num_batches)):
@@ -256,7 +253,6 @@ class _MeanWeights:
 
 
 class PredictiveTest(tf.test.TestCase):
-
   def test_categorical_predictive_entropy_matches_direct_computation(self):
     net = bnn.MLP([8], 4, estimator="local_reparameterization", init_rho=-1.0)
     x = tf.random.stateless_normal([6, 3], [2, 2])
@@ -292,7 +288,6 @@ class PredictiveTest(tf.test.TestCase):
 
 
 class PublicApiTest(tf.test.TestCase):
-
   def test_bnn_is_exported(self):
     self.assertIs(tfpvi.bnn.Linear, bnn.Linear)
     for name in bnn.__all__:

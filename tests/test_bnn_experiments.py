@@ -59,10 +59,22 @@ def test_regression_smoke_writes_spread_and_figure(tmp_path):
 def test_tiny_regression_is_more_uncertain_outside_the_data(tmp_path):
   """BBB's predictive standard deviation is larger outside [0, 0.5] than inside; the standard
   network's spread is the observation noise alone, the same everywhere."""
-  metrics = bbb_regression.main([
-      "--output_dir", str(tmp_path / "reg"), "--hidden_sizes", "32,32", "--steps", "3000", "--train_examples", "100",
-      "--predictive_samples", "200", "--grid_points", "57",
-  ])
+  metrics = bbb_regression.main(
+    [
+      "--output_dir",
+      str(tmp_path / "reg"),
+      "--hidden_sizes",
+      "32,32",
+      "--steps",
+      "3000",
+      "--train_examples",
+      "100",
+      "--predictive_samples",
+      "200",
+      "--grid_points",
+      "57",
+    ]
+  )
   bbb, standard = metrics["bayes_by_backprop"], metrics["standard_network"]
   assert bbb["predictive_std_outside"] > 2 * bbb["predictive_std_inside"], bbb
   assert standard["predictive_std_outside"] == pytest.approx(standard["predictive_std_inside"], rel=1e-4)
@@ -72,8 +84,10 @@ def test_tiny_regression_is_more_uncertain_outside_the_data(tmp_path):
 def test_notebook_runs_in_a_kernel_with_inline_figures(tmp_path):
   """Executed as printed in a Jupyter kernel with toy sizes (fit capped at 20 steps); see tests/notebooks.py."""
   notebook, values = execute_notebook(
-      NOTEBOOK, tmp_path, probe='{"spread": spread, "error": float(mnist_summary["test_error_percent"]), '
-                                '"history": len(mnist_history)}')
+    NOTEBOOK,
+    tmp_path,
+    probe='{"spread": spread, "error": float(mnist_summary["test_error_percent"]), "history": len(mnist_history)}',
+  )
   check_outputs(notebook, ("plt.show()", "tfpvi.plot.loss_curves"), num_figure_cells=4)
   assert values["spread"]["std_inside"] > 0
   assert 0.0 <= values["error"] <= 100.0

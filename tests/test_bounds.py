@@ -50,21 +50,24 @@ class IdentityTest(tf.test.TestCase, parameterized.TestCase):
       elbo = lambda n: objectives.elbo(model, x, n, kl="monte_carlo", seed=seed)  # noqa: E731
       iwae = lambda n: objectives.iwae(model, x, n, seed=seed)  # noqa: E731
       return {
-          "iwae5": iwae(5), "iwae6": iwae(6), "elbo5": elbo(5), "elbo6": elbo(6),
-          "log_w6": model.log_weights(x, 6, seed=seed),
-          "vr0": bounds.renyi(model, x, 5, 0.0, seed=seed),
-          "vr1": bounds.renyi(model, x, 5, 1.0, seed=seed),
-          "vr_near1": bounds.renyi(model, x, 5, 1.0 - 1e-3, seed=seed),
-          "vr_half6": bounds.renyi(model, x, 6, 0.5, seed=seed),
-          "vr_minus6": bounds.renyi(model, x, 6, -2.0, seed=seed),
-          "vr_max6": bounds.renyi(model, x, 6, -math.inf, seed=seed),
-          "miwae_1_5": bounds.miwae(model, x, 1, 5, seed=seed),
-          "miwae_6_1": bounds.miwae(model, x, 6, 1, seed=seed),
-          "miwae_2_3": bounds.miwae(model, x, 2, 3, seed=seed),
-          "piwae_2_3": bounds.piwae(model, x, 2, 3, seed=seed),
-          "ciwae1": bounds.ciwae(model, x, 5, 1.0, seed=seed),
-          "ciwae0": bounds.ciwae(model, x, 5, 0.0, seed=seed),
-          "ciwae_third6": bounds.ciwae(model, x, 6, 0.3, seed=seed),
+        "iwae5": iwae(5),
+        "iwae6": iwae(6),
+        "elbo5": elbo(5),
+        "elbo6": elbo(6),
+        "log_w6": model.log_weights(x, 6, seed=seed),
+        "vr0": bounds.renyi(model, x, 5, 0.0, seed=seed),
+        "vr1": bounds.renyi(model, x, 5, 1.0, seed=seed),
+        "vr_near1": bounds.renyi(model, x, 5, 1.0 - 1e-3, seed=seed),
+        "vr_half6": bounds.renyi(model, x, 6, 0.5, seed=seed),
+        "vr_minus6": bounds.renyi(model, x, 6, -2.0, seed=seed),
+        "vr_max6": bounds.renyi(model, x, 6, -math.inf, seed=seed),
+        "miwae_1_5": bounds.miwae(model, x, 1, 5, seed=seed),
+        "miwae_6_1": bounds.miwae(model, x, 6, 1, seed=seed),
+        "miwae_2_3": bounds.miwae(model, x, 2, 3, seed=seed),
+        "piwae_2_3": bounds.piwae(model, x, 2, 3, seed=seed),
+        "ciwae1": bounds.ciwae(model, x, 5, 1.0, seed=seed),
+        "ciwae0": bounds.ciwae(model, x, 5, 0.0, seed=seed),
+        "ciwae_third6": bounds.ciwae(model, x, 6, 0.3, seed=seed),
       }
 
     if jit:
@@ -111,7 +114,6 @@ class IdentityTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class GradientTest(tf.test.TestCase, parameterized.TestCase):
-
   def setUp(self):
     super().setUp()
     self.model = small_bernoulli_vae()
@@ -127,41 +129,56 @@ class GradientTest(tf.test.TestCase, parameterized.TestCase):
   @parameterized.parameters("reparam", "stl", "dreg")
   def test_vr0_miwae1_ciwae0_gradients_are_iwaes(self, estimator):
     reference = self.grads(lambda m, x: objectives.iwae(m, x, 5, estimator, seed=SEED))
-    for fn in (lambda m, x: bounds.renyi(m, x, 5, 0.0, estimator, seed=SEED),
-               lambda m, x: bounds.miwae(m, x, 1, 5, estimator, seed=SEED),
-               lambda m, x: bounds.piwae(m, x, 1, 5, estimator, seed=SEED),
-               lambda m, x: bounds.ciwae(m, x, 5, 0.0, estimator, seed=SEED)):
+    for fn in (
+      lambda m, x: bounds.renyi(m, x, 5, 0.0, estimator, seed=SEED),
+      lambda m, x: bounds.miwae(m, x, 1, 5, estimator, seed=SEED),
+      lambda m, x: bounds.piwae(m, x, 1, 5, estimator, seed=SEED),
+      lambda m, x: bounds.ciwae(m, x, 5, 0.0, estimator, seed=SEED),
+    ):
       self.assertAllClose(self.grads(fn), reference, atol=1e-5, rtol=1e-4)
 
   @parameterized.parameters("reparam", "stl")
   def test_vr1_and_ciwae1_gradients_are_the_monte_carlo_elbos(self, estimator):
-    reference = self.grads(lambda m, x: objectives.elbo(m, x, 5, kl="monte_carlo", gradient_estimator=estimator,
-                                                        seed=SEED))
-    self.assertAllClose(self.grads(lambda m, x: bounds.renyi(m, x, 5, 1.0, estimator, seed=SEED)), reference,
-                        atol=1e-5, rtol=1e-4)
-    self.assertAllClose(self.grads(lambda m, x: bounds.ciwae(m, x, 5, 1.0, estimator, seed=SEED)), reference,
-                        atol=1e-5, rtol=1e-4)
+    reference = self.grads(
+      lambda m, x: objectives.elbo(m, x, 5, kl="monte_carlo", gradient_estimator=estimator, seed=SEED)
+    )
+    self.assertAllClose(
+      self.grads(lambda m, x: bounds.renyi(m, x, 5, 1.0, estimator, seed=SEED)), reference, atol=1e-5, rtol=1e-4
+    )
+    self.assertAllClose(
+      self.grads(lambda m, x: bounds.ciwae(m, x, 5, 1.0, estimator, seed=SEED)), reference, atol=1e-5, rtol=1e-4
+    )
 
   def test_dreg_at_alpha_one_is_stl(self):
     stl = self.grads(lambda m, x: bounds.renyi(m, x, 5, 1.0, "stl", seed=SEED))
-    self.assertAllClose(self.grads(lambda m, x: bounds.renyi(m, x, 5, 1.0, "dreg", seed=SEED)), stl,
-                        atol=1e-5, rtol=1e-4)
+    self.assertAllClose(
+      self.grads(lambda m, x: bounds.renyi(m, x, 5, 1.0, "dreg", seed=SEED)), stl, atol=1e-5, rtol=1e-4
+    )
 
   def test_piwae_splits_decoder_and_encoder_gradients(self):
     encoder, decoder = self.model.encoder.trainable_variables, self.model.decoder.trainable_variables
     piwae = lambda m, x: bounds.piwae(m, x, 2, 3, seed=SEED)  # noqa: E731
-    self.assertAllClose(self.grads(piwae, decoder),
-                        self.grads(lambda m, x: objectives.iwae(m, x, 6, seed=SEED), decoder), atol=1e-5, rtol=1e-4)
-    self.assertAllClose(self.grads(piwae, encoder),
-                        self.grads(lambda m, x: bounds.miwae(m, x, 2, 3, seed=SEED), encoder), atol=1e-5, rtol=1e-4)
+    self.assertAllClose(
+      self.grads(piwae, decoder),
+      self.grads(lambda m, x: objectives.iwae(m, x, 6, seed=SEED), decoder),
+      atol=1e-5,
+      rtol=1e-4,
+    )
+    self.assertAllClose(
+      self.grads(piwae, encoder),
+      self.grads(lambda m, x: bounds.miwae(m, x, 2, 3, seed=SEED), encoder),
+      atol=1e-5,
+      rtol=1e-4,
+    )
 
   def test_gradients_under_xla_match_eager(self):
     variables = self.model.trainable_variables
 
     def gradient(x):
       with tf.GradientTape() as tape:
-        loss = -tf.reduce_mean(bounds.renyi(self.model, x, 4, 0.5, "dreg", seed=SEED)
-                               + bounds.piwae(self.model, x, 2, 2, "dreg", seed=SEED))
+        loss = -tf.reduce_mean(
+          bounds.renyi(self.model, x, 4, 0.5, "dreg", seed=SEED) + bounds.piwae(self.model, x, 2, 2, "dreg", seed=SEED)
+        )
       return tape.gradient(loss, variables)
 
     compiled = flat(tf.function(gradient, jit_compile=True)(self.x))
@@ -173,11 +190,11 @@ class ExactPosteriorTest(tf.test.TestCase, parameterized.TestCase):
   """q = p(z|x): every log w equals log p(x); STL and DReG encoder gradients vanish for every bound."""
 
   BOUNDS = {
-      "vr_half": lambda m, x, e: bounds.renyi(m, x, 6, 0.5, e, seed=SEED),
-      "vr_minus": lambda m, x, e: bounds.renyi(m, x, 6, -1.0, e, seed=SEED),
-      "miwae": lambda m, x, e: bounds.miwae(m, x, 2, 3, e, seed=SEED),
-      "piwae": lambda m, x, e: bounds.piwae(m, x, 2, 3, e, seed=SEED),
-      "ciwae": lambda m, x, e: bounds.ciwae(m, x, 6, 0.5, e, seed=SEED),
+    "vr_half": lambda m, x, e: bounds.renyi(m, x, 6, 0.5, e, seed=SEED),
+    "vr_minus": lambda m, x, e: bounds.renyi(m, x, 6, -1.0, e, seed=SEED),
+    "miwae": lambda m, x, e: bounds.miwae(m, x, 2, 3, e, seed=SEED),
+    "piwae": lambda m, x, e: bounds.piwae(m, x, 2, 3, e, seed=SEED),
+    "ciwae": lambda m, x, e: bounds.ciwae(m, x, 6, 0.5, e, seed=SEED),
   }
 
   @parameterized.product(bound=sorted(BOUNDS), estimator=("reparam", "stl", "dreg"))
@@ -198,7 +215,6 @@ class ExactPosteriorTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class DregUnbiasedTest(tf.test.TestCase):
-
   def test_renyi_dreg_and_reparam_agree_in_mean(self):
     truth = tfpvi.LinearGaussian.random(data_size=5, latent_size=2, noise_scale=0.7, seed=3)
     encoder = AffineEncoder(truth, shift=0.4)
@@ -219,7 +235,6 @@ class DregUnbiasedTest(tf.test.TestCase):
 
 
 class ErrorTest(tf.test.TestCase, parameterized.TestCase):
-
   def setUp(self):
     super().setUp()
     self.model, self.x = small_bernoulli_vae(), binary_images()

@@ -35,22 +35,36 @@ def shipped_models():
   encoder = tfpvi.encoders.GaussianMLP([8], 2, activation=tf.nn.tanh)
   two_d = tfpvi.decoders.BernoulliMLP([8], SHAPE, latent_ndims=2)
   return {
-      "gaussian": tfpvi.VAE(encoder, bernoulli, tfpvi.standard_normal_prior(2)),
-      "iaf": tfpvi.VAE(tfpvi.flows.iaf_mlp([8], 2, made_hidden_sizes=[4]), tfpvi.decoders.BernoulliMLP([8], SHAPE),
-                       tfpvi.standard_normal_prior(2)),
-      "planar": tfpvi.VAE(tfpvi.flows.planar_mlp([8], 2, num_steps=2), tfpvi.decoders.BernoulliMLP([8], SHAPE),
-                          tfpvi.standard_normal_prior(2)),
-      "mixture_prior": tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.BernoulliMLP([8], SHAPE),
-                                 tfpvi.priors.MixtureOfGaussians(2, 3)),
-      "concrete": tfpvi.VAE(tfpvi.discrete.GumbelSoftmaxMLP([8], 3, 4), tfpvi.discrete.RelaxedInput(two_d),
-                            tfpvi.discrete.relaxed_prior(3, 4)),
-      "one_hot": tfpvi.VAE(tfpvi.discrete.GumbelSoftmaxMLP([8], 3, 4, kind="categorical"),
-                           tfpvi.decoders.BernoulliMLP([8], SHAPE, latent_ndims=2), tfpvi.discrete.one_hot_prior(3, 4)),
-      "two_layer": specs.build(tfpvi.hierarchical.two_layer_spec(output_shape=SHAPE, latent_sizes=(3, 2),
-                                                                 hidden_sizes=([8], [4]))),
-      "mixture_likelihood": tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 2),
-                                      tfpvi.decoders.DiscretizedLogisticMixtureMLP([8], SHAPE, num_components=2),
-                                      tfpvi.standard_normal_prior(2)),
+    "gaussian": tfpvi.VAE(encoder, bernoulli, tfpvi.standard_normal_prior(2)),
+    "iaf": tfpvi.VAE(
+      tfpvi.flows.iaf_mlp([8], 2, made_hidden_sizes=[4]),
+      tfpvi.decoders.BernoulliMLP([8], SHAPE),
+      tfpvi.standard_normal_prior(2),
+    ),
+    "planar": tfpvi.VAE(
+      tfpvi.flows.planar_mlp([8], 2, num_steps=2),
+      tfpvi.decoders.BernoulliMLP([8], SHAPE),
+      tfpvi.standard_normal_prior(2),
+    ),
+    "mixture_prior": tfpvi.VAE(
+      tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.BernoulliMLP([8], SHAPE), tfpvi.priors.MixtureOfGaussians(2, 3)
+    ),
+    "concrete": tfpvi.VAE(
+      tfpvi.discrete.GumbelSoftmaxMLP([8], 3, 4), tfpvi.discrete.RelaxedInput(two_d), tfpvi.discrete.relaxed_prior(3, 4)
+    ),
+    "one_hot": tfpvi.VAE(
+      tfpvi.discrete.GumbelSoftmaxMLP([8], 3, 4, kind="categorical"),
+      tfpvi.decoders.BernoulliMLP([8], SHAPE, latent_ndims=2),
+      tfpvi.discrete.one_hot_prior(3, 4),
+    ),
+    "two_layer": specs.build(
+      tfpvi.hierarchical.two_layer_spec(output_shape=SHAPE, latent_sizes=(3, 2), hidden_sizes=([8], [4]))
+    ),
+    "mixture_likelihood": tfpvi.VAE(
+      tfpvi.encoders.GaussianMLP([8], 2),
+      tfpvi.decoders.DiscretizedLogisticMixtureMLP([8], SHAPE, num_components=2),
+      tfpvi.standard_normal_prior(2),
+    ),
   }
 
 
@@ -65,9 +79,11 @@ def test_every_shipped_model_rebuilds_from_its_config_and_computes_the_same(name
 
 
 def test_a_conv_model_rebuilds_from_its_config():
-  model = tfpvi.VAE(tfpvi.conv.ResNetEncoder(3, channels=[8], blocks_per_stage=1),
-                    tfpvi.conv.ResNetDecoder([8, 8, 3], channels=[8], blocks_per_stage=1, num_components=2),
-                    tfpvi.standard_normal_prior(3))
+  model = tfpvi.VAE(
+    tfpvi.conv.ResNetEncoder(3, channels=[8], blocks_per_stage=1),
+    tfpvi.conv.ResNetDecoder([8, 8, 3], channels=[8], blocks_per_stage=1, num_components=2),
+    tfpvi.standard_normal_prior(3),
+  )
   same_model(model, round_trip(model), tf.round(tf.random.stateless_uniform([2, 8, 8, 3], seed=[0, 1]) * 255))
 
 
@@ -80,8 +96,11 @@ def test_a_module_used_twice_is_rebuilt_once_and_shared():
   assert rebuilt.get_config()["prior"].encoder is rebuilt.encoder
   same_model(model, rebuilt, tf.zeros([2, *SHAPE]))
   # A VampPrior on an encoder of its own keeps its own.
-  apart = tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.BernoulliMLP([8], SHAPE),
-                    tfpvi.priors.VampPrior(tfpvi.encoders.GaussianMLP([8], 2), SHAPE, 3))
+  apart = tfpvi.VAE(
+    tfpvi.encoders.GaussianMLP([8], 2),
+    tfpvi.decoders.BernoulliMLP([8], SHAPE),
+    tfpvi.priors.VampPrior(tfpvi.encoders.GaussianMLP([8], 2), SHAPE, 3),
+  )
   assert "same_as" not in json.dumps(config.to_config(apart))
 
 
@@ -115,21 +134,18 @@ class Torso(snt.Module):
 
 
 class Undescribed(snt.Module):
-
   def __call__(self, x):
     return tfd.Independent(tfd.Normal(tf.zeros([tf.shape(x)[0], 2]), 1.0), 1)
 
 
 @config.configurable
 class Parent(snt.Module):
-
   def __init__(self, size=2, name=None):
     super().__init__(name=name)
     self.size = size
 
 
 class UndecoratedChild(Parent):
-
   def __init__(self, other, name=None):
     super().__init__(size=other, name=name)
 
@@ -138,14 +154,18 @@ def test_a_get_config_module_is_rebuilt_and_what_cannot_be_described_says_what_t
   assert round_trip(Torso(5)).width == 5
   decoder = tfpvi.decoders.BernoulliMLP([8], SHAPE)
   cases = [
-      (tfpvi.VAE(Undescribed(), decoder, tfpvi.standard_normal_prior(2)),
-       r"encoder: the Undescribed does not describe itself.*decorate its class with @tfpvi.config.configurable.*"
-       r"or give it a get_config\(\)"),
-      (tfpvi.VAE(lambda x: None, decoder, tfpvi.standard_normal_prior(2)),
-       r"encoder: the function .*<lambda> cannot be imported by name"),
-      (tfpvi.encoders.GaussianMLP([8], 2, activation=lambda t: t), r"activation: the function .*<lambda>"),
-      (UndecoratedChild(3), r"UndecoratedChild subclasses the configurable Parent but is not decorated itself"),
-      (object(), r"a object cannot be written as a config"),
+    (
+      tfpvi.VAE(Undescribed(), decoder, tfpvi.standard_normal_prior(2)),
+      r"encoder: the Undescribed does not describe itself.*decorate its class with @tfpvi.config.configurable.*"
+      r"or give it a get_config\(\)",
+    ),
+    (
+      tfpvi.VAE(lambda x: None, decoder, tfpvi.standard_normal_prior(2)),
+      r"encoder: the function .*<lambda> cannot be imported by name",
+    ),
+    (tfpvi.encoders.GaussianMLP([8], 2, activation=lambda t: t), r"activation: the function .*<lambda>"),
+    (UndecoratedChild(3), r"UndecoratedChild subclasses the configurable Parent but is not decorated itself"),
+    (object(), r"a object cannot be written as a config"),
   ]
   for obj, message in cases:
     with pytest.raises(config.ConfigError, match=message):
@@ -162,8 +182,12 @@ def test_a_config_that_cannot_be_rebuilt_names_the_class_and_the_path():
   with pytest.raises(config.ConfigError, match=r"no_such_module:Encoder cannot be imported .* Python path"):
     config.from_config({"class": "no_such_module:Encoder", "config": {}})
   with pytest.raises(config.ConfigError, match=r"encoder: tfpvi.encoders:GaussianMLP does not accept"):
-    config.from_config({"class": "tfpvi.vae:VAE", "config": {
-        "encoder": {"class": "tfpvi.encoders:GaussianMLP", "config": {"widths": [8]}}}})
+    config.from_config(
+      {
+        "class": "tfpvi.vae:VAE",
+        "config": {"encoder": {"class": "tfpvi.encoders:GaussianMLP", "config": {"widths": [8]}}},
+      }
+    )
 
 
 def test_differences_name_the_setting_and_ignore_initial_values():
@@ -182,4 +206,5 @@ def test_a_tuple_and_a_list_of_the_same_sizes_are_the_same_model():
   b = config.to_config(tfpvi.encoders.GaussianMLP([8, 8], 2))
   assert a != b and config.differences(a, b) == []
   assert config.differences(a, config.to_config(tfpvi.encoders.GaussianMLP((8, 4), 2))) == [
-      "hidden_sizes: [8, 8] vs [8, 4]"]
+    "hidden_sizes: [8, 8] vs [8, 4]"
+  ]

@@ -28,7 +28,6 @@ def small_decoder(shape, **kwargs):
 
 
 class ResNetEncoderTest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.named_parameters(("grey", [28, 28, 1]), ("rgb", [32, 32, 3]), ("odd", [7, 5, 2]))
   def test_shapes_and_folded_leading_dimensions(self, shape):
     enc = small_encoder()
@@ -83,10 +82,10 @@ class ResNetEncoderTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class ResNetDecoderTest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.named_parameters(
-      ("grey", [28, 28, 1], DiscretizedLogisticMixture), ("rgb", [32, 32, 3], PixelCNNMixture),
-      ("odd", [7, 5, 3], PixelCNNMixture),
+    ("grey", [28, 28, 1], DiscretizedLogisticMixture),
+    ("rgb", [32, 32, 3], PixelCNNMixture),
+    ("odd", [7, 5, 3], PixelCNNMixture),
   )
   def test_shapes_with_sample_dimensions(self, shape, family):
     dec = small_decoder(shape)
@@ -130,7 +129,6 @@ class ResNetDecoderTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class ConvVAETest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.named_parameters(("graph", False), ("xla", True))
   def test_training_step_and_log_weights_compile_with_unknown_batch(self, jit):
     shape = [12, 12, 3]

@@ -91,8 +91,11 @@ def test_corrupt_cached_file_is_named_and_replaced_without_waiting_for_tfds(tmp_
   real = data.fetch("mnist")
   monkeypatch.setattr(sources, "_TFDS_HOST", ("192.0.2.1", 9))  # TEST-NET-1: never answers
   monkeypatch.setattr(sources, "_PROBE_TIMEOUT_S", 0.5)
-  monkeypatch.setitem(sources._FETCHERS, "mnist", ("test registry", lambda target: [
-      shutil.copyfile(p, target / p.name) for p in real.iterdir()]))
+  monkeypatch.setitem(
+    sources._FETCHERS,
+    "mnist",
+    ("test registry", lambda target: [shutil.copyfile(p, target / p.name) for p in real.iterdir()]),
+  )
   monkeypatch.setenv("HOME", str(tmp_path / "home"))
   start = time.monotonic()
   arrays = data.load_arrays("mnist", "test", data_dir=str(tmp_path / "cache"), use_tfds=True)

@@ -19,8 +19,11 @@ N, K = 3, 4
 
 def discrete_vae(kind="exp_relaxed", straight_through=False, temperature=1.0, prior_temperature=0.5):
   encoder = discrete.GumbelSoftmaxMLP([16], N, K, kind=kind, temperature=temperature)
-  decoder = discrete.RelaxedInput(tfpvi.decoders.BernoulliMLP([16], [4, 4, 1], latent_ndims=2),
-                                  log_space=kind == "exp_relaxed", straight_through=straight_through)
+  decoder = discrete.RelaxedInput(
+    tfpvi.decoders.BernoulliMLP([16], [4, 4, 1], latent_ndims=2),
+    log_space=kind == "exp_relaxed",
+    straight_through=straight_through,
+  )
   if kind == "exp_relaxed":
     prior = discrete.relaxed_prior(N, K, prior_temperature)
   else:
@@ -35,7 +38,6 @@ def sharpen(model, factor=30.0):
 
 
 class RelaxedLogWeightsTest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.named_parameters(("eager", False), ("xla", True))
   def test_log_weights_finite_at_low_temperature(self, jit):
     model, x = discrete_vae(temperature=0.05, prior_temperature=0.05), binary_images()
@@ -43,8 +45,12 @@ class RelaxedLogWeightsTest(tf.test.TestCase, parameterized.TestCase):
     sharpen(model)
 
     def values(x):
-      return (model.log_weights(x, 20, seed=[1, 1]), objectives.iwae(model, x, 5, "dreg", seed=[1, 1]),
-              objectives.elbo(model, x, 3, seed=[2, 2]), bounds.renyi(model, x, 5, 0.5, seed=[1, 1]))
+      return (
+        model.log_weights(x, 20, seed=[1, 1]),
+        objectives.iwae(model, x, 5, "dreg", seed=[1, 1]),
+        objectives.elbo(model, x, 3, seed=[2, 2]),
+        bounds.renyi(model, x, 5, 0.5, seed=[1, 1]),
+      )
 
     for value in (tf.function(values, jit_compile=True) if jit else values)(x):
       self.assertTrue(np.all(np.isfinite(value.numpy())))
@@ -72,7 +78,6 @@ class RelaxedLogWeightsTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class StraightThroughTest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.parameters(True, False)
   def test_forward_is_one_hot_and_gradient_flows(self, log_space):
     decoder = discrete.RelaxedInput(lambda v: v, log_space=log_space, straight_through=True)
@@ -100,7 +105,6 @@ class StraightThroughTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class CategoricalKLTest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.named_parameters(("eager", False), ("xla", True))
   def test_kl_is_the_exact_categorical_kl_to_uniform(self, jit):
     model, x = discrete_vae(kind="relaxed", temperature=0.1), binary_images()
@@ -124,14 +128,15 @@ class CategoricalKLTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class TemperatureScheduleTest(tf.test.TestCase):
-
   def test_values(self):
     schedule = discrete.temperature_schedule(1e-3)
-    self.assertAllClose([float(schedule(s)) for s in (0, 100, 693, 10000)],
-                        [1.0, math.exp(-0.1), 0.5, 0.5], atol=1e-3)
+    self.assertAllClose([float(schedule(s)) for s in (0, 100, 693, 10000)], [1.0, math.exp(-0.1), 0.5, 0.5], atol=1e-3)
     stepped = discrete.temperature_schedule(1e-3, every=500, initial=2.0, minimum=0.1)
-    self.assertAllClose([float(stepped(s)) for s in (0, 499, 500, 1499)],
-                        [2.0, 2.0, 2.0 * math.exp(-0.5), 2.0 * math.exp(-1.0)], atol=1e-5)
+    self.assertAllClose(
+      [float(stepped(s)) for s in (0, 499, 500, 1499)],
+      [2.0, 2.0, 2.0 * math.exp(-0.5), 2.0 * math.exp(-1.0)],
+      atol=1e-5,
+    )
 
   def test_bad_arguments(self):
     with self.assertRaisesRegex(ValueError, "minimum > 0"):
@@ -141,9 +146,17 @@ class TemperatureScheduleTest(tf.test.TestCase):
     model, x = discrete_vae(), binary_images(batch=20)
     schedule = discrete.temperature_schedule(0.03, minimum=0.5)
     history = tfpvi.train.fit(
-        model, discrete.with_temperature(objectives.iwae), x.numpy(), optimizer=snt.optimizers.Adam(1e-3),
-        steps=30, batch_size=10, log_every=10, progress=False, steps_per_call=5,
-        objective_kwargs=dict(num_samples=3, temperature=schedule))
+      model,
+      discrete.with_temperature(objectives.iwae),
+      x.numpy(),
+      optimizer=snt.optimizers.Adam(1e-3),
+      steps=30,
+      batch_size=10,
+      log_every=10,
+      progress=False,
+      steps_per_call=5,
+      objective_kwargs=dict(num_samples=3, temperature=schedule),
+    )
     self.assertIn("temperature", history)
     self.assertAllClose(history["temperature"].to_numpy(), [math.exp(-0.3), math.exp(-0.6), 0.5], atol=1e-4)
     self.assertAllClose(float(model.encoder.temperature), 0.5)
@@ -156,7 +169,6 @@ class TemperatureScheduleTest(tf.test.TestCase):
 
 
 class ExactCategoricalTest(tf.test.TestCase):
-
   def test_vimco_runs_and_reparam_raises(self):
     model, x = discrete_vae(kind="categorical"), binary_images()
     with self.assertRaisesRegex(ValueError, "reparameterization_type"):
@@ -169,7 +181,6 @@ class ExactCategoricalTest(tf.test.TestCase):
 
 
 class ErrorTest(tf.test.TestCase):
-
   def test_bad_arguments(self):
     with self.assertRaisesRegex(ValueError, "kind must be one of"):
       discrete.GumbelSoftmaxMLP([4], 2, 3, kind="gumbel")

@@ -20,14 +20,13 @@ def quantized_reference(loc, scale):
 
 
 class DiscretizedLogisticTest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.named_parameters(
-      ("middle", 127.3, 2.0),
-      ("narrow", 40.0, 1e-3),
-      ("wide", 10.0, 300.0),
-      ("far_below", -500.0, 1.0),
-      ("far_above", 900.0, 0.5),
-      ("edge", 0.2, 0.7),
+    ("middle", 127.3, 2.0),
+    ("narrow", 40.0, 1e-3),
+    ("wide", 10.0, 300.0),
+    ("far_below", -500.0, 1.0),
+    ("far_above", 900.0, 0.5),
+    ("edge", 0.2, 0.7),
   )
   def test_probabilities_sum_to_one(self, loc, scale):
     probs = DiscretizedLogistic(loc, scale).prob(SUPPORT)
@@ -41,10 +40,10 @@ class DiscretizedLogisticTest(tf.test.TestCase, parameterized.TestCase):
     accurate = reference > -30.0
     self.assertGreater(int(tf.reduce_sum(tf.cast(accurate, tf.int32))), 5)
     self.assertAllClose(
-        tf.boolean_mask(ours, accurate),
-        tf.cast(tf.boolean_mask(reference, accurate), tf.float32),
-        rtol=1e-4,
-        atol=1e-4,
+      tf.boolean_mask(ours, accurate),
+      tf.cast(tf.boolean_mask(reference, accurate), tf.float32),
+      rtol=1e-4,
+      atol=1e-4,
     )
 
   def test_finite_values_and_gradients_at_extremes(self):
@@ -95,7 +94,6 @@ class DiscretizedLogisticTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class DiscretizedLogisticMixtureTest(tf.test.TestCase, parameterized.TestCase):
-
   def test_one_component_equals_single_distribution(self):
     locs, scales = tf.constant([[12.0], [200.0]]), tf.constant([[3.0], [0.01]])
     mixture = DiscretizedLogisticMixture(tf.zeros([2, 1]), locs, scales)
@@ -125,7 +123,7 @@ class DiscretizedLogisticMixtureTest(tf.test.TestCase, parameterized.TestCase):
     scales = tf.Variable([[1e-3, 1e-3, 1e-3]])
     with tf.GradientTape() as tape:
       log_prob = DiscretizedLogisticMixture(tf.zeros([1, 3]), locs, scales).log_prob(
-          tf.constant([[0.0], [64.0], [255.0]])
+        tf.constant([[0.0], [64.0], [255.0]])
       )
       total = tf.reduce_sum(log_prob)
     self.assertTrue(np.all(np.isfinite(log_prob.numpy())))
@@ -158,7 +156,16 @@ def test_normal_decoder_dequantized_data_and_bits_per_dim():
   import tempfile
 
   folder = tempfile.mkdtemp()
-  tfpvi.train.fit(model, tfpvi.objectives.elbo, levels.astype(np.float32), optimizer=snt.optimizers.Adam(1e-3),
-                  steps=2, batch_size=3, preprocess=tfpvi.data.dequantize, output_dir=folder, progress=False)
+  tfpvi.train.fit(
+    model,
+    tfpvi.objectives.elbo,
+    levels.astype(np.float32),
+    optimizer=snt.optimizers.Adam(1e-3),
+    steps=2,
+    batch_size=3,
+    preprocess=tfpvi.data.dequantize,
+    output_dir=folder,
+    progress=False,
+  )
   restored = tfpvi.load_model(folder)
   np.testing.assert_array_equal(restored.decoder(z).mean(), model.decoder(z).mean())

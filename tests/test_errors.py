@@ -11,9 +11,9 @@ RAW_WRAPPING = ("Expected 'tf.Tensor(False", "Summarized data", "function_node",
 
 def model_28x28(decoder=None):
   model = tfpvi.VAE(
-      tfpvi.encoders.GaussianMLP([8], 3),
-      decoder or tfpvi.decoders.BernoulliMLP([8], [28, 28, 1]),
-      tfpvi.standard_normal_prior(3),
+    tfpvi.encoders.GaussianMLP([8], 3),
+    decoder or tfpvi.decoders.BernoulliMLP([8], [28, 28, 1]),
+    tfpvi.standard_normal_prior(3),
   )
   model.log_weights(tf.zeros([2, 28, 28, 1]), 1)  # builds the variables for 28x28 images
   return model
@@ -34,8 +34,9 @@ def test_an_unbatched_image_asks_for_a_batch_dimension():
   with pytest.raises(ValueError, match=unbatched):
     tfpvi.evaluation.log_marginal_likelihood(model_28x28(), tf.zeros([28, 28, 1]), 10)
   # A model that has not been built yet says the same (the decoder's output_shape is known).
-  fresh = tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 3), tfpvi.decoders.BernoulliMLP([8], [28, 28, 1]),
-                    tfpvi.standard_normal_prior(3))
+  fresh = tfpvi.VAE(
+    tfpvi.encoders.GaussianMLP([8], 3), tfpvi.decoders.BernoulliMLP([8], [28, 28, 1]), tfpvi.standard_normal_prior(3)
+  )
   with pytest.raises(ValueError, match=r"use x\[None\]"):
     tfpvi.evaluation.log_marginal_likelihood(fresh, tf.zeros([28, 28, 1]), 10)
 
@@ -67,11 +68,14 @@ def test_grey_data_for_a_bernoulli_likelihood_says_binarize_first():
     model.log_weights(tf.fill([2, 28, 28, 1], 255.0), 1)
 
 
-@pytest.mark.parametrize("kwargs, message", [
+@pytest.mark.parametrize(
+  "kwargs, message",
+  [
     (dict(batch_size=0), "batch_size must be >= 1, got 0"),
     (dict(chunk_size=0), "chunk_size must be >= 1, got 0"),
     (dict(num_samples=0), "num_samples must be >= 1, got 0"),
-])
+  ],
+)
 def test_evaluate_dataset_rejects_sizes_below_one(kwargs, message):
   kwargs = {"num_samples": 10, **kwargs}
   with pytest.raises(ValueError, match=message):
@@ -117,16 +121,22 @@ def test_eight_bit_decoders_set_the_encoder_input_scale_and_refuse_raw_intensiti
   tfpvi.VAE(binary, tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]), tfpvi.standard_normal_prior(3))
   assert binary.effective_input_scale == 1.0  # data in [0, 1]
   with pytest.raises(ValueError, match=r"input_scale=1 feeds the encoder inputs up to 255 .* pass input_scale=1/255"):
-    tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 3, input_scale=1.0),
-              tfpvi.decoders.DiscretizedLogisticMixtureMLP([8], [4, 4, 1], 2), tfpvi.standard_normal_prior(3))
+    tfpvi.VAE(
+      tfpvi.encoders.GaussianMLP([8], 3, input_scale=1.0),
+      tfpvi.decoders.DiscretizedLogisticMixtureMLP([8], [4, 4, 1], 2),
+      tfpvi.standard_normal_prior(3),
+    )
   explicit = tfpvi.encoders.GaussianMLP([8], 3, input_scale=1 / 255)
   tfpvi.VAE(explicit, tfpvi.decoders.DiscretizedLogisticMLP([8], [4, 4, 1]), tfpvi.standard_normal_prior(3))
   assert explicit.effective_input_scale == pytest.approx(1 / 255)
 
 
 def test_eight_bit_elbo_is_of_a_sensible_size_with_the_default_encoder():
-  model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([32], 4), tfpvi.decoders.DiscretizedLogisticMLP([32], [28, 28, 1]),
-                    tfpvi.standard_normal_prior(4))
+  model = tfpvi.VAE(
+    tfpvi.encoders.GaussianMLP([32], 4),
+    tfpvi.decoders.DiscretizedLogisticMLP([32], [28, 28, 1]),
+    tfpvi.standard_normal_prior(4),
+  )
   x = tf.constant(tfpvi.data.load_arrays("mnist", "test").images[:16], tf.float32)
   elbo = tfpvi.objectives.elbo(model, x, num_samples=1, seed=[0, 1])
   # An untrained model is poor: about 13 nats per pixel (784 pixels); raw 0..255 inputs gave -1e6 to -2e8.
@@ -137,8 +147,6 @@ def test_plotting_into_a_missing_folder(tmp_path):
   history = __import__("pandas").DataFrame({"step": [1, 2], "loss": [3.0, 2.0]})
   with pytest.raises(FileNotFoundError, match="does not exist"):
     tfpvi.plot.loss_curves(history, path=str(tmp_path / "missing" / "loss.png"))
-
-
 
 
 def test_an_output_dir_that_is_a_file_is_refused_in_one_sentence(tmp_path, capsys):
@@ -152,8 +160,16 @@ def test_an_output_dir_that_is_a_file_is_refused_in_one_sentence(tmp_path, capsy
   cases = ((a_file, "is an existing file, not a folder"), (a_file / "run", "lies under .*notes.txt, which is a file"))
   for path, words in cases:
     with pytest.raises(ValueError, match=words):
-      tfpvi.train.fit(model_28x28(), tfpvi.objectives.elbo, x, optimizer=snt.optimizers.Adam(1e-3), steps=1,
-                      batch_size=2, output_dir=str(path), progress=False)
+      tfpvi.train.fit(
+        model_28x28(),
+        tfpvi.objectives.elbo,
+        x,
+        optimizer=snt.optimizers.Adam(1e-3),
+        steps=1,
+        batch_size=2,
+        output_dir=str(path),
+        progress=False,
+      )
     with pytest.raises(SystemExit):
       beta_vae.main(["--smoke", "--output_dir", str(path)])
     err = capsys.readouterr().err
@@ -168,27 +184,57 @@ def test_a_keras_schedule_inside_a_sonnet_optimizer_and_a_list_of_images_say_wha
   x = (np.random.default_rng(0).uniform(size=[8, 28, 28, 1]) > 0.5).astype(np.float32)
   schedule = tf_keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=10, decay_rate=0.5)
   with pytest.raises(TypeError, match="ExponentialDecay \\(a schedule\\); Sonnet optimizers take a float") as raised:
-    tfpvi.train.fit(model_28x28(), tfpvi.objectives.elbo, x, optimizer=snt.optimizers.Adam(schedule), steps=2,
-                    batch_size=4, progress=False)
+    tfpvi.train.fit(
+      model_28x28(),
+      tfpvi.objectives.elbo,
+      x,
+      optimizer=snt.optimizers.Adam(schedule),
+      steps=2,
+      batch_size=4,
+      progress=False,
+    )
   assert len(str(raised.value)) < 400
   # What the message advises works: the schedule given to fit, the rate a tf.Variable.
   optimizer = snt.optimizers.Adam(tf.Variable(1e-3))
-  history = tfpvi.train.fit(model_28x28(), tfpvi.objectives.elbo, x, optimizer=optimizer, steps=4, batch_size=4,
-                            learning_rate=schedule, log_every=1, progress=False)
-  np.testing.assert_allclose(history["learning_rate"].to_numpy(),
-                             [1e-3 * 0.5 ** (s / 10) for s in history["step"]], rtol=1e-5)
+  history = tfpvi.train.fit(
+    model_28x28(),
+    tfpvi.objectives.elbo,
+    x,
+    optimizer=optimizer,
+    steps=4,
+    batch_size=4,
+    learning_rate=schedule,
+    log_every=1,
+    progress=False,
+  )
+  np.testing.assert_allclose(
+    history["learning_rate"].to_numpy(), [1e-3 * 0.5 ** (s / 10) for s in history["step"]], rtol=1e-5
+  )
   with pytest.raises(TypeError, match="a Python list of 8 arrays of shape \\[28, 28, 1\\].*np.stack"):
-    tfpvi.train.fit(model_28x28(), tfpvi.objectives.elbo, list(x), optimizer=snt.optimizers.Adam(1e-3), steps=2,
-                    batch_size=4, progress=False)
+    tfpvi.train.fit(
+      model_28x28(),
+      tfpvi.objectives.elbo,
+      list(x),
+      optimizer=snt.optimizers.Adam(1e-3),
+      steps=2,
+      batch_size=4,
+      progress=False,
+    )
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--eval_examples", "100000"], "--eval_examples must be <= 10000 (the size of the data it is drawn from), got "
-                                    "100000"),
+@pytest.mark.parametrize(
+  "flags, message",
+  [
+    (
+      ["--eval_examples", "100000"],
+      "--eval_examples must be <= 10000 (the size of the data it is drawn from), got 100000",
+    ),
     (["--batch_size", "100000", "--train_examples", "500"], "--batch_size 100000 is larger than --train_examples 500"),
-])
-def test_experiment_numbers_beyond_the_data_are_refused_before_anything_is_written(tmp_path, monkeypatch, capsys,
-                                                                                   flags, message):
+  ],
+)
+def test_experiment_numbers_beyond_the_data_are_refused_before_anything_is_written(
+  tmp_path, monkeypatch, capsys, flags, message
+):
   from experiments import iwae
 
   monkeypatch.chdir(tmp_path)
@@ -203,10 +249,12 @@ def test_a_billion_samples_say_how_long_they_will_take_before_they_start(tmp_pat
   import subprocess
   import sys
 
-  script = ("import numpy as np, tfpvi\n"
-            "model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]), "
-            "tfpvi.standard_normal_prior(2))\n"
-            "tfpvi.evaluation.log_marginal_likelihood(model, np.ones([2, 4, 4, 1], np.float32), 10**9)\n")
+  script = (
+    "import numpy as np, tfpvi\n"
+    "model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]), "
+    "tfpvi.standard_normal_prior(2))\n"
+    "tfpvi.evaluation.log_marginal_likelihood(model, np.ones([2, 4, 4, 1], np.float32), 10**9)\n"
+  )
   process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
   try:
     for line in process.stderr:

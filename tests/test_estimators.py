@@ -116,7 +116,6 @@ class ExactJointPosteriorTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class NonReparameterizedTest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.parameters(*ESTIMATORS)
   def test_iwae_raises_naming_reparameterization_type(self, estimator):
     model = TinyCategorical().vae()

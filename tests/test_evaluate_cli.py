@@ -23,8 +23,17 @@ def _train(folder, spec, x, objective=tfpvi.objectives.elbo, **kwargs):
   """Saves spec in folder and trains its model for two steps there (checkpoints included)."""
   tfpvi.run_record.update(folder, data=spec.get("data"))
   model = specs.build(spec)
-  tfpvi.train.fit(model, objective, x, optimizer=snt.optimizers.Adam(1e-3), steps=2, batch_size=4,
-                  output_dir=str(folder), progress=False, **kwargs)
+  tfpvi.train.fit(
+    model,
+    objective,
+    x,
+    optimizer=snt.optimizers.Adam(1e-3),
+    steps=2,
+    batch_size=4,
+    output_dir=str(folder),
+    progress=False,
+    **kwargs,
+  )
   return model
 
 
@@ -49,13 +58,23 @@ def test_a_discrete_folder_is_evaluated_with_exact_one_hot_latents(tmp_path):
   built = discrete.build("concrete", config)
   spec = discrete.model_spec("concrete", config)
   tfpvi.run_record.update(tmp_path, data=spec.get("data"))
-  tfpvi.train.fit(built.model, built.objective, _binary(), optimizer=snt.optimizers.Adam(1e-2), steps=2,
-                  batch_size=4, output_dir=str(tmp_path), progress=False, objective_kwargs=built.objective_kwargs)
+  tfpvi.train.fit(
+    built.model,
+    built.objective,
+    _binary(),
+    optimizer=snt.optimizers.Adam(1e-2),
+    steps=2,
+    batch_size=4,
+    output_dir=str(tmp_path),
+    progress=False,
+    objective_kwargs=built.objective_kwargs,
+  )
   restored, _ = evaluate.restore(tmp_path)
   x = _binary(3)
   # The restored model is the experiment's exact evaluation model, with the trained weights.
-  np.testing.assert_allclose(restored.encoder(x).distribution.logits_parameter(), built.model.encoder.logits(x),
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    restored.encoder(x).distribution.logits_parameter(), built.model.encoder.logits(x), atol=1e-6
+  )
   w_restored = restored.log_weights(x, 5, seed=[1, 2])
   w_built = built.evaluation_model.log_weights(x, 5, seed=[1, 2])
   np.testing.assert_allclose(w_restored, w_built, rtol=1e-5)
@@ -66,9 +85,12 @@ def test_a_generated_rgb_folder_makes_its_test_images_again(tmp_path):
   config = bits_per_dim.Config(**bits_per_dim.Config.SMOKE)
   data = bits_per_dim.test_data("generated_rgb", config)
   x_test = bits_per_dim.load_images("generated_rgb", "test", config.eval_examples, config.seed)
-  spec = {"encoder": {"class": "GaussianMLP", "hidden_sizes": [8], "latent_size": 2, "input_scale": 1 / 255},
-          "decoder": {"class": "DiscretizedLogisticMLP", "hidden_sizes": [8], "output_shape": [32, 32, 3]},
-          "prior": {"class": "standard_normal", "latent_size": 2}, "data": data}
+  spec = {
+    "encoder": {"class": "GaussianMLP", "hidden_sizes": [8], "latent_size": 2, "input_scale": 1 / 255},
+    "decoder": {"class": "DiscretizedLogisticMLP", "hidden_sizes": [8], "output_shape": [32, 32, 3]},
+    "prior": {"class": "standard_normal", "latent_size": 2},
+    "data": data,
+  }
   np.testing.assert_array_equal(evaluate.test_images(spec), x_test)
   _train(tmp_path, spec, x_test)
   assert evaluate.main([str(tmp_path), *EVAL]) == 0
@@ -107,9 +129,15 @@ def test_examples_defaults_to_a_thousand_and_zero_means_all(tmp_path, monkeypatc
 
   def fake(model, images, num_samples, **kwargs):
     seen.append(len(images))
-    return {"num_examples": len(images), "log_px": -1.0, "log_px_standard_error": 0.0,
-            "monte_carlo_standard_error": 0.0, "bits_per_dim": 1.0, "ess_mean": 1.0, "ess_min": 1.0}, {
-                "log_px": np.zeros(len(images))}
+    return {
+      "num_examples": len(images),
+      "log_px": -1.0,
+      "log_px_standard_error": 0.0,
+      "monte_carlo_standard_error": 0.0,
+      "bits_per_dim": 1.0,
+      "ess_mean": 1.0,
+      "ess_min": 1.0,
+    }, {"log_px": np.zeros(len(images))}
 
   monkeypatch.setattr(evaluation, "evaluate_dataset", fake)
   monkeypatch.setattr(evaluation, "reading", lambda summary: "")
@@ -181,9 +209,12 @@ def test_a_killed_evaluation_resumes_with_the_same_numbers(tmp_path, estimator):
     flags = ["--num_samples", "3000", "--chunk_size", "500"]
   flags += ["--examples", "40", "--batch_size", "4"]
   output = "evaluation_ais" if estimator == "ais" else "evaluation"
-  process = subprocess.Popen([sys.executable, "-m", "tfpvi.evaluate", str(folder), *flags, "--no-progress"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  process = subprocess.Popen(
+    [sys.executable, "-m", "tfpvi.evaluate", str(folder), *flags, "--no-progress"],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+  )
   deadline = time.time() + 120
   partial = []
   while time.time() < deadline and process.poll() is None:
@@ -224,8 +255,10 @@ def test_a_killed_evaluation_resumes_with_the_same_numbers(tmp_path, estimator):
 
 def test_bad_numbers_on_the_command_line_get_one_line(tmp_path, capsys):
   _gaussian_folder(tmp_path)
-  for flags, words in ((["--estimator", "ais", "--ais_steps", "0"], "--ais_steps must be >= 1, got 0"),
-                       (["--bdmc", "-3"], "--bdmc must be >= 1")):
+  for flags, words in (
+    (["--estimator", "ais", "--ais_steps", "0"], "--ais_steps must be >= 1, got 0"),
+    (["--bdmc", "-3"], "--bdmc must be >= 1"),
+  ):
     with pytest.raises(SystemExit) as exit_info:
       evaluate.main([str(tmp_path), *flags])
     assert exit_info.value.code == 2

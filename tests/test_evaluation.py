@@ -17,13 +17,10 @@ def setup(num_examples=50):
 
 
 class LogMarginalLikelihoodTest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.parameters((1, 1), (7, 3), (64, 10), (100, 100))
   def test_exact_with_exact_posterior_for_any_num_samples(self, num_samples, chunk_size):
     truth, x = setup()
-    estimate = evaluation.log_marginal_likelihood(
-        truth.as_vae(), x, num_samples, chunk_size=chunk_size, seed=[1, 1]
-    )
+    estimate = evaluation.log_marginal_likelihood(truth.as_vae(), x, num_samples, chunk_size=chunk_size, seed=[1, 1])
     self.assertEqual(estimate.shape, [50])
     self.assertAllClose(estimate, truth.log_marginal(x), atol=2e-3)
 
@@ -58,9 +55,7 @@ class LogMarginalLikelihoodTest(tf.test.TestCase, parameterized.TestCase):
     kwargs = dict(num_samples=200, chunk_size=200, seed=[5, 5])
     naive = evaluation.log_marginal_likelihood(model, x, proposal="prior", **kwargs)
     informed = evaluation.log_marginal_likelihood(model, x, **kwargs)
-    self.assertLess(
-        float(tf.reduce_mean(tf.abs(informed - exact))), float(tf.reduce_mean(tf.abs(naive - exact)))
-    )
+    self.assertLess(float(tf.reduce_mean(tf.abs(informed - exact))), float(tf.reduce_mean(tf.abs(naive - exact))))
 
   def test_largest_log_weights_are_sorted_and_bounded(self):
     truth, x = setup(4)
@@ -74,14 +69,13 @@ class LogMarginalLikelihoodTest(tf.test.TestCase, parameterized.TestCase):
   def test_compiles_with_xla(self):
     truth, x = setup(8)
     fn = tf.function(
-        lambda x: evaluation.log_marginal_likelihood(truth.as_vae(), x, 1001, chunk_size=100),
-        jit_compile=True,
+      lambda x: evaluation.log_marginal_likelihood(truth.as_vae(), x, 1001, chunk_size=100),
+      jit_compile=True,
     )
     self.assertAllClose(fn(x), truth.log_marginal(x), atol=2e-3)
 
 
 class BitsPerDimTest(tf.test.TestCase):
-
   def test_units(self):
     self.assertAllClose(evaluation.bits_per_dim(-784 * math.log(2.0), 784), 1.0)
     self.assertAllClose(evaluation.bits_per_dim([-87.08], 784), [87.08 / 784 / math.log(2.0)])
@@ -111,11 +105,20 @@ def test_evaluate_command_on_a_folder_written_by_fit_alone(tmp_path, capsys):
 
   from tfpvi import evaluate
 
-  model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.BernoulliMLP([8], [28, 28, 1]),
-                    tfpvi.standard_normal_prior(2))
+  model = tfpvi.VAE(
+    tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.BernoulliMLP([8], [28, 28, 1]), tfpvi.standard_normal_prior(2)
+  )
   images = np.random.RandomState(0).binomial(1, 0.2, [40, 28, 28, 1]).astype(np.float32)
-  tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, num_samples=1), images,
-                  optimizer=snt.optimizers.Adam(1e-3), steps=2, batch_size=20, output_dir=str(tmp_path), progress=False)
+  tfpvi.train.fit(
+    model,
+    functools.partial(tfpvi.objectives.elbo, num_samples=1),
+    images,
+    optimizer=snt.optimizers.Adam(1e-3),
+    steps=2,
+    batch_size=20,
+    output_dir=str(tmp_path),
+    progress=False,
+  )
   argv = [str(tmp_path), "--num_samples", "40", "--examples", "10", "--batch_size", "5", "--no-progress"]
   assert evaluate.main(argv) == 2
   assert "pass --data mnist or --data fashion_mnist" in capsys.readouterr().err
@@ -153,9 +156,12 @@ def test_evaluate_dataset_reads_datasets_like_arrays():
   x = truth.sample(7, seed=[3, 4]).numpy()
   labels = np.arange(7)
   expected, _ = evaluation.evaluate_dataset(truth.as_vae(), x, 20, batch_size=3)
-  for dataset in (tf.data.Dataset.from_tensor_slices(x), tf.data.Dataset.from_tensor_slices(x).batch(2),
-                  tf.data.Dataset.from_tensor_slices((x, labels)).batch(3),
-                  tf.data.Dataset.from_tensor_slices({"image": x, "label": labels})):
+  for dataset in (
+    tf.data.Dataset.from_tensor_slices(x),
+    tf.data.Dataset.from_tensor_slices(x).batch(2),
+    tf.data.Dataset.from_tensor_slices((x, labels)).batch(3),
+    tf.data.Dataset.from_tensor_slices({"image": x, "label": labels}),
+  ):
     summary, _ = evaluation.evaluate_dataset(truth.as_vae(), dataset, 20, batch_size=3)
     assert summary == expected
   with pytest.raises(TypeError, match="stack them first"):

@@ -14,14 +14,14 @@ import pytest
 from experiments import common
 
 FIGURES = {
-    "iwae": ["loss_curves.png", "reconstructions.png", "samples.png"],
-    "beta_vae": ["loss_curves.png", "reconstructions.png", "traversal.png"],
-    "latent_2d": ["loss_curves.png", "latent_scatter.png", "manifold.png"],
-    "mc_samples": ["loss_curves.png", "reconstruction_distribution.png"],
-    "marginal_likelihood": ["estimates.png", "samples_bernoulli_mnist.png"],
-    "project_deadline": ["convergence.png"],
-    "jackknife": ["bias.png"],
-    "ais": ["estimates_vs_compute.png", "bdmc.png"],
+  "iwae": ["loss_curves.png", "reconstructions.png", "samples.png"],
+  "beta_vae": ["loss_curves.png", "reconstructions.png", "traversal.png"],
+  "latent_2d": ["loss_curves.png", "latent_scatter.png", "manifold.png"],
+  "mc_samples": ["loss_curves.png", "reconstruction_distribution.png"],
+  "marginal_likelihood": ["estimates.png", "samples_bernoulli_mnist.png"],
+  "project_deadline": ["convergence.png"],
+  "jackknife": ["bias.png"],
+  "ais": ["estimates_vs_compute.png", "bdmc.png"],
 }
 
 
@@ -71,23 +71,23 @@ def test_iwae_rerun_resumes_without_duplicating_history():
 
 
 BAD_FLAGS = [
-    ("iwae", ["--models", "iwae:0"], "vae:K or iwae:K"),
-    ("iwae", ["--steps", "-5"], "--steps must be >= 1, got -5"),
-    ("iwae", ["--models", ","], "--models needs at least one value"),
-    ("iwae", ["--hidden_sizes", "20,x"], "comma-separated int values"),
-    ("iwae", ["--full_protocol", "maybe"], "expected true or false"),
-    ("iwae", ["--learning_rate", "nan"], "finite number"),
-    ("beta_vae", ["--steps", "-5"], "--steps must be >= 1"),
-    ("latent_2d", ["--steps", "0", "--epochs", "0"], "--steps > 0 or --epochs > 0"),
-    ("mc_samples", ["--mc_samples", "1,0"], "--mc_samples must be >= 1"),
-    ("marginal_likelihood", ["--models", "gaussian_mnist"], "--models must be one of"),
-    ("jackknife", ["--orders", "0,7"], "--orders must be one of"),
-    ("jackknife", ["--run_dir", "/nonexistent/run"], "--run_dir /nonexistent/run does not exist"),
-    ("latent_2d", ["--latent_size", "3"], "--latent_size must be 2"),
-    ("bayes_by_backprop", ["--prior", "laplace"], "unrecognized arguments: --prior laplace"),  # not --prior_sigma
-    ("iwae", ["--step", "5"], "unrecognized arguments: --step"),  # abbreviations are not flags
-    ("project_deadline", ["--num_samples", "-5"], "--num_samples must be >= 100, got -5"),
-    ("project_deadline", ["--deadline", "0"], "--deadline must be > 0"),
+  ("iwae", ["--models", "iwae:0"], "vae:K or iwae:K"),
+  ("iwae", ["--steps", "-5"], "--steps must be >= 1, got -5"),
+  ("iwae", ["--models", ","], "--models needs at least one value"),
+  ("iwae", ["--hidden_sizes", "20,x"], "comma-separated int values"),
+  ("iwae", ["--full_protocol", "maybe"], "expected true or false"),
+  ("iwae", ["--learning_rate", "nan"], "finite number"),
+  ("beta_vae", ["--steps", "-5"], "--steps must be >= 1"),
+  ("latent_2d", ["--steps", "0", "--epochs", "0"], "--steps > 0 or --epochs > 0"),
+  ("mc_samples", ["--mc_samples", "1,0"], "--mc_samples must be >= 1"),
+  ("marginal_likelihood", ["--models", "gaussian_mnist"], "--models must be one of"),
+  ("jackknife", ["--orders", "0,7"], "--orders must be one of"),
+  ("jackknife", ["--run_dir", "/nonexistent/run"], "--run_dir /nonexistent/run does not exist"),
+  ("latent_2d", ["--latent_size", "3"], "--latent_size must be 2"),
+  ("bayes_by_backprop", ["--prior", "laplace"], "unrecognized arguments: --prior laplace"),  # not --prior_sigma
+  ("iwae", ["--step", "5"], "unrecognized arguments: --step"),  # abbreviations are not flags
+  ("project_deadline", ["--num_samples", "-5"], "--num_samples must be >= 100, got -5"),
+  ("project_deadline", ["--deadline", "0"], "--deadline must be > 0"),
 ]
 
 
@@ -228,9 +228,15 @@ def test_jackknife_table_has_a_title_and_no_axis_names():
   import pandas as pd
 
   jackknife = importlib.import_module("experiments.jackknife")
-  table = pd.DataFrame({"K": [4, 4, 8, 8], "order": [0, 1, 0, 1], "bias": [-1.2, -0.3, -0.6, -0.1],
-                        "standard_error": [0.05, 0.02, 0.04, 0.01],
-                        "label": ["IWAE (order 0)", "JVI order 1"] * 2})
+  table = pd.DataFrame(
+    {
+      "K": [4, 4, 8, 8],
+      "order": [0, 1, 0, 1],
+      "bias": [-1.2, -0.3, -0.6, -0.1],
+      "standard_error": [0.05, 0.02, 0.04, 0.01],
+      "label": ["IWAE (order 0)", "JVI order 1"] * 2,
+    }
+  )
   title, header, *rows = jackknife.bias_text(table, 200).splitlines()
   assert "bias" in title and "nats" in title and "reference" in title and "K = 200" in title
   assert "standard error" in title and "every subset" in title
@@ -245,20 +251,24 @@ def test_benchmark_help_is_quiet_and_keeps_its_list():
 
   root = pathlib.Path(__file__).resolve().parent.parent
   env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TFPVI_SHOW_STARTUP_LOG")}
-  result = subprocess.run([sys.executable, "-m", "benchmarks.core", "--help"], cwd=root, capture_output=True,
-                          text=True, timeout=300, env=env)
+  result = subprocess.run(
+    [sys.executable, "-m", "benchmarks.core", "--help"], cwd=root, capture_output=True, text=True, timeout=300, env=env
+  )
   assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
   assert result.stdout.startswith("usage: python -m benchmarks.core ")
   assert "\n- IWAE training step" in result.stdout and "\n- `log_marginal_likelihood`" in result.stdout
   assert re.search(r"--repeats REPEATS +timed runs", result.stdout)
 
 
-@pytest.mark.parametrize("name, flags", [
+@pytest.mark.parametrize(
+  "name, flags",
+  [
     ("iwae", ["--epochs", "2", "--steps", "10"]),
     ("iwae", ["--full_protocol", "--eval_examples", "50"]),
     ("latent_2d", ["--epochs", "3", "--steps", "10"]),
     ("bits_per_dim", ["--steps", "10", "--time_budget", "5"]),
-])
+  ],
+)
 def test_flags_that_replace_each_other_are_refused(name, flags, tmp_path, capsys):
   module = importlib.import_module(f"experiments.{name}")
   with pytest.raises(SystemExit):
@@ -278,14 +288,21 @@ def test_a_resume_with_other_training_flags_says_how_to_force_it_in_one_line(tmp
   base = [sys.executable, "-m", "experiments.beta_vae", "--smoke", "--output_dir", str(tmp_path / "run")]
   first = subprocess.run(base, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
   assert first.returncode == 0, first.stderr[-3000:]
-  refused = subprocess.run(base + ["--batch_size", "32"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=600)
+  refused = subprocess.run(
+    base + ["--batch_size", "32"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+  )
   assert refused.returncode == 2
   err = refused.stderr.strip()
   assert "Traceback" not in err and len(err.splitlines()) == 1, err
   assert err.startswith("python -m experiments.beta_vae: error:") and "--resume force" in err and "batch_size" in err
-  forced = subprocess.run(base + ["--batch_size", "32", "--resume", "force"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+  forced = subprocess.run(
+    base + ["--batch_size", "32", "--resume", "force"],
+    cwd=tmp_path,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert forced.returncode == 0, forced.stderr[-3000:]
   record = json.loads((tmp_path / "run" / "run.json").read_text())
   assert record["changes"] and "batch_size" in json.dumps(record["changes"])
@@ -300,11 +317,23 @@ def test_command_lines_print_no_tensorflow_native_log_lines(tmp_path):
   env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TFPVI_SHOW_STARTUP_LOG")}
   env["PYTHONPATH"] = str(root)
   for name in ("bbb_regression", "discrete"):
-    result = subprocess.run([sys.executable, "-m", f"experiments.{name}", "--smoke", "--output_dir",
-                             str(tmp_path / name)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+      [sys.executable, "-m", f"experiments.{name}", "--smoke", "--output_dir", str(tmp_path / name)],
+      cwd=tmp_path,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     native = [line for line in result.stderr.splitlines() if re.match(r"^[EWI]\d{4} ", line) or "retracing" in line]
     assert not native, native
-  refused = subprocess.run([sys.executable, "-m", "experiments.beta_vae", "--output_dir", str(tmp_path / "x"),
-                            "--steps", "0"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+  refused = subprocess.run(
+    [sys.executable, "-m", "experiments.beta_vae", "--output_dir", str(tmp_path / "x"), "--steps", "0"],
+    cwd=tmp_path,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert refused.returncode == 2 and "--steps" in refused.stderr  # errors still come through the filter

@@ -32,7 +32,6 @@ def brute_force_log_det(bijector, z):
 
 
 class MADETest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.parameters(False, True)
   def test_outputs_depend_only_on_earlier_variables(self, reverse):
     made = flows.MADE(4, [10, 10], reverse=reverse)
@@ -59,11 +58,11 @@ class MADETest(tf.test.TestCase, parameterized.TestCase):
 
 
 class IAFTest(tf.test.TestCase, parameterized.TestCase):
-
   def base_encoder(self, context=True):
     def encoder(x):
       q0 = tfd.Independent(tfd.Normal(x[:, :3], tf.nn.softplus(x[:, 3:6]) + 0.1), 1)
       return (q0, x[:, 6:]) if context else q0
+
     return encoder
 
   @parameterized.parameters(True, False)
@@ -108,8 +107,16 @@ class IAFTest(tf.test.TestCase, parameterized.TestCase):
     tracked = {v.ref() for v in model.trainable_variables}
     self.assertTrue(all(v.ref() in tracked for v in made_variables))
     before = [v.numpy().copy() for v in made_variables]
-    tfpvi.train.fit(model, objectives.iwae, x.numpy(), optimizer=snt.optimizers.Adam(1e-2), steps=5, batch_size=10,
-                    objective_kwargs=dict(num_samples=3, gradient_estimator="dreg"), progress=False)
+    tfpvi.train.fit(
+      model,
+      objectives.iwae,
+      x.numpy(),
+      optimizer=snt.optimizers.Adam(1e-2),
+      steps=5,
+      batch_size=10,
+      objective_kwargs=dict(num_samples=3, gradient_estimator="dreg"),
+      progress=False,
+    )
     moved = [not np.allclose(b, v.numpy()) for b, v in zip(before, made_variables)]
     self.assertTrue(all(moved), msg=str(moved))
 
@@ -127,8 +134,10 @@ class ExactPosteriorBehindIAFTest(tf.test.TestCase, parameterized.TestCase):
   def norms_and_bounds(self, x):
     out = {}
     for estimator in ESTIMATORS:
-      for name, fn in (("iwae", lambda e: objectives.iwae(self.model, x, 10, e, seed=[3, 3])),
-                       ("renyi", lambda e: bounds.renyi(self.model, x, 10, 0.5, e, seed=[3, 3]))):
+      for name, fn in (
+        ("iwae", lambda e: objectives.iwae(self.model, x, 10, e, seed=[3, 3])),
+        ("renyi", lambda e: bounds.renyi(self.model, x, 10, 0.5, e, seed=[3, 3])),
+      ):
         with tf.GradientTape() as tape:
           value = fn(estimator)
           loss = -tf.reduce_mean(value)
@@ -195,7 +204,6 @@ class BernoulliModelTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class PlanarFlowTest(tf.test.TestCase):
-
   def test_log_det_matches_brute_force_and_u_hat_keeps_it_invertible(self):
     rng = np.random.default_rng(0)
     u, w = rng.normal(size=[4, 3]).astype(np.float32) * 2, rng.normal(size=[4, 3]).astype(np.float32)

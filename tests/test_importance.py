@@ -14,7 +14,6 @@ tfd = tfp.distributions
 
 
 class ExpectationTest(tf.test.TestCase):
-
   def test_rare_event_probability_of_an_exponential(self):
     p, q = tfd.Exponential(rate=1.0), tfd.Exponential(rate=0.1)
     estimate = importance.expectation(lambda x: tf.cast(x > 10.0, tf.float32), p, q, 200_000, seed=[1, 2])
@@ -49,16 +48,15 @@ class ExpectationTest(tf.test.TestCase):
 
   def test_compiles_with_xla(self):
     fn = tf.function(
-        lambda seed: importance.expectation(
-            tf.identity, tfd.Normal(2.0, 1.0), tfd.Normal(1.0, 2.0), 10_000, seed=seed
-        ).value,
-        jit_compile=True,
+      lambda seed: (
+        importance.expectation(tf.identity, tfd.Normal(2.0, 1.0), tfd.Normal(1.0, 2.0), 10_000, seed=seed).value
+      ),
+      jit_compile=True,
     )
     self.assertAllClose(fn(tf.constant([1, 1])), 2.0, atol=0.1)
 
 
 class ParetoKhatTest(tf.test.TestCase):
-
   def _khat_of_pareto_weights(self, shape, num=5000, replicates=40):
     # Weights w = U^(-shape) have a Pareto tail with k = shape.
     u = tf.random.stateless_uniform([replicates, num], seed=[7, 7], minval=1e-12)
@@ -81,7 +79,7 @@ class ParetoKhatTest(tf.test.TestCase):
     truth = tfpvi.LinearGaussian.random(data_size=6, latent_size=3, noise_scale=0.6, seed=11)
     x = truth.sample(30, seed=[3, 3]).numpy()
     summary, per_example = tfpvi.evaluation.evaluate_dataset(
-        truth.as_vae(truth.perturbed_posterior(0.1, 1.2)), x, 1000, batch_size=8, chunk_size=300
+      truth.as_vae(truth.perturbed_posterior(0.1, 1.2)), x, 1000, batch_size=8, chunk_size=300
     )
     self.assertEqual(per_example["log_px"].shape, (30,))
     exact = truth.log_marginal(x).numpy()

@@ -10,14 +10,14 @@ import pytest
 from tests.notebooks import COLAB, check_outputs, code_cells, execute_notebook, printed
 
 FIGURES = {
-    "flows": ["gap.png", "loss_curves.png"],
-    "discrete": ["elbo_curves.png", "temperature.png", "samples.png"],
-    "renyi": ["log_px_by_alpha.png", "snr.png", "loss_curves.png"],
+  "flows": ["gap.png", "loss_curves.png"],
+  "discrete": ["elbo_curves.png", "temperature.png", "samples.png"],
+  "renyi": ["log_px_by_alpha.png", "snr.png", "loss_curves.png"],
 }
 METRICS = {
-    "flows": {"test_log_px", "test_elbo", "gap"},
-    "discrete": {"test_log_px", "test_elbo"},
-    "renyi": {"test_log_px", "encoder_snr", "decoder_snr"},
+  "flows": {"test_log_px", "test_elbo", "gap"},
+  "discrete": {"test_log_px", "test_elbo"},
+  "renyi": {"test_log_px", "encoder_snr", "decoder_snr"},
 }
 
 
@@ -49,11 +49,13 @@ def test_smoke_run(name, tmp_path):
 
 def test_flows_gap_is_logged_and_discrete_temperature_anneals(tmp_path):
   importlib.import_module("experiments.flows").main(
-      ["--smoke", "--output_dir", str(tmp_path / "flows"), "--posteriors", "iaf"])
+    ["--smoke", "--output_dir", str(tmp_path / "flows"), "--posteriors", "iaf"]
+  )
   history = pd.read_csv(tmp_path / "flows" / "iaf" / "history.csv")
   assert {"gap", "log_px", "elbo", "eval_seconds"} <= set(history)
   importlib.import_module("experiments.discrete").main(
-      ["--smoke", "--output_dir", str(tmp_path / "discrete"), "--models", "gumbel_st"])
+    ["--smoke", "--output_dir", str(tmp_path / "discrete"), "--models", "gumbel_st"]
+  )
   history = pd.read_csv(tmp_path / "discrete" / "gumbel_st" / "history.csv")
   assert history["temperature"].is_monotonic_decreasing and history["temperature"].iloc[-1] == pytest.approx(0.5)
 
@@ -69,8 +71,15 @@ def test_rerun_resumes_and_other_settings_are_refused(tmp_path):
     module.main(args + ["--latent_size", "5"])
 
 
-@pytest.mark.parametrize("flags", [["--models", "vr:x:3"], ["--models", "miwae:0:3"], ["--models", "ciwae:2:3"],
-                                   ["--models", "vr:-inf:3", "--gradient_estimator", "dreg"]])
+@pytest.mark.parametrize(
+  "flags",
+  [
+    ["--models", "vr:x:3"],
+    ["--models", "miwae:0:3"],
+    ["--models", "ciwae:2:3"],
+    ["--models", "vr:-inf:3", "--gradient_estimator", "dreg"],
+  ],
+)
 def test_renyi_bad_models_are_refused(flags, tmp_path, capsys):
   with pytest.raises(SystemExit):
     importlib.import_module("experiments.renyi").main(["--smoke", "--output_dir", str(tmp_path), *flags])

@@ -58,12 +58,15 @@ def test_vamp_prior_smoke_run_is_rebuilt_by_tfpvi_evaluate():
   assert "VAE k=1, 1 layer, vamp prior" in table
 
 
-@pytest.mark.parametrize("flags, folder", [
+@pytest.mark.parametrize(
+  "flags, folder",
+  [
     ([], "runs/iwae"),
     (["--layers", "2"], "runs/iwae_2layer"),
     (["--prior", "mog"], "runs/iwae_prior_mog"),
     (["--layers", "2", "--output_dir", "elsewhere"], "elsewhere"),
-])
+  ],
+)
 def test_default_output_folder_depends_on_the_model(flags, folder):
   config, *_ = common.parse_config(experiment.Config, flags, "")
   assert config.output_dir == folder
@@ -77,9 +80,20 @@ def test_learned_prior_with_two_layers_is_refused(capsys):
 
 
 def test_results_table_shows_burda_beside_ours():
-  metrics = {"iwae_k50": {"train_steps": 10, "train_seconds": 1.0, "test_log_px": -90.0, "test_bits_per_dim": 0.17,
-                          "active_units": {"z1": 20, "z2": 5}, "ess_mean": 3.0, "khat_fraction_above_0_7": 0.5,
-                          "layers": 2, "prior": "normal", "burda_2016_test_nll": 82.90}}
+  metrics = {
+    "iwae_k50": {
+      "train_steps": 10,
+      "train_seconds": 1.0,
+      "test_log_px": -90.0,
+      "test_bits_per_dim": 0.17,
+      "active_units": {"z1": 20, "z2": 5},
+      "ess_mean": 3.0,
+      "khat_fraction_above_0_7": 0.5,
+      "layers": 2,
+      "prior": "normal",
+      "burda_2016_test_nll": 82.90,
+    }
+  }
   row = experiment._table(metrics).splitlines()[1]
   assert row.split()[:4] == ["IWAE", "k=50,", "2", "layers"]
   assert "-90.00" in row and "-82.90" in row and "20+5" in row
@@ -94,8 +108,14 @@ def _round_trip(model, x):
   folder = pathlib.Path(tempfile.mkdtemp())
   seed = tf.constant([3, 4])
   before = model.log_weights(x, 3, seed=seed)
-  tfpvi.run_record.write(folder, {"model": tfpvi.config.to_config(model), "data": {"name": "mnist", "format": "binary"},
-                                  "settings": {"data": {"example": {"shape": list(x.shape[1:])}}}})
+  tfpvi.run_record.write(
+    folder,
+    {
+      "model": tfpvi.config.to_config(model),
+      "data": {"name": "mnist", "format": "binary"},
+      "settings": {"data": {"example": {"shape": list(x.shape[1:])}}},
+    },
+  )
   tf.train.Checkpoint(model=model).save(str(folder / "checkpoints" / "ckpt"))
   restored, _ = evaluate.restore(folder)
   after = restored.log_weights(x, 3, seed=seed)
@@ -111,10 +131,11 @@ def _binary(shape):
 def test_hierarchical_spec_round_trip():
   x = _binary([3, 6, 6, 1])
   model = tfpvi.hierarchical.burda_two_layer(
-      x.numpy(), output_shape=[6, 6, 1], latent_sizes=(3, 2), hidden_sizes=((8, 8), (4, 4))
+    x.numpy(), output_shape=[6, 6, 1], latent_sizes=(3, 2), hidden_sizes=((8, 8), (4, 4))
   )
-  expected = tfpvi.hierarchical.two_layer_spec(output_shape=[6, 6, 1], latent_sizes=(3, 2),
-                                               hidden_sizes=((8, 8), (4, 4)))
+  expected = tfpvi.hierarchical.two_layer_spec(
+    output_shape=[6, 6, 1], latent_sizes=(3, 2), hidden_sizes=((8, 8), (4, 4))
+  )
   assert specs.differences(expected, dict(expected, kind=None))[0] == "kind: 'hierarchical' vs 'flat'"
   restored = _round_trip(model, x)
   written = tfpvi.config.to_config(model)
@@ -125,8 +146,11 @@ def test_hierarchical_spec_round_trip():
 @pytest.mark.parametrize("prior", ["mog", "vamp"])
 def test_learned_prior_spec_round_trip(prior):
   encoder = tfpvi.encoders.GaussianMLP([8], 2, activation=tf.nn.tanh)
-  module = (tfpvi.priors.MixtureOfGaussians(2, 3, seed=5) if prior == "mog"
-            else tfpvi.priors.VampPrior(encoder, [6, 6, 1], 4, seed=5))
+  module = (
+    tfpvi.priors.MixtureOfGaussians(2, 3, seed=5)
+    if prior == "mog"
+    else tfpvi.priors.VampPrior(encoder, [6, 6, 1], 4, seed=5)
+  )
   model = tfpvi.VAE(encoder, tfpvi.decoders.BernoulliMLP([8], [6, 6, 1], activation=tf.nn.tanh), module)
   restored = _round_trip(model, _binary([3, 6, 6, 1]))
   assert type(restored._prior) is type(module)
@@ -145,5 +169,6 @@ def test_conv_spec_round_trip_as_bits_per_dim_builds_it():
   other = conv.ResNetEncoder(3, channels=(8, 16), blocks_per_stage=0, normalization="none")
   plain = tfpvi.VAE(other, decoder, tfpvi.standard_normal_prior(3))
   assert tfpvi.config.differences(written, tfpvi.config.to_config(plain)) == [
-      "encoder.blocks_per_stage: 1 vs 0", "encoder.normalization: 'group' vs 'none'"
+    "encoder.blocks_per_stage: 1 vs 0",
+    "encoder.normalization: 'group' vs 'none'",
   ]

@@ -12,7 +12,6 @@ from tfpvi.jackknife import jackknife, jackknife_coefficients, leave_out_log_mea
 
 
 class JackknifeTest(tf.test.TestCase, parameterized.TestCase):
-
   def test_coefficients_sum_to_one_and_match_the_classic_jackknife(self):
     for k in (5, 50):
       for m in range(4):
@@ -85,7 +84,6 @@ def _numpy_jackknife_float64(log_weights, order):
 
 
 class JackknifePrecisionTest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.parameters(64, 128)
   def test_order_three_matches_a_float64_reference(self, k):
     # Log weights of a trained VAE's size: log p(x) near -90 nats, spread of a few nats.
@@ -114,20 +112,21 @@ def _reference_leave_out(log_weights, j):
 
 
 def _reference_jackknife(log_weights, order):
-  return sum(c * _reference_leave_out(log_weights, j) for j, c in enumerate(jackknife_coefficients(
-      log_weights.shape[0], order)))
+  return sum(
+    c * _reference_leave_out(log_weights, j) for j, c in enumerate(jackknife_coefficients(log_weights.shape[0], order))
+  )
 
 
 class ExactJackknifeTest(tf.test.TestCase, parameterized.TestCase):
   """The complete average over subsets against a float64 enumeration of the kept subsets."""
 
   @parameterized.named_parameters(
-      ("near_equal_k16_m3", 16, 3, "near_equal"),
-      ("near_equal_k128_m2", 128, 2, "near_equal"),
-      ("near_equal_k40_m3", 40, 3, "near_equal"),
-      ("heavy_tailed_k16_m3", 16, 3, "heavy"),
-      ("heavy_tailed_k128_m2", 128, 2, "heavy"),
-      ("heavy_tailed_k40_m3", 40, 3, "heavy"),
+    ("near_equal_k16_m3", 16, 3, "near_equal"),
+    ("near_equal_k128_m2", 128, 2, "near_equal"),
+    ("near_equal_k40_m3", 40, 3, "near_equal"),
+    ("heavy_tailed_k16_m3", 16, 3, "heavy"),
+    ("heavy_tailed_k128_m2", 128, 2, "heavy"),
+    ("heavy_tailed_k40_m3", 40, 3, "heavy"),
   )
   def test_matches_enumeration(self, k, order, kind):
     rng = np.random.default_rng(k + order)

@@ -40,7 +40,6 @@ def exact_affine_encoder(truth, shift=0.0):
 
 
 class KLAndLikelihoodTest(tf.test.TestCase):
-
   def test_analytic_kl_matches_monte_carlo(self):
     q = tfd.Independent(tfd.Normal([[0.5, -1.0], [2.0, 0.1]], [[0.3, 1.2], [0.8, 2.0]]), 1)
     prior = tfpvi.standard_normal_prior(2)
@@ -50,7 +49,7 @@ class KLAndLikelihoodTest(tf.test.TestCase):
     log_ratio = q.log_prob(z) - prior.log_prob(z)
     standard_error = tf.math.reduce_std(log_ratio, 0) / np.sqrt(200000.0)
     closed_form = 0.5 * tf.reduce_sum(
-        q.distribution.scale**2 + q.distribution.loc**2 - 1 - 2 * tf.math.log(q.distribution.scale), -1
+      q.distribution.scale**2 + q.distribution.loc**2 - 1 - 2 * tf.math.log(q.distribution.scale), -1
     )
     self.assertAllClose(analytic, closed_form, rtol=1e-5)
     self.assertAllLessEqual(tf.abs(monte_carlo - analytic) - 4 * standard_error, 0.0)
@@ -80,14 +79,13 @@ class KLAndLikelihoodTest(tf.test.TestCase):
 
 
 class IWAETest(tf.test.TestCase, parameterized.TestCase):
-
   def test_iwae_with_one_sample_is_the_monte_carlo_elbo(self):
     model, x = small_bernoulli_vae(), binary_images()
     for estimator in ("reparam", "stl", "dreg"):  # "vimco" needs K >= 2
       self.assertAllClose(
-          objectives.iwae(model, x, 1, estimator, seed=[9, 1]),
-          objectives.elbo(model, x, 1, kl="monte_carlo", seed=[9, 1]),
-          atol=1e-4,
+        objectives.iwae(model, x, 1, estimator, seed=[9, 1]),
+        objectives.elbo(model, x, 1, kl="monte_carlo", seed=[9, 1]),
+        atol=1e-4,
       )
 
   def test_estimators_share_the_value(self):
@@ -100,10 +98,10 @@ class IWAETest(tf.test.TestCase, parameterized.TestCase):
     truth, x = linear_gaussian_setup()
     model = truth.as_vae(truth.perturbed_posterior(shift=0.8, scale_factor=2.0))
     values = [
-        objectives.elbo(model, x, 200, seed=[1, 1]),
-        objectives.iwae(model, x, 5, seed=[1, 2]),
-        objectives.iwae(model, x, 50, seed=[1, 3]),
-        truth.log_marginal(x),
+      objectives.elbo(model, x, 200, seed=[1, 1]),
+      objectives.iwae(model, x, 5, seed=[1, 2]),
+      objectives.iwae(model, x, 50, seed=[1, 3]),
+      truth.log_marginal(x),
     ]
     # mean ELBO < mean IWAE_5 < mean IWAE_50 < log p(x), each gap judged by the standard error
     # of the paired per-example differences.
@@ -111,8 +109,9 @@ class IWAETest(tf.test.TestCase, parameterized.TestCase):
       gap = upper - lower
       standard_error = tf.math.reduce_std(gap) / np.sqrt(float(gap.shape[0]))
       self.assertGreater(
-          float(tf.reduce_mean(gap)), 3 * float(standard_error),
-          msg=f"means {[float(tf.reduce_mean(v)) for v in values]}",
+        float(tf.reduce_mean(gap)),
+        3 * float(standard_error),
+        msg=f"means {[float(tf.reduce_mean(v)) for v in values]}",
       )
 
   def test_exact_posterior_makes_every_bound_exact(self):
@@ -151,7 +150,6 @@ class IWAETest(tf.test.TestCase, parameterized.TestCase):
 
 
 class CompiledTest(tf.test.TestCase):
-
   def test_objectives_compile_with_xla(self):
     truth, x = linear_gaussian_setup(16)
     model = truth.as_vae()
@@ -160,9 +158,9 @@ class CompiledTest(tf.test.TestCase):
     @tf.function(jit_compile=True)
     def bounds(x):
       return (
-          objectives.elbo(model, x, 3, kl="monte_carlo", seed=[1, 1]),
-          objectives.iwae(model, x, 5, "dreg", seed=[1, 1]),
-          tfpvi.evaluation.log_marginal_likelihood(model, x, 50, chunk_size=16, seed=[1, 1]),
+        objectives.elbo(model, x, 3, kl="monte_carlo", seed=[1, 1]),
+        objectives.iwae(model, x, 5, "dreg", seed=[1, 1]),
+        tfpvi.evaluation.log_marginal_likelihood(model, x, 50, chunk_size=16, seed=[1, 1]),
       )
 
     for value in bounds(x):

@@ -16,10 +16,10 @@ def random_params(batch, height, width, channels, components, num_bins, seed=0, 
   rng = np.random.default_rng(seed)
   pairs = channels * (channels - 1) // 2
   return dict(
-      mixture_logits=rng.normal(size=[*batch, height, width, components]).astype(np.float32),
-      locs=rng.uniform(-1, num_bins, size=[*batch, height, width, channels, components]).astype(np.float32),
-      scales=rng.uniform(0.2, 0.3 * num_bins, size=[*batch, height, width, channels, components]).astype(np.float32),
-      coefficients=(coupling * rng.normal(size=[*batch, height, width, pairs, components])).astype(np.float32),
+    mixture_logits=rng.normal(size=[*batch, height, width, components]).astype(np.float32),
+    locs=rng.uniform(-1, num_bins, size=[*batch, height, width, channels, components]).astype(np.float32),
+    scales=rng.uniform(0.2, 0.3 * num_bins, size=[*batch, height, width, channels, components]).astype(np.float32),
+    coefficients=(coupling * rng.normal(size=[*batch, height, width, pairs, components])).astype(np.float32),
   )
 
 
@@ -29,11 +29,14 @@ def numpy_log_prob(x, p, num_bins):
   locs, scales, coefs = (np.asarray(p[k], np.float64) for k in ("locs", "scales", "coefficients"))
   center = (num_bins - 1) / 2.0
   red, green = x[..., 0, :], x[..., 1, :]
-  means = np.stack(np.broadcast_arrays(
+  means = np.stack(
+    np.broadcast_arrays(
       locs[..., 0, :],
       locs[..., 1, :] + coefs[..., 0, :] * (red - center),
       locs[..., 2, :] + coefs[..., 1, :] * (red - center) + coefs[..., 2, :] * (green - center),
-  ), axis=-2)
+    ),
+    axis=-2,
+  )
 
   def cdf(t):
     with np.errstate(over="ignore"):  # exp overflows to inf far in the tails: the cdf is then 0
@@ -59,7 +62,6 @@ def maybe_xla(fn, mode):
 
 
 class PixelCNNMixtureTest(tf.test.TestCase, parameterized.TestCase):
-
   def test_shapes(self):
     p = random_params([4, 2], 5, 6, 3, 3, 256)
     d = PixelCNNMixture(**p)
@@ -93,17 +95,18 @@ class PixelCNNMixtureTest(tf.test.TestCase, parameterized.TestCase):
     p["coefficients"] = np.zeros_like(p["coefficients"])
     # sum_k pi_k prod_c DL(x_c; loc_ck, s_ck), composed from TFP pieces: components on the K axis.
     per_pixel = tfd.MixtureSameFamily(
-        tfd.Categorical(logits=p["mixture_logits"]),
-        tfd.Independent(
-            DiscretizedLogistic(np.swapaxes(p["locs"], -1, -2), np.swapaxes(p["scales"], -1, -2)),
-            reinterpreted_batch_ndims=1,
-        ),
+      tfd.Categorical(logits=p["mixture_logits"]),
+      tfd.Independent(
+        DiscretizedLogistic(np.swapaxes(p["locs"], -1, -2), np.swapaxes(p["scales"], -1, -2)),
+        reinterpreted_batch_ndims=1,
+      ),
     )
     reference = tfd.Independent(per_pixel, reinterpreted_batch_ndims=2)
     x = np.random.default_rng(2).integers(0, 256, size=[4, 2, 3, 2, 3]).astype(np.float32)
     self.assertAllClose(PixelCNNMixture(**p).log_prob(x), reference.log_prob(x), rtol=1e-5, atol=1e-4)
-    self.assertAllClose(PixelCNNMixture(**{**p, "coefficients": None}).log_prob(x), reference.log_prob(x),
-                        rtol=1e-5, atol=1e-4)
+    self.assertAllClose(
+      PixelCNNMixture(**{**p, "coefficients": None}).log_prob(x), reference.log_prob(x), rtol=1e-5, atol=1e-4
+    )
 
   def test_coupling_changes_green_and_blue_only(self):
     p = random_params([1], 1, 1, 3, 1, 256)
@@ -124,8 +127,8 @@ class PixelCNNMixtureTest(tf.test.TestCase, parameterized.TestCase):
     p = random_params([2], 4, 3, 1, 5, 256)
     x = np.random.default_rng(3).integers(0, 256, size=[3, 2, 4, 3, 1]).astype(np.float32)
     reference = tfd.Independent(
-        DiscretizedLogisticMixture(p["mixture_logits"][..., None, :], p["locs"], p["scales"]),
-        reinterpreted_batch_ndims=3,
+      DiscretizedLogisticMixture(p["mixture_logits"][..., None, :], p["locs"], p["scales"]),
+      reinterpreted_batch_ndims=3,
     )
     self.assertAllClose(PixelCNNMixture(**p).log_prob(x), reference.log_prob(x), rtol=1e-5, atol=1e-4)
 
@@ -159,10 +162,10 @@ class PixelCNNMixtureTest(tf.test.TestCase, parameterized.TestCase):
     coefs = np.array([-1e3, -10.0, 0.0, 0.5, 10.0, 1e3, -1e3], np.float32)[:, None, None, None, None]
     logits = np.array([-1e4, -30.0, 0.0, 5.0, 30.0, 1e4, 0.0], np.float32)[:, None, None, None]
     variables = [
-        tf.Variable(np.broadcast_to(logits, [7, 1, 1, 2]) * np.array([1.0, -1.0], np.float32)),
-        tf.Variable(np.broadcast_to(locs, shape)),
-        tf.Variable(np.broadcast_to(scales, shape)),
-        tf.Variable(np.broadcast_to(coefs, shape)),
+      tf.Variable(np.broadcast_to(logits, [7, 1, 1, 2]) * np.array([1.0, -1.0], np.float32)),
+      tf.Variable(np.broadcast_to(locs, shape)),
+      tf.Variable(np.broadcast_to(scales, shape)),
+      tf.Variable(np.broadcast_to(coefs, shape)),
     ]
     x = tf.constant([0.0, 1.0, 128.0, 254.0, 255.0])[:, None, None, None, None] * tf.ones([1, 1, 1, 1, 3])
 

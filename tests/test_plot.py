@@ -80,20 +80,25 @@ def test_loss_curves_explain_a_k_sample_bound_below_its_reconstruction_term():
 
 
 def test_loss_curves_several_runs_one_term_legend_names_runs():
-  histories = {"VAE k=1": _history([3.0, 2.0, 1.0], [2.0] * 3, [1.0] * 3),
-               "IWAE k=5": _history([3.0] * 3, [2.0] * 3, [1.0] * 3)}
+  histories = {
+    "VAE k=1": _history([3.0, 2.0, 1.0], [2.0] * 3, [1.0] * 3),
+    "IWAE k=5": _history([3.0] * 3, [2.0] * 3, [1.0] * 3),
+  }
   figure = plot.loss_curves(histories, terms=["loss"])
   assert figure.facet is None or not isinstance(figure.facet, gg.facet_wrap)
   assert set(figure.data["run"]) == {"VAE k=1", "IWAE k=5"}
   assert "training loss (-objective)" in figure.labels.get("y", None) and figure.labels.get("color", None) == ""
 
 
-@pytest.mark.parametrize("histories,message", [
+@pytest.mark.parametrize(
+  "histories,message",
+  [
     (pd.DataFrame(columns=["step", "loss", "log_likelihood", "kl"]), "is empty"),
     (pd.DataFrame(), "is empty"),
     ({}, "at least one history"),
     (pd.DataFrame({"step": [1, 2], "loss": [np.nan, np.nan]}), "no finite values"),
-])
+  ],
+)
 def test_loss_curves_refuse_an_empty_history_in_one_sentence(histories, message):
   with pytest.raises(ValueError, match=message) as error:
     plot.loss_curves(histories)
@@ -178,9 +183,12 @@ def test_latent_scatter_of_a_nested_posterior_without_a_closed_form_mean():
   def posterior(x):
     loc = tf.reduce_mean(tf.reshape(x, [x.shape[0], -1]), -1, keepdims=True) * tf.ones([1, 2])
     return tfd.JointDistributionNamed(
-        {"top": tfd.Independent(tfd.Normal(loc, 1e-3), 1),
-         "bottom": lambda top: tfd.Independent(tfd.Normal(top, 1e-3), 1)},
-        batch_ndims=1, use_vectorized_map=True,
+      {
+        "top": tfd.Independent(tfd.Normal(loc, 1e-3), 1),
+        "bottom": lambda top: tfd.Independent(tfd.Normal(top, 1e-3), 1),
+      },
+      batch_ndims=1,
+      use_vectorized_map=True,
     )
 
   model = RecordingModel(_joint_prior(), posterior)
@@ -196,14 +204,15 @@ def test_image_grids_render_inline_in_jupyter_even_when_not_the_last_expression(
   nbformat = pytest.importorskip("nbformat")
   nbclient = pytest.importorskip("nbclient")
   cells = [
-      "import os; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\nimport numpy as np\nfrom tfpvi import plot",
-      "figure = plot.image_grid(np.random.rand(4, 8, 8))\nsize = 1",  # not the last expression
-      "plot.image_grid(np.random.rand(4, 8, 8))",  # the last expression: shown once, not twice
-      "figure",  # displayed again in a later cell
+    "import os; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\nimport numpy as np\nfrom tfpvi import plot",
+    "figure = plot.image_grid(np.random.rand(4, 8, 8))\nsize = 1",  # not the last expression
+    "plot.image_grid(np.random.rand(4, 8, 8))",  # the last expression: shown once, not twice
+    "figure",  # displayed again in a later cell
   ]
   notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in cells])
-  client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                                   resources={"metadata": {"path": str(ROOT)}})
+  client = nbclient.NotebookClient(
+    notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+  )
   client.execute()
   images = [sum("image/png" in output.get("data", {}) for output in cell.outputs) for cell in notebook.cells]
   assert images == [0, 1, 1, 1]

@@ -23,7 +23,6 @@ def vae_with(prior_kind):
 
 
 class PriorTest(tf.test.TestCase, parameterized.TestCase):
-
   def test_mixture_density(self):
     prior = tfpvi.priors.MixtureOfGaussians(2, 3)
     z = tf.random.stateless_normal([7, 2], seed=[1, 1])
@@ -51,8 +50,14 @@ class PriorTest(tf.test.TestCase, parameterized.TestCase):
     names = {v.name for v in model.trainable_variables}
     self.assertTrue(all(v.name in names for v in prior.trainable_variables))
     tfpvi.train.fit(
-        model, tfpvi.objectives.elbo, x, optimizer=snt.optimizers.Adam(1e-2), steps=5, batch_size=8,
-        jit_compile=False, progress=False,
+      model,
+      tfpvi.objectives.elbo,
+      x,
+      optimizer=snt.optimizers.Adam(1e-2),
+      steps=5,
+      batch_size=8,
+      jit_compile=False,
+      progress=False,
     )
     for variable, old in zip(prior.trainable_variables, before):
       self.assertGreater(float(np.max(np.abs(variable.numpy() - old))), 0.0, msg=variable.name)

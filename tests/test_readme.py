@@ -42,8 +42,9 @@ def test_the_readme_has_the_blocks_this_test_runs():
 def test_python_blocks_run_as_printed(tmp_path):
   script = "\n\n".join(code_blocks("python"))
   env = dict(os.environ, PYTHONPATH=os.pathsep.join([DOC_SIZES, str(ROOT)]), CUDA_VISIBLE_DEVICES="")
-  result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=900)
+  result = subprocess.run(
+    [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+  )
   assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-5000:]}"
   assert "tests/doc_sizes: fit runs at most 20 steps" in result.stderr  # the toy sizes were in force
   log_px = re.search(r"test log p\(x\) = (\S+) nats per image", result.stdout)
@@ -69,12 +70,19 @@ def test_make_targets_exist():
 def test_commands_exist_with_their_flags(line):
   words = shlex.split(line)
   module = words[2]
-  result = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+  result = subprocess.run(
+    [sys.executable, "-m", module, "--help"],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env=dict(os.environ, PYTHONPATH=str(ROOT)),
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   for flag in (word.split("=")[0] for word in words[3:] if word.startswith("--")):
     assert flag in result.stdout, f"{module} --help does not list {flag}"
   if module == "tfpvi.data":  # sub-commands: their own --help
-    sub = subprocess.run([sys.executable, "-m", module, words[3], "--help"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    sub = subprocess.run(
+      [sys.executable, "-m", module, words[3], "--help"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert sub.returncode == 0, sub.stderr[-3000:]

@@ -19,9 +19,9 @@ IWAE_2 = functools.partial(tfpvi.objectives.iwae, num_samples=2)
 
 def small_model(hidden=16, activation=tf.nn.relu):
   return tfpvi.VAE(
-      tfpvi.encoders.GaussianMLP([hidden], 2, activation=activation),
-      tfpvi.decoders.BernoulliMLP([hidden], [4, 4, 1], activation=activation),
-      tfpvi.standard_normal_prior(2),
+    tfpvi.encoders.GaussianMLP([hidden], 2, activation=activation),
+    tfpvi.decoders.BernoulliMLP([hidden], [4, 4, 1], activation=activation),
+    tfpvi.standard_normal_prior(2),
   )
 
 
@@ -35,7 +35,6 @@ def fit(output_dir, model=None, objective=ELBO_TERMS, steps=4, **kwargs):
 
 
 class ResumeChecksTest(tf.test.TestCase):
-
   def setUp(self):
     super().setUp()
     self.folder = tempfile.mkdtemp()
@@ -43,16 +42,22 @@ class ResumeChecksTest(tf.test.TestCase):
 
   def test_another_model_size_is_refused_before_tensorflow_restores(self):
     with self.assertNoLogs("tensorflow", level=logging.WARNING):
-      with self.assertRaisesRegex(ValueError, r"holds checkpoints of another model \(decoder/_mlp/_layers/0/b is "
-                                  r"\[16\] in the checkpoint but \[32\] here; .* and 3 more\); use a new output_dir"):
+      with self.assertRaisesRegex(
+        ValueError,
+        r"holds checkpoints of another model \(decoder/_mlp/_layers/0/b is "
+        r"\[16\] in the checkpoint but \[32\] here; .* and 3 more\); use a new output_dir",
+      ):
         fit(self.folder, model=small_model(hidden=32), steps=8)
 
   def test_another_objective_or_optimizer_is_refused_in_one_sentence(self):
-    with self.assertRaisesRegex(ValueError, r"trained \(step 4\) with other settings \(objective "
-                                r"'tfpvi.objectives.elbo\(return_terms=True\)' before, "
-                                r"'tfpvi.objectives.iwae\(num_samples=2\)' now\); "
-                                r"use a new output_dir or delete .* or continue it with these "
-                                r"settings: resume='force'"):
+    with self.assertRaisesRegex(
+      ValueError,
+      r"trained \(step 4\) with other settings \(objective "
+      r"'tfpvi.objectives.elbo\(return_terms=True\)' before, "
+      r"'tfpvi.objectives.iwae\(num_samples=2\)' now\); "
+      r"use a new output_dir or delete .* or continue it with these "
+      r"settings: resume='force'",
+    ):
       fit(self.folder, objective=IWAE_2, steps=8)
     with self.assertRaisesRegex(ValueError, r"optimizer class 'sonnet.*Adam' before, 'sonnet.*SGD' now"):
       fit(self.folder, optimizer=snt.optimizers.SGD(0.1), steps=8)
@@ -89,7 +94,6 @@ class ResumeChecksTest(tf.test.TestCase):
 
 
 class ModelSpecTest(tf.test.TestCase):
-
   def test_fit_saves_a_spec_that_rebuilds_the_model(self):
     folder = tempfile.mkdtemp()
     model = small_model(activation=tf.nn.tanh)
@@ -105,16 +109,22 @@ class ModelSpecTest(tf.test.TestCase):
     fit(folder, model=tfpvi.VAE(UserEncoder(), model.decoder, model.prior))
     record = json.loads(pathlib.Path(folder, run_folder.RECORD_FILE).read_text())
     self.assertIsNone(record["model"])
-    self.assertRegex(record["model_note"], r"^the model cannot be rebuilt from this folder: encoder: the UserEncoder "
-                     r"does not describe itself.*@tfpvi.config.configurable")
+    self.assertRegex(
+      record["model_note"],
+      r"^the model cannot be rebuilt from this folder: encoder: the UserEncoder "
+      r"does not describe itself.*@tfpvi.config.configurable",
+    )
     with self.assertRaisesRegex(ValueError, r"run.json holds no description of its model: the model cannot be rebuilt"):
       evaluate.restore(folder)
 
   def test_another_activation_is_refused_by_the_spec(self):
     folder = tempfile.mkdtemp()
     fit(folder, model=small_model(activation=tf.nn.tanh))
-    with self.assertRaisesRegex(ValueError, r"records another model .*encoder.activation: "
-                                r"'tensorflow:nn.tanh' vs 'tensorflow:nn.relu'"):
+    with self.assertRaisesRegex(
+      ValueError,
+      r"records another model .*encoder.activation: "
+      r"'tensorflow:nn.tanh' vs 'tensorflow:nn.relu'",
+    ):
       fit(folder, model=small_model(activation=tf.nn.relu), steps=8)
 
 

@@ -18,8 +18,9 @@ ELBO_TERMS = functools.partial(tfpvi.objectives.elbo, return_terms=True)
 
 
 def small_model():
-  return tfpvi.VAE(tfpvi.encoders.GaussianMLP([16], 2), tfpvi.decoders.BernoulliMLP([16], [4, 4, 1]),
-                   tfpvi.standard_normal_prior(2))
+  return tfpvi.VAE(
+    tfpvi.encoders.GaussianMLP([16], 2), tfpvi.decoders.BernoulliMLP([16], [4, 4, 1]), tfpvi.standard_normal_prior(2)
+  )
 
 
 def data(n=64):
@@ -28,8 +29,16 @@ def data(n=64):
 
 def fit(folder, steps, model=None, **kwargs):
   kwargs = dict(dict(batch_size=16, checkpoint_every=4, log_every=2, seed=3), **kwargs)
-  return train.fit(model or small_model(), ELBO_TERMS, data(), optimizer=snt.optimizers.Adam(1e-2), steps=steps,
-                   output_dir=str(folder), progress=False, **kwargs)
+  return train.fit(
+    model or small_model(),
+    ELBO_TERMS,
+    data(),
+    optimizer=snt.optimizers.Adam(1e-2),
+    steps=steps,
+    output_dir=str(folder),
+    progress=False,
+    **kwargs,
+  )
 
 
 def test_two_fresh_runs_with_one_seed_are_the_same_run(tmp_path):
@@ -80,7 +89,7 @@ def test_a_deleted_or_cut_history_is_said_and_a_garbled_one_refused(tmp_path, ca
   history = fit(tmp_path, 12)
   assert f"{path} is missing: the history before step 10 is lost" in capfd.readouterr().err
   assert history["step"].tolist() == [12]
-  path.write_bytes(b"\x00\x01 not, a\n\"history")
+  path.write_bytes(b'\x00\x01 not, a\n"history')
   with pytest.raises(ValueError, match=f"{path} is not .*move it away"):
     fit(tmp_path, 14)
 
@@ -107,6 +116,7 @@ tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, return_terms=Tru
                 optimizer=snt.optimizers.Adam(1e-2), steps=100000, batch_size=16, checkpoint_every=4, log_every=2,
                 seed=3, output_dir={str(tmp_path)!r}, progress=False)
 """
+
   def latest_step():
     latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
     return int(latest.rsplit("-", 1)[1]) if latest else 0
@@ -176,8 +186,9 @@ tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, return_terms=Tru
 
 def _start_training(folder):
   """A training process writing checkpoints into folder every 4 steps; returns it once its first one is there."""
-  process = subprocess.Popen([sys.executable, "-c", LONG_RUN, str(folder)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+  process = subprocess.Popen(
+    [sys.executable, "-c", LONG_RUN, str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+  )
   deadline = time.time() + 240  # a loaded machine takes long to import and compile
   while tf.train.latest_checkpoint(str(folder / "checkpoints")) is None and time.time() < deadline:
     assert process.poll() is None, process.stderr.read()[-2000:]
@@ -188,8 +199,11 @@ def _start_training(folder):
 def test_a_second_writer_is_refused_naming_the_first_and_the_lock_dies_with_it(tmp_path):
   process = _start_training(tmp_path)
   try:
-    with pytest.raises(ValueError, match=rf"{tmp_path} is being trained by pid {process.pid} on .*since .*two "
-                                         r"writers would mix their checkpoints and history"):
+    with pytest.raises(
+      ValueError,
+      match=rf"{tmp_path} is being trained by pid {process.pid} on .*since .*two "
+      r"writers would mix their checkpoints and history",
+    ):
       fit(tmp_path, 8)
   finally:
     process.kill()  # kill -9: the operating system releases the lock
@@ -229,8 +243,11 @@ def test_a_cut_checkpoint_says_so_and_names_the_previous_one(tmp_path):
   fit(tmp_path, 8, max_to_keep=3)
   data_file = next((tmp_path / "checkpoints").glob("ckpt-8.data-*"))
   data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])  # cut, as by a full disk
-  with pytest.raises(ValueError, match=r"ckpt-8 cannot be read .*cut or damaged.*The previous checkpoint ckpt-4 "
-                                       r"\(step 4\) is on disk: move ckpt-8.index and ckpt-8.data-\* out of"):
+  with pytest.raises(
+    ValueError,
+    match=r"ckpt-8 cannot be read .*cut or damaged.*The previous checkpoint ckpt-4 "
+    r"\(step 4\) is on disk: move ckpt-8.index and ckpt-8.data-\* out of",
+  ):
     fit(tmp_path, 12, max_to_keep=3)
   for path in (tmp_path / "checkpoints").glob("ckpt-8.*"):  # what the message says to do
     path.rename(tmp_path / path.name)
@@ -270,7 +287,8 @@ def test_evaluate_says_which_checkpoint_it_takes_when_the_latest_index_is_gone(t
   _, _, checkpoint = evaluate.restore_pinned(tmp_path)
   assert checkpoint.endswith("ckpt-4")
   assert "names ckpt-8, whose index file is gone; evaluating ckpt-4, the latest checkpoint on disk" in (
-      capsys.readouterr().err)
+    capsys.readouterr().err
+  )
 
 
 WRITE_FAULT_RUN = """
@@ -304,8 +322,9 @@ def _check_write_fault(folder, result, reason, resume_in):
 
 
 def test_a_file_size_limit_stops_training_with_what_is_kept_and_a_resume_loses_nothing(tmp_path):
-  result = subprocess.run([sys.executable, "-c", WRITE_FAULT_RUN, str(tmp_path), "12000"], capture_output=True,
-                          text=True, timeout=600)
+  result = subprocess.run(
+    [sys.executable, "-c", WRITE_FAULT_RUN, str(tmp_path), "12000"], capture_output=True, text=True, timeout=600
+  )
   _check_write_fault(tmp_path, result, "a file-size limit (ulimit -f) was reached", tmp_path)
 
 
@@ -316,8 +335,9 @@ def test_a_full_disk_stops_training_with_what_is_kept_and_a_copy_resumes(tmp_pat
   if mounted.returncode != 0:
     pytest.skip("no tiny filesystem can be mounted here (needs root); the file-size-limit test covers the same path")
   try:
-    result = subprocess.run([sys.executable, "-c", WRITE_FAULT_RUN, str(tiny / "run")], capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+      [sys.executable, "-c", WRITE_FAULT_RUN, str(tiny / "run")], capture_output=True, text=True, timeout=600
+    )
     _check_write_fault(tiny / "run", result, "the disk is full", tmp_path / "copy")
   finally:
     subprocess.run(["umount", str(tiny)], capture_output=True)

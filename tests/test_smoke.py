@@ -13,8 +13,11 @@ from tfpvi import evaluation, train
 @pytest.fixture
 def smoke(monkeypatch):
   """Installs the caps for one test; monkeypatch puts the original functions back afterwards."""
-  for module, name in ((train, "_total_steps"), (evaluation, "evaluate_dataset"),
-                       (evaluation, "importance_sampling_stats")):
+  for module, name in (
+    (train, "_total_steps"),
+    (evaluation, "evaluate_dataset"),
+    (evaluation, "importance_sampling_stats"),
+  ):
     monkeypatch.setattr(module, name, getattr(module, name))
   monkeypatch.setattr(train, "_doc_sizes_installed", False, raising=False)
   doc_sizes.install()
@@ -22,8 +25,17 @@ def smoke(monkeypatch):
 
 def _fit(**kwargs):
   images = (np.random.default_rng(0).random([100, 4, 4, 1]) > 0.5).astype("float32")
-  return tfpvi.train.fit(small_bernoulli_vae(), tfpvi.objectives.elbo, images, optimizer=snt.optimizers.Adam(1e-3),
-                         batch_size=10, log_every=1, jit_compile=False, progress=False, **kwargs)
+  return tfpvi.train.fit(
+    small_bernoulli_vae(),
+    tfpvi.objectives.elbo,
+    images,
+    optimizer=snt.optimizers.Adam(1e-3),
+    batch_size=10,
+    log_every=1,
+    jit_compile=False,
+    progress=False,
+    **kwargs,
+  )
 
 
 @pytest.mark.parametrize("kwargs", [{"epochs": 50}, {"steps": 1000}], ids=["epochs", "steps"])

@@ -10,10 +10,10 @@ import tfpvi
 from tfpvi import config, specs
 
 SPEC = {
-    "encoder": {"class": "GaussianMLP", "hidden_sizes": [8], "latent_size": 2, "activation": "tanh"},
-    "decoder": {"class": "BernoulliMLP", "hidden_sizes": [8], "output_shape": [4, 4, 1], "activation": "tanh"},
-    "prior": {"class": "standard_normal", "latent_size": 2},
-    "data": {"name": "mnist", "format": "binary"},
+  "encoder": {"class": "GaussianMLP", "hidden_sizes": [8], "latent_size": 2, "activation": "tanh"},
+  "decoder": {"class": "BernoulliMLP", "hidden_sizes": [8], "output_shape": [4, 4, 1], "activation": "tanh"},
+  "prior": {"class": "standard_normal", "latent_size": 2},
+  "data": {"name": "mnist", "format": "binary"},
 }
 
 
@@ -22,20 +22,23 @@ class ShorthandTest(tf.test.TestCase):
 
   def test_a_spec_builds_the_model_a_hand_built_one_is(self):
     hand_built = tfpvi.VAE(
-        tfpvi.encoders.GaussianMLP([8], 2, activation=tf.nn.tanh),
-        tfpvi.decoders.BernoulliMLP([8], [4, 4, 1], activation=tf.nn.tanh),
-        tfpvi.standard_normal_prior(2),
+      tfpvi.encoders.GaussianMLP([8], 2, activation=tf.nn.tanh),
+      tfpvi.decoders.BernoulliMLP([8], [4, 4, 1], activation=tf.nn.tanh),
+      tfpvi.standard_normal_prior(2),
     )
     self.assertEqual(config.differences(config.to_config(hand_built), config.to_config(specs.build(SPEC))), [])
-    self.assertEqual(specs.normalize(dict(SPEC, encoder=dict(SPEC["encoder"], min_scale=1e-4))),
-                     specs.normalize(SPEC))  # a default spelled out is the same spec
+    self.assertEqual(
+      specs.normalize(dict(SPEC, encoder=dict(SPEC["encoder"], min_scale=1e-4))), specs.normalize(SPEC)
+    )  # a default spelled out is the same spec
 
 
 class LearnedPriorAndBiasSpecTest(tf.test.TestCase):
-
   def test_unknown_prior_class_and_bad_arguments_are_reported(self):
-    with self.assertRaisesRegex(ValueError, r"prior class must be one of \['MixtureOfGaussians', 'VampPrior', "
-                                r"'one_hot', 'relaxed', 'standard_normal'\], got 'gaussian'"):
+    with self.assertRaisesRegex(
+      ValueError,
+      r"prior class must be one of \['MixtureOfGaussians', 'VampPrior', "
+      r"'one_hot', 'relaxed', 'standard_normal'\], got 'gaussian'",
+    ):
       specs.build(dict(SPEC, prior={"class": "gaussian"}))
     with self.assertRaisesRegex(ValueError, "does not fit MixtureOfGaussians"):
       specs.build(dict(SPEC, prior={"class": "MixtureOfGaussians", "latent_size": 2, "components": 3}))
@@ -55,14 +58,26 @@ class FlowAndDiscreteSpecTest(tf.test.TestCase):
     bernoulli = {"class": "BernoulliMLP", "hidden_sizes": [8], "output_shape": [4, 4, 1], "latent_ndims": 2}
     gumbel = {"class": "GumbelSoftmaxMLP", "hidden_sizes": [8], "num_variables": 3, "num_classes": 4}
     cases = [
-        {"encoder": {"class": "iaf_mlp", "hidden_sizes": [8], "latent_size": 2, "made_hidden_sizes": [4]},
-         "decoder": SPEC["decoder"], "prior": SPEC["prior"]},
-        {"encoder": {"class": "planar_mlp", "hidden_sizes": [8], "latent_size": 2, "num_steps": 2},
-         "decoder": SPEC["decoder"], "prior": SPEC["prior"]},
-        {"encoder": gumbel, "decoder": {"class": "RelaxedInput", "decoder": bernoulli, "log_space": True},
-         "prior": {"class": "relaxed", "num_variables": 3, "num_classes": 4, "temperature": 0.5}},
-        {"encoder": dict(gumbel, kind="categorical"), "decoder": bernoulli,
-         "prior": {"class": "one_hot", "num_variables": 3, "num_classes": 4}},
+      {
+        "encoder": {"class": "iaf_mlp", "hidden_sizes": [8], "latent_size": 2, "made_hidden_sizes": [4]},
+        "decoder": SPEC["decoder"],
+        "prior": SPEC["prior"],
+      },
+      {
+        "encoder": {"class": "planar_mlp", "hidden_sizes": [8], "latent_size": 2, "num_steps": 2},
+        "decoder": SPEC["decoder"],
+        "prior": SPEC["prior"],
+      },
+      {
+        "encoder": gumbel,
+        "decoder": {"class": "RelaxedInput", "decoder": bernoulli, "log_space": True},
+        "prior": {"class": "relaxed", "num_variables": 3, "num_classes": 4, "temperature": 0.5},
+      },
+      {
+        "encoder": dict(gumbel, kind="categorical"),
+        "decoder": bernoulli,
+        "prior": {"class": "one_hot", "num_variables": 3, "num_classes": 4},
+      },
     ]
     for spec in cases:
       model = specs.build(spec)
@@ -70,8 +85,10 @@ class FlowAndDiscreteSpecTest(tf.test.TestCase):
       self.assertEqual(specs.output_shape(spec), [4, 4, 1])
     self.assertIsInstance(specs.build(cases[0]).encoder, tfpvi.flows.IAFPosterior)
     self.assertIsInstance(specs.build(cases[2]).decoder, tfpvi.discrete.RelaxedInput)
-    self.assertEqual(specs.differences(cases[2], dict(cases[2], prior=dict(cases[2]["prior"], temperature=0.6))),
-                     ["prior.temperature: 0.5 vs 0.6"])
+    self.assertEqual(
+      specs.differences(cases[2], dict(cases[2], prior=dict(cases[2]["prior"], temperature=0.6))),
+      ["prior.temperature: 0.5 vs 0.6"],
+    )
 
   def test_a_relaxed_input_without_its_decoder_is_reported(self):
     spec = dict(SPEC, decoder={"class": "RelaxedInput", "log_space": True})
@@ -86,11 +103,20 @@ def test_load_model_restores_the_trained_weights_quietly(tmp_path, caplog):
 
   import sonnet as snt
 
-  model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 3), tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]),
-                    tfpvi.standard_normal_prior(3))
+  model = tfpvi.VAE(
+    tfpvi.encoders.GaussianMLP([8], 3), tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]), tfpvi.standard_normal_prior(3)
+  )
   x = (np.random.default_rng(0).uniform(size=[8, 4, 4, 1]) > 0.5).astype(np.float32)
-  tfpvi.train.fit(model, tfpvi.objectives.elbo, x, optimizer=snt.optimizers.Adam(1e-2), steps=3, batch_size=4,
-                  output_dir=str(tmp_path), progress=False)
+  tfpvi.train.fit(
+    model,
+    tfpvi.objectives.elbo,
+    x,
+    optimizer=snt.optimizers.Adam(1e-2),
+    steps=3,
+    batch_size=4,
+    output_dir=str(tmp_path),
+    progress=False,
+  )
   with caplog.at_level(logging.WARNING):
     restored = tfpvi.load_model(tmp_path)
     gc.collect()  # TensorFlow reports unrestored checkpoint values when the restore status is deleted
@@ -108,8 +134,9 @@ def test_load_model_restores_the_trained_weights_quietly(tmp_path, caplog):
 
 
 def test_a_python_int_seed_gives_the_same_samples_at_every_call():
-  model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([8], 3), tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]),
-                    tfpvi.standard_normal_prior(3))
+  model = tfpvi.VAE(
+    tfpvi.encoders.GaussianMLP([8], 3), tfpvi.decoders.BernoulliMLP([8], [4, 4, 1]), tfpvi.standard_normal_prior(3)
+  )
   x = tf.zeros([2, 4, 4, 1])
   np.testing.assert_array_equal(model.sample(4, seed=0), model.sample(4, seed=0))
   np.testing.assert_array_equal(model.log_weights(x, 3, seed=5), model.log_weights(x, 3, seed=5))
@@ -129,8 +156,17 @@ def test_an_older_folder_loads_and_a_resumed_fit_merges_its_records_into_run_jso
 
   def train(steps):
     model = specs.build(SPEC)
-    tfpvi.train.fit(model, tfpvi.objectives.elbo, x, optimizer=snt.optimizers.Adam(1e-2), steps=steps, batch_size=4,
-                    output_dir=str(tmp_path), progress=False, checkpoint_every=2)
+    tfpvi.train.fit(
+      model,
+      tfpvi.objectives.elbo,
+      x,
+      optimizer=snt.optimizers.Adam(1e-2),
+      steps=steps,
+      batch_size=4,
+      output_dir=str(tmp_path),
+      progress=False,
+      checkpoint_every=2,
+    )
     return model
 
   trained = train(2)

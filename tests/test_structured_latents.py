@@ -39,25 +39,25 @@ def make_model(kind):
   if kind == "relaxed":
     encoder = relaxed_encoder_fn()
     model = tfpvi.VAE(
-        encoder,
-        tfpvi.decoders.BernoulliMLP([8], IMAGE, latent_ndims=2),
-        tfd.RelaxedOneHotCategorical(0.7, logits=tf.zeros([2, 3])),  # batch [2], event [3]
+      encoder,
+      tfpvi.decoders.BernoulliMLP([8], IMAGE, latent_ndims=2),
+      tfd.RelaxedOneHotCategorical(0.7, logits=tf.zeros([2, 3])),  # batch [2], event [3]
     )
     model.encoder_torso = encoder.torso  # a plain-function encoder: track its module explicitly
     return model
   return tfpvi.hierarchical.burda_two_layer(
-      binary_images(20, IMAGE), output_shape=IMAGE, latent_sizes=(3, 2), hidden_sizes=((8,), (8,))
+    binary_images(20, IMAGE), output_shape=IMAGE, latent_sizes=(3, 2), hidden_sizes=((8,), (8,))
   )
 
 
 def run_compiled_subset(model, x):
   """Fewer pieces under XLA (compiling is slow on CPU): every estimator path, the evaluator, a reconstruction."""
   return {
-      "elbo_stl": tfpvi.objectives.elbo(model, x, 2, gradient_estimator="stl", seed=[1, 1]),
-      "dreg": tfpvi.objectives.iwae(model, x, 3, "dreg", seed=[1, 2]),
-      "vimco": tfpvi.objectives.iwae(model, x, 3, "vimco", seed=[1, 2]),
-      "log_px": tfpvi.evaluation.log_marginal_likelihood(model, x, 6, chunk_size=3, seed=[1, 3]),
-      "reconstruct": model.reconstruct(x, seed=[1, 4]),
+    "elbo_stl": tfpvi.objectives.elbo(model, x, 2, gradient_estimator="stl", seed=[1, 1]),
+    "dreg": tfpvi.objectives.iwae(model, x, 3, "dreg", seed=[1, 2]),
+    "vimco": tfpvi.objectives.iwae(model, x, 3, "vimco", seed=[1, 2]),
+    "log_px": tfpvi.evaluation.log_marginal_likelihood(model, x, 6, chunk_size=3, seed=[1, 3]),
+    "reconstruct": model.reconstruct(x, seed=[1, 4]),
   }
 
 
@@ -74,7 +74,6 @@ def run_everything(model, x):
 
 
 class StructuredLatentTest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.parameters("iaf", "relaxed", "joint")
   def test_objectives_evaluators_and_helpers(self, kind):
     model, x = make_model(kind), binary_images()
@@ -106,8 +105,15 @@ class StructuredLatentTest(tf.test.TestCase, parameterized.TestCase):
     model.log_weights(x, 1)
     variables = [v.numpy().copy() for v in model.trainable_variables]
     history = tfpvi.train.fit(
-        model, tfpvi.objectives.iwae, x, optimizer=snt.optimizers.Adam(1e-2), steps=3, batch_size=8,
-        objective_kwargs={"num_samples": 3, "gradient_estimator": "dreg"}, jit_compile=False, progress=False,
+      model,
+      tfpvi.objectives.iwae,
+      x,
+      optimizer=snt.optimizers.Adam(1e-2),
+      steps=3,
+      batch_size=8,
+      objective_kwargs={"num_samples": 3, "gradient_estimator": "dreg"},
+      jit_compile=False,
+      progress=False,
     )
     self.assertTrue(np.isfinite(history["loss"].iloc[-1]))
     moved = [np.max(np.abs(v.numpy() - old)) > 0 for v, old in zip(model.trainable_variables, variables)]
@@ -140,7 +146,6 @@ class StructuredLatentTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class StructureErrorsTest(tf.test.TestCase):
-
   def test_joint_structures_must_match(self):
     model = make_model("joint")
     x = binary_images()
@@ -159,7 +164,7 @@ class StructureErrorsTest(tf.test.TestCase):
     def encoder(x):
       loc = tf.zeros([tf.shape(x)[0], 3])
       return tfd.JointDistributionNamed(
-          dict(a=tfd.Independent(tfd.Normal(loc, 1.0), 1), b=lambda a: tfd.Independent(tfd.Normal(a, 1.0), 1))
+        dict(a=tfd.Independent(tfd.Normal(loc, 1.0), 1), b=lambda a: tfd.Independent(tfd.Normal(a, 1.0), 1))
       )
 
     decoder = tfpvi.decoders.BernoulliMLP([8], IMAGE, latent_keys=["b"])
@@ -175,11 +180,10 @@ class StructureErrorsTest(tf.test.TestCase):
 
 
 class DecoderGraphTest(tf.test.TestCase, parameterized.TestCase):
-
   @parameterized.parameters(
-      lambda: tfpvi.decoders.BernoulliMLP([8], IMAGE),
-      lambda: tfpvi.decoders.DiscretizedLogisticMLP([8], IMAGE),
-      lambda: tfpvi.decoders.DiscretizedLogisticMixtureMLP([8], IMAGE, 3),
+    lambda: tfpvi.decoders.BernoulliMLP([8], IMAGE),
+    lambda: tfpvi.decoders.DiscretizedLogisticMLP([8], IMAGE),
+    lambda: tfpvi.decoders.DiscretizedLogisticMixtureMLP([8], IMAGE, 3),
   )
   def test_unknown_latent_size_in_graph(self, make):
     decoder = make()
@@ -193,8 +197,9 @@ class DecoderGraphTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_mixture_reconstruct_with_many_samples(self):
     model = tfpvi.VAE(
-        tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.DiscretizedLogisticMixtureMLP([8], IMAGE, 3),
-        tfpvi.standard_normal_prior(2),
+      tfpvi.encoders.GaussianMLP([8], 2),
+      tfpvi.decoders.DiscretizedLogisticMixtureMLP([8], IMAGE, 3),
+      tfpvi.standard_normal_prior(2),
     )
     x = tf.round(255 * tf.random.stateless_uniform([4, *IMAGE], seed=[1, 1]))
     self.assertEqual(model.reconstruct(x, 25, seed=[1, 1]).shape, [25, 4, *IMAGE])
@@ -213,7 +218,6 @@ class DecoderGraphTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class HierarchicalTest(tf.test.TestCase):
-
   def test_burda_architecture(self):
     model = tfpvi.hierarchical.burda_two_layer()
     x = binary_images(3, [28, 28, 1])
@@ -223,8 +227,23 @@ class HierarchicalTest(tf.test.TestCase):
     model.log_weights(x, 2)
     sizes = sorted(v.shape.as_list() for v in model.trainable_variables if len(v.shape) == 2)
     expected = sorted(
-        [[784, 200], [200, 200], [200, 100], [200, 100], [100, 100], [100, 100], [100, 50], [100, 50],  # q
-         [50, 100], [100, 100], [100, 100], [100, 100], [100, 200], [200, 200], [200, 784]]  # p
+      [
+        [784, 200],
+        [200, 200],
+        [200, 100],
+        [200, 100],
+        [100, 100],
+        [100, 100],
+        [100, 50],
+        [100, 50],  # q
+        [50, 100],
+        [100, 100],
+        [100, 100],
+        [100, 100],
+        [100, 200],
+        [200, 200],
+        [200, 784],
+      ]  # p
     )
     self.assertEqual(sizes, expected)
 

@@ -23,9 +23,9 @@ HERE = pathlib.Path(__file__).parent
 
 def small_model(latent=2):
   return tfpvi.VAE(
-      tfpvi.encoders.GaussianMLP([16], latent),
-      tfpvi.decoders.BernoulliMLP([16], [4, 4, 1]),
-      tfpvi.standard_normal_prior(latent),
+    tfpvi.encoders.GaussianMLP([16], latent),
+    tfpvi.decoders.BernoulliMLP([16], [4, 4, 1]),
+    tfpvi.standard_normal_prior(latent),
   )
 
 
@@ -37,12 +37,18 @@ ELBO_TERMS = functools.partial(tfpvi.objectives.elbo, return_terms=True)
 
 
 class FitTest(tf.test.TestCase):
-
   def test_history_columns_logging_and_loss_decreases(self):
     history = train.fit(
-        small_model(), ELBO_TERMS, binary_data(), optimizer=snt.optimizers.Adam(1e-2),
-        steps=100, batch_size=32, log_every="powers_of_two", steps_per_call=8,
-        eval_data=binary_data(64, seed=1), eval_every=50,
+      small_model(),
+      ELBO_TERMS,
+      binary_data(),
+      optimizer=snt.optimizers.Adam(1e-2),
+      steps=100,
+      batch_size=32,
+      log_every="powers_of_two",
+      steps_per_call=8,
+      eval_data=binary_data(64, seed=1),
+      eval_every=50,
     )
     self.assertEqual(list(history["step"]), [1, 2, 4, 8, 16, 32, 50, 64, 100])
     for column in ("wall_time", "loss", "log_likelihood", "kl", "eval_objective"):
@@ -57,10 +63,19 @@ class FitTest(tf.test.TestCase):
       tf.random.set_seed(1)
       model = small_model()
       model.log_weights(binary_data(2), 1)  # same initial weights in every run
-      histories.append(train.fit(
-          model, ELBO_TERMS, binary_data(), optimizer=snt.optimizers.Adam(1e-2),
-          steps=21, batch_size=16, log_every=7, steps_per_call=steps_per_call, jit_compile=jit_compile,
-      ))
+      histories.append(
+        train.fit(
+          model,
+          ELBO_TERMS,
+          binary_data(),
+          optimizer=snt.optimizers.Adam(1e-2),
+          steps=21,
+          batch_size=16,
+          log_every=7,
+          steps_per_call=steps_per_call,
+          jit_compile=jit_compile,
+        )
+      )
     self.assertAllClose(histories[0]["loss"], histories[1]["loss"], rtol=1e-4)
     # XLA draws its stateless random numbers with another algorithm: same training, other noise.
     self.assertEqual(list(histories[2]["step"]), [7, 14, 21])
@@ -68,9 +83,14 @@ class FitTest(tf.test.TestCase):
 
   def test_beta_schedule_is_evaluated_and_logged(self):
     history = train.fit(
-        small_model(), ELBO_TERMS, binary_data(), optimizer=snt.optimizers.Adam(1e-3),
-        steps=10, batch_size=16, log_every=1,
-        objective_kwargs=dict(beta=lambda step: tf.minimum(1.0, step / 10.0)),
+      small_model(),
+      ELBO_TERMS,
+      binary_data(),
+      optimizer=snt.optimizers.Adam(1e-3),
+      steps=10,
+      batch_size=16,
+      log_every=1,
+      objective_kwargs=dict(beta=lambda step: tf.minimum(1.0, step / 10.0)),
     )
     self.assertAllClose(history["beta"], np.arange(1, 11) / 10.0)
     # One step per row: the interval means are that step's values.
@@ -79,9 +99,16 @@ class FitTest(tf.test.TestCase):
   def test_python_lambda_schedule_from_the_docstring_runs_in_graph_and_xla(self):
     for jit_compile in (False, True):
       history = train.fit(
-          small_model(), ELBO_TERMS, binary_data(), optimizer=snt.optimizers.Adam(1e-3),
-          steps=6, batch_size=16, log_every=3, steps_per_call=3, jit_compile=jit_compile,
-          objective_kwargs=dict(beta=lambda s: min(1., s / 4)),
+        small_model(),
+        ELBO_TERMS,
+        binary_data(),
+        optimizer=snt.optimizers.Adam(1e-3),
+        steps=6,
+        batch_size=16,
+        log_every=3,
+        steps_per_call=3,
+        jit_compile=jit_compile,
+        objective_kwargs=dict(beta=lambda s: min(1.0, s / 4)),
       )
       self.assertAllClose(history["beta"], [0.75, 1.0])
 
@@ -97,10 +124,19 @@ class FitTest(tf.test.TestCase):
       tf.random.set_seed(3)
       model = small_model()
       model.log_weights(binary_data(2), 1)
-      histories.append(train.fit(
-          model, ELBO_TERMS, binary_data(), optimizer=snt.optimizers.Adam(1e-2),
-          steps=10, batch_size=16, log_every=log_every, steps_per_call=5, jit_compile=False,
-      ))
+      histories.append(
+        train.fit(
+          model,
+          ELBO_TERMS,
+          binary_data(),
+          optimizer=snt.optimizers.Adam(1e-2),
+          steps=10,
+          batch_size=16,
+          log_every=log_every,
+          steps_per_call=5,
+          jit_compile=False,
+        )
+      )
     every, interval = histories
     self.assertEqual(list(interval["step"]), [5, 10])
     for column in ("loss", "log_likelihood", "kl"):
@@ -112,9 +148,19 @@ class FitTest(tf.test.TestCase):
       tf.random.set_seed(4)
       model = small_model()
       model.log_weights(binary_data(2), 1)
-      return train.fit(model, ELBO_TERMS, binary_data(), optimizer=snt.optimizers.Adam(1e-2), steps=steps,
-                       batch_size=16, log_every=5, checkpoint_every=3, max_to_keep=5, output_dir=output_dir,
-                       jit_compile=False)
+      return train.fit(
+        model,
+        ELBO_TERMS,
+        binary_data(),
+        optimizer=snt.optimizers.Adam(1e-2),
+        steps=steps,
+        batch_size=16,
+        log_every=5,
+        checkpoint_every=3,
+        max_to_keep=5,
+        output_dir=output_dir,
+        jit_compile=False,
+      )
 
     clean = run(tempfile.mkdtemp(), 10)
     resumed_dir = tempfile.mkdtemp()
@@ -130,8 +176,16 @@ class FitTest(tf.test.TestCase):
     output_dir = tempfile.mkdtemp()
 
     model = small_model()
-    train.fit(model, ELBO_TERMS, binary_data(), optimizer=snt.optimizers.Adam(1e-3), steps=10,
-              batch_size=16, output_dir=output_dir, checkpoint_every=10)
+    train.fit(
+      model,
+      ELBO_TERMS,
+      binary_data(),
+      optimizer=snt.optimizers.Adam(1e-3),
+      steps=10,
+      batch_size=16,
+      output_dir=output_dir,
+      checkpoint_every=10,
+    )
     weights_before = [v.numpy() for v in model.trainable_variables]
 
     def nan_kl(model, x, *, seed):
@@ -139,8 +193,17 @@ class FitTest(tf.test.TestCase):
       return dict(terms, kl=terms["kl"] * np.nan)
 
     with self.assertRaisesRegex(FloatingPointError, r"non-finite kl at step 11"):
-      train.fit(model, nan_kl, binary_data(), optimizer=snt.optimizers.Adam(1e-3),
-                steps=20, batch_size=16, output_dir=output_dir, checkpoint_every=5, resume="force")
+      train.fit(
+        model,
+        nan_kl,
+        binary_data(),
+        optimizer=snt.optimizers.Adam(1e-3),
+        steps=20,
+        batch_size=16,
+        output_dir=output_dir,
+        checkpoint_every=5,
+        resume="force",
+      )
     for before, after in zip(weights_before, model.trainable_variables):
       self.assertAllClose(before, after)  # the poisoned update was not applied
     checkpoints = tf.train.get_checkpoint_state(os.path.join(output_dir, "checkpoints"))
@@ -152,24 +215,24 @@ class FitTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, "needs batch_size"):
       train.fit(small_model(), ELBO_TERMS, binary_data(), optimizer=snt.optimizers.SGD(0.1), steps=3)
     with self.assertRaisesRegex(ValueError, "log_every must be"):
-      train.fit(small_model(), ELBO_TERMS, binary_data(), optimizer=snt.optimizers.SGD(0.1), steps=3,
-                batch_size=8, log_every=0)
+      train.fit(
+        small_model(), ELBO_TERMS, binary_data(), optimizer=snt.optimizers.SGD(0.1), steps=3, batch_size=8, log_every=0
+      )
 
   def test_dataset_input_and_epochs(self):
     dataset = tf.data.Dataset.from_tensor_slices({"image": binary_data(64)}).batch(16)
-    history = train.fit(small_model(), ELBO_TERMS, dataset, optimizer=snt.optimizers.Adam(1e-2),
-                        epochs=2, log_every=1)
+    history = train.fit(small_model(), ELBO_TERMS, dataset, optimizer=snt.optimizers.Adam(1e-2), epochs=2, log_every=1)
     self.assertEqual(list(history["step"]), list(range(1, 9)))
 
   def test_dataset_with_a_short_last_batch_inside_one_call(self):
     dataset = tf.data.Dataset.from_tensor_slices(binary_data(50)).batch(16)  # 16, 16, 16, 2
-    history = train.fit(small_model(), ELBO_TERMS, dataset, optimizer=snt.optimizers.Adam(1e-2),
-                        epochs=2, log_every=4, steps_per_call=4)
+    history = train.fit(
+      small_model(), ELBO_TERMS, dataset, optimizer=snt.optimizers.Adam(1e-2), epochs=2, log_every=4, steps_per_call=4
+    )
     self.assertEqual(list(history["step"]), [4, 8])
 
 
 class ResumeTest(tf.test.TestCase):
-
   def test_kill_minus_nine_then_resume_gives_every_step_once(self):
     killed_dir = tempfile.mkdtemp()
     steps = 120
@@ -195,7 +258,6 @@ class ResumeTest(tf.test.TestCase):
 
 
 class DistributeTest(tf.test.TestCase):
-
   def test_two_replicas_match_single_device_step(self):
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
@@ -214,14 +276,12 @@ class DistributeTest(tf.test.TestCase):
     for a, b in zip(mirrored.trainable_variables, single.trainable_variables):
       a.assign(b)
     for model, strat in ((single, None), (mirrored, strategy)):
-      train.fit(model, reconstruction, x, optimizer=snt.optimizers.SGD(0.5), steps=2,
-                batch_size=32, strategy=strat)
+      train.fit(model, reconstruction, x, optimizer=snt.optimizers.SGD(0.5), steps=2, batch_size=32, strategy=strat)
     for a, b in zip(mirrored.trainable_variables, single.trainable_variables):
       self.assertAllClose(a, b, atol=1e-6)
 
 
 class DataAndArgumentTest(tf.test.TestCase):
-
   def fit(self, data, **kwargs):
     kwargs = dict(dict(optimizer=snt.optimizers.SGD(0.1), steps=2, batch_size=8), **kwargs)
     return train.fit(small_model(), kwargs.pop("objective", ELBO_TERMS), data, **kwargs)
@@ -275,13 +335,21 @@ def log_likelihood(model, batch, *, seed):
 
 
 class LabelledDataTest(tf.test.TestCase):
-
   def train(self, data, steps, output_dir=None, **kwargs):
     tf.random.set_seed(5)
     model = snt.Linear(3)
     model(tf.zeros([1, 2]))
-    history = train.fit(model, log_likelihood, data, optimizer=snt.optimizers.Adam(0.05), steps=steps,
-                        log_every=10, checkpoint_every=10, output_dir=output_dir, **kwargs)
+    history = train.fit(
+      model,
+      log_likelihood,
+      data,
+      optimizer=snt.optimizers.Adam(0.05),
+      steps=steps,
+      log_every=10,
+      checkpoint_every=10,
+      output_dir=output_dir,
+      **kwargs,
+    )
     return model, history
 
   def check_trains_and_resumes_exactly(self, make_data, **kwargs):
@@ -310,14 +378,26 @@ class LabelledDataTest(tf.test.TestCase):
     def dict_likelihood(model, batch, *, seed):
       return log_likelihood(model, (batch["image"], batch["label"]), seed=seed)
 
-    history = train.fit(snt.Linear(3), dict_likelihood, {"image": x, "label": y}, optimizer=snt.optimizers.Adam(0.05),
-                        steps=20, batch_size=32, inputs=None, jit_compile=True, steps_per_call=10, log_every=10)
+    history = train.fit(
+      snt.Linear(3),
+      dict_likelihood,
+      {"image": x, "label": y},
+      optimizer=snt.optimizers.Adam(0.05),
+      steps=20,
+      batch_size=32,
+      inputs=None,
+      jit_compile=True,
+      steps_per_call=10,
+      log_every=10,
+    )
     self.assertLess(history["loss"].iloc[-1], history["loss"].iloc[0])
 
 
-@pytest.mark.parametrize("make_optimizer", [lambda: snt.optimizers.Adam(0.05), lambda: snt.optimizers.RMSProp(0.05),
-                                            lambda: snt.optimizers.Momentum(0.05, 0.9)],
-                         ids=["adam", "rmsprop", "momentum"])
+@pytest.mark.parametrize(
+  "make_optimizer",
+  [lambda: snt.optimizers.Adam(0.05), lambda: snt.optimizers.RMSProp(0.05), lambda: snt.optimizers.Momentum(0.05, 0.9)],
+  ids=["adam", "rmsprop", "momentum"],
+)
 def test_fits_first_update_is_the_optimizers_first_step(make_optimizer):
   """fit creates the optimizer's slots before training; its first update is still the optimizer's first step."""
   from tests.helpers import small_bernoulli_vae
@@ -330,13 +410,23 @@ def test_fits_first_update_is_the_optimizers_first_step(make_optimizer):
   copy.log_weights(x, 1)
   for a, b in zip(copy.variables, model.variables):
     a.assign(b)
-  tfpvi.train.fit(model, tfpvi.objectives.elbo, x, optimizer=make_optimizer(), steps=1, batch_size=4,
-                  progress=False, jit_compile=False)
-  moved = [not np.array_equal(a.numpy(), b.numpy()) for a, b in zip(copy.trainable_variables,
-                                                                    model.trainable_variables)]
+  tfpvi.train.fit(
+    model,
+    tfpvi.objectives.elbo,
+    x,
+    optimizer=make_optimizer(),
+    steps=1,
+    batch_size=4,
+    progress=False,
+    jit_compile=False,
+  )
+  moved = [
+    not np.array_equal(a.numpy(), b.numpy()) for a, b in zip(copy.trainable_variables, model.trainable_variables)
+  ]
   assert all(moved)  # every variable took a step
-  steps = [float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(copy.trainable_variables,
-                                                                          model.trainable_variables)]
+  steps = [
+    float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(copy.trainable_variables, model.trainable_variables)
+  ]
   if "Adam" in type(make_optimizer()).__name__:
     # Adam's first step moves each weight by lr * g / (|g| + eps): almost exactly lr wherever g != 0. A step
     # counter left at 1 by the slot creation would make it the second step, with other bias corrections.

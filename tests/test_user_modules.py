@@ -82,7 +82,7 @@ class Unannounced(snt.Module):
     return tfd.MultivariateNormalDiag(self.linear(snt.flatten(x)), tf.ones([3]))
 '''
 
-TRAIN = '''
+TRAIN = """
 import sys
 
 import numpy as np
@@ -100,7 +100,7 @@ history = tfpvi.train.fit(model, tfpvi.objectives.iwae, x, optimizer=snt.optimiz
                           batch_size=32, objective_kwargs={"num_samples": 2}, output_dir=folder, progress=False,
                           checkpoint_every=5, log_every=5)
 print("prior loc", np.asarray(model.prior.mean()).tolist())
-'''
+"""
 
 
 def _run(args, cwd, timeout=600):
@@ -122,21 +122,45 @@ def test_user_modules_train_evaluate_in_a_fresh_process_and_resume(user_dir):
   assert trained.returncode == 0, trained.stderr[-3000:]
   record = json.loads((run / "run.json").read_text())["model"]["config"]
   assert record["encoder"]["class"] == "my_models:FullCovarianceEncoder"
-  assert record["decoder"] == {"class": "my_models:BernoulliDecoder",
-                               "config": {"hidden_size": 32, "image_shape": [28, 28, 1]}}
+  assert record["decoder"] == {
+    "class": "my_models:BernoulliDecoder",
+    "config": {"hidden_size": 32, "image_shape": [28, 28, 1]},
+  }
   assert record["prior"]["class"] == "my_models:LearnedGaussianPrior"
 
   # A fresh process rebuilds the model by importing my_models, and evaluates it.
-  evaluated = _run(["-m", "tfpvi.evaluate", str(run), "--data", "mnist", "--format", "binary", "--num_samples", "8",
-                    "--examples", "16", "--batch_size", "16"], user_dir)
+  evaluated = _run(
+    [
+      "-m",
+      "tfpvi.evaluate",
+      str(run),
+      "--data",
+      "mnist",
+      "--format",
+      "binary",
+      "--num_samples",
+      "8",
+      "--examples",
+      "16",
+      "--batch_size",
+      "16",
+    ],
+    user_dir,
+  )
   assert evaluated.returncode == 0, evaluated.stderr[-3000:]
   summary = json.loads((run / "evaluation.json").read_text())
   assert summary["num_examples"] == 16 and summary["checkpoint"] == "ckpt-10"
   assert -600 < summary["log_px"] < -100  # 10 steps of a 3-d model: poor, but a log-likelihood in nats
 
   # The trained weights are those rebuilt: the prior's trained mean comes back from the checkpoint.
-  check = _run(["-c", "import sys, numpy as np, tfpvi; m = tfpvi.load_model(sys.argv[1]); "
-                "print(np.asarray(m.prior.mean()).tolist())", str(run)], user_dir)
+  check = _run(
+    [
+      "-c",
+      "import sys, numpy as np, tfpvi; m = tfpvi.load_model(sys.argv[1]); print(np.asarray(m.prior.mean()).tolist())",
+      str(run),
+    ],
+    user_dir,
+  )
   assert check.returncode == 0, check.stderr[-3000:]
   trained_loc = trained.stdout.split("prior loc", 1)[1].strip()
   assert check.stdout.strip() == trained_loc and trained_loc != "[0.0, 0.0, 0.0]"

@@ -12,7 +12,6 @@ tfd = tfp.distributions
 
 
 class ShapeTest(tf.test.TestCase, parameterized.TestCase):
-
   def test_encoder_shapes(self):
     q = tfpvi.encoders.GaussianMLP([8], 5)(tf.zeros([7, 3, 3, 2]))
     self.assertEqual(q.batch_shape, [7])
@@ -20,9 +19,9 @@ class ShapeTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(q.sample(4, seed=[1, 1]).shape, [4, 7, 5])
 
   @parameterized.named_parameters(
-      ("bernoulli", lambda: tfpvi.decoders.BernoulliMLP([8], [4, 4, 1])),
-      ("logistic", lambda: tfpvi.decoders.DiscretizedLogisticMLP([8], [4, 4, 1])),
-      ("mixture", lambda: tfpvi.decoders.DiscretizedLogisticMixtureMLP([8], [4, 4, 1], 3)),
+    ("bernoulli", lambda: tfpvi.decoders.BernoulliMLP([8], [4, 4, 1])),
+    ("logistic", lambda: tfpvi.decoders.DiscretizedLogisticMLP([8], [4, 4, 1])),
+    ("mixture", lambda: tfpvi.decoders.DiscretizedLogisticMixtureMLP([8], [4, 4, 1], 3)),
   )
   def test_decoder_broadcasts_leading_dims(self, make):
     decoder = make()
@@ -62,7 +61,6 @@ class ShapeTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class BadInputTest(tf.test.TestCase):
-
   def setUp(self):
     super().setUp()
     self.model, self.x = small_bernoulli_vae(), binary_images()
@@ -86,9 +84,9 @@ class BadInputTest(tf.test.TestCase):
 
   def test_pixels_outside_discretized_support(self):
     model = tfpvi.VAE(
-        tfpvi.encoders.GaussianMLP([8], 2),
-        tfpvi.decoders.DiscretizedLogisticMLP([8], [4, 4, 1]),
-        tfpvi.standard_normal_prior(2),
+      tfpvi.encoders.GaussianMLP([8], 2),
+      tfpvi.decoders.DiscretizedLogisticMLP([8], [4, 4, 1]),
+      tfpvi.standard_normal_prior(2),
     )
     with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "expected integer values"):
       model.log_weights(tf.fill([2, 4, 4, 1], 0.5), 2)
@@ -106,9 +104,7 @@ class BadInputTest(tf.test.TestCase):
       model.log_weights(self.x, 2)
 
   def test_encoder_with_latent_in_batch_shape(self):
-    model = tfpvi.VAE(
-        lambda x: tfd.Normal(tf.zeros([6, 3]), 1.0), self.model.decoder, tfpvi.standard_normal_prior(3)
-    )
+    model = tfpvi.VAE(lambda x: tfd.Normal(tf.zeros([6, 3]), 1.0), self.model.decoder, tfpvi.standard_normal_prior(3))
     with self.assertRaisesRegex(ValueError, r"batch shape \[6, 3\].*tfd.Independent"):
       model.log_weights(self.x, 2)
 
@@ -120,7 +116,6 @@ class BadInputTest(tf.test.TestCase):
 
 
 class EncoderInputScaleTest(tf.test.TestCase):
-
   def test_input_scale_equals_scaling_the_input(self):
     encoder = tfpvi.encoders.GaussianMLP([8], 2, input_scale=1.0 / 255.0)
     x = tf.random.stateless_uniform([3, 4, 4, 1], seed=[1, 1], maxval=255.0)

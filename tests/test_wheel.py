@@ -49,8 +49,13 @@ def test_wheel_builds_installs_and_runs(tmp_path):
   installed = run(str(python), "-c", cells[0].source, cwd=tmp_path, env=env).stdout
   assert installed.startswith(f"tfpvi from {env_dir}"), installed
 
-  where = run(str(python), "-c", "import tfpvi, experiments; print(tfpvi.__file__); print(tfpvi.VAE.__name__)",
-              cwd=tmp_path, env=env).stdout.split()
+  where = run(
+    str(python),
+    "-c",
+    "import tfpvi, experiments; print(tfpvi.__file__); print(tfpvi.VAE.__name__)",
+    cwd=tmp_path,
+    env=env,
+  ).stdout.split()
   assert where[0].startswith(str(env_dir)), where
   assert where[1] == "VAE"
   run(str(python), "-m", "tfpvi.evaluate", "--help", cwd=tmp_path, env=env)

@@ -13,24 +13,24 @@ import tfpvi
 def main(output_dir, steps):
   x = (np.random.default_rng(0).random([512, 4, 4, 1]) > 0.5).astype("float32")
   model = tfpvi.VAE(
-      tfpvi.encoders.GaussianMLP([32], 2),
-      tfpvi.decoders.BernoulliMLP([32], [4, 4, 1]),
-      tfpvi.standard_normal_prior(2),
+    tfpvi.encoders.GaussianMLP([32], 2),
+    tfpvi.decoders.BernoulliMLP([32], [4, 4, 1]),
+    tfpvi.standard_normal_prior(2),
   )
   tf.random.set_seed(0)
   return tfpvi.train.fit(
-      model,
-      functools.partial(tfpvi.objectives.iwae, return_terms=True),
-      x,
-      optimizer=snt.optimizers.Adam(1e-2),
-      steps=steps,
-      batch_size=32,
-      objective_kwargs=dict(num_samples=3),
-      log_every=1,
-      checkpoint_every=20,
-      steps_per_call=5,
-      output_dir=output_dir,
-      progress=False,
+    model,
+    functools.partial(tfpvi.objectives.iwae, return_terms=True),
+    x,
+    optimizer=snt.optimizers.Adam(1e-2),
+    steps=steps,
+    batch_size=32,
+    objective_kwargs=dict(num_samples=3),
+    log_every=1,
+    checkpoint_every=20,
+    steps_per_call=5,
+    output_dir=output_dir,
+    progress=False,
   )
 
 

@@ -22,23 +22,25 @@ __all__ = ["RUNTIME_NOISE", "STARTUP_NOISE", "filter_runtime_noise", "filtered_n
 
 # One pattern per kind of start-up note; lines matching none of them are passed through.
 STARTUP_NOISE = re.compile(
-    "|".join([
-        r"All log messages before absl::InitializeLog\(\) is called",
-        r"oneDNN custom operations are on",
-        r"cpu_feature_guard\.cc",
-        r"^To enable the following instructions",
-        r"rebuild TensorFlow with the appropriate compiler flags",
-        r"Could not find cuda drivers",
-        r"cudart_stub\.cc",
-        r"failed call to cuInit",
-        r"cuda_diagnostics\.cc",
-        r"cuda_executor\.cc.*(NUMA|kernel driver)",
-        r"Unable to register (cuDNN|cuFFT|cuBLAS) factory",
-        r"computation placer already registered",
-        r"TF-TRT Warning: Could not find TensorRT",
-        r"Skipping registering GPU devices",
-    ]),
-    re.MULTILINE,
+  "|".join(
+    [
+      r"All log messages before absl::InitializeLog\(\) is called",
+      r"oneDNN custom operations are on",
+      r"cpu_feature_guard\.cc",
+      r"^To enable the following instructions",
+      r"rebuild TensorFlow with the appropriate compiler flags",
+      r"Could not find cuda drivers",
+      r"cudart_stub\.cc",
+      r"failed call to cuInit",
+      r"cuda_diagnostics\.cc",
+      r"cuda_executor\.cc.*(NUMA|kernel driver)",
+      r"Unable to register (cuDNN|cuFFT|cuBLAS) factory",
+      r"computation placer already registered",
+      r"TF-TRT Warning: Could not find TensorRT",
+      r"Skipping registering GPU devices",
+    ]
+  ),
+  re.MULTILINE,
 )
 
 
@@ -85,8 +87,7 @@ def filter_runtime_noise() -> None:
       if not chunk:
         break
       *lines, pending = (pending + chunk).split(b"\n")
-      out = b"".join(line + b"\n" for line in lines
-                     if not RUNTIME_NOISE.search(line.decode("utf-8", errors="replace")))
+      out = b"".join(line + b"\n" for line in lines if not RUNTIME_NOISE.search(line.decode("utf-8", errors="replace")))
       if pending and not _may_be_native(pending):
         out, pending = out + pending, b""  # e.g. a progress bar's "\r..." update: on at once
       if out:

@@ -51,13 +51,13 @@ tfd = tfp.distributions
 tfb = tfp.bijectors
 
 __all__ = [
-    "AIS",
-    "AISResult",
-    "BDMCResult",
-    "ais_log_marginal_likelihood",
-    "bdmc",
-    "linear_schedule",
-    "sigmoidal_schedule",
+  "AIS",
+  "AISResult",
+  "BDMCResult",
+  "ais_log_marginal_likelihood",
+  "bdmc",
+  "linear_schedule",
+  "sigmoidal_schedule",
 ]
 
 _STARTS = ("prior", "posterior")
@@ -109,11 +109,12 @@ def _check_schedule(betas) -> np.ndarray:
   betas = np.asarray(betas, np.float64)
   if betas.ndim != 1 or betas.size < 2:
     raise ValueError(
-        f"schedule: expected a 1-D array of at least 2 inverse temperatures, got shape {list(betas.shape)}.")
+      f"schedule: expected a 1-D array of at least 2 inverse temperatures, got shape {list(betas.shape)}."
+    )
   if not np.all(np.isfinite(betas)) or betas[0] != 0.0 or betas[-1] != 1.0 or np.any(np.diff(betas) <= 0):
     raise ValueError(
-        "schedule: expected inverse temperatures increasing strictly from exactly 0 to exactly 1, got "
-        f"{betas[:3].tolist()} ... {betas[-3:].tolist()}."
+      "schedule: expected inverse temperatures increasing strictly from exactly 0 to exactly 1, got "
+      f"{betas[:3].tolist()} ... {betas[-3:].tolist()}."
     )
   return betas
 
@@ -153,8 +154,9 @@ class AIS:
     checks.check_num_samples(self.steps_per_call, "steps_per_call")
     if isinstance(self.schedule, str):
       if self.schedule not in ("sigmoidal", "linear"):
-        raise ValueError(f"schedule must be 'sigmoidal', 'linear' or an array of inverse temperatures, got "
-                         f"{self.schedule!r}.")
+        raise ValueError(
+          f"schedule must be 'sigmoidal', 'linear' or an array of inverse temperatures, got {self.schedule!r}."
+        )
     else:
       betas = _check_schedule(self.schedule)
       object.__setattr__(self, "schedule", tuple(float(b) for b in betas))
@@ -217,8 +219,8 @@ def _check_continuous(z, role: str) -> None:
   for leaf in tf.nest.flatten(z):
     if not leaf.dtype.is_floating:
       raise ValueError(
-          f"AIS with HMC needs continuous latents; {role} gives latents of dtype {leaf.dtype.name}. "
-          "Use importance sampling (tfpvi.evaluation.evaluate_dataset) for discrete latents."
+        f"AIS with HMC needs continuous latents; {role} gives latents of dtype {leaf.dtype.name}. "
+        "Use importance sampling (tfpvi.evaluation.evaluate_dataset) for discrete latents."
       )
 
 
@@ -232,9 +234,9 @@ def _check_real_support(distribution: tfd.Distribution, role: str) -> None:
     return
   if bijector is not None and not isinstance(bijector, tfb.Identity):
     raise ValueError(
-        f"AIS with HMC needs latents with support R^d; the {role} {type(distribution).__name__} has a "
-        f"constrained support (its event-space bijector is {type(bijector).__name__}). Use importance "
-        "sampling for such latents."
+      f"AIS with HMC needs latents with support R^d; the {role} {type(distribution).__name__} has a "
+      f"constrained support (its event-space bijector is {type(bijector).__name__}). Use importance "
+      "sampling for such latents."
     )
 
 
@@ -283,8 +285,7 @@ class _Annealer:
       return tf.nest.pack_sequence_as(structure, list(parts_))
 
     def step_sizes(size):  # [B] -> one per state part, broadcasting over chains and event dimensions
-      return [tf.reshape(size, tf.concat([tf.shape(size), tf.ones([p.shape.rank - 2], tf.int32)], 0))
-              for p in parts]
+      return [tf.reshape(size, tf.concat([tf.shape(size), tf.ones([p.shape.rank - 2], tf.int32)], 0)) for p in parts]
 
     def body(t, parts_, log_w_, size, accept):
       log_start, log_joint = self._log_densities(x, unflatten(parts_))
@@ -296,9 +297,11 @@ class _Annealer:
         return log_start_ + beta * (log_joint_ - log_start_)
 
       kernel = tfp.mcmc.HamiltonianMonteCarlo(
-          target, step_size=step_sizes(size), num_leapfrog_steps=settings.num_leapfrog_steps)
+        target, step_size=step_sizes(size), num_leapfrog_steps=settings.num_leapfrog_steps
+      )
       new_parts, results = kernel.one_step(
-          list(parts_), kernel.bootstrap_results(list(parts_)), seed=tf.random.experimental.stateless_fold_in(seed, t))
+        list(parts_), kernel.bootstrap_results(list(parts_)), seed=tf.random.experimental.stateless_fold_in(seed, t)
+      )
       ratio = results.log_accept_ratio
       prob = tf.where(tf.math.is_nan(ratio), tf.zeros_like(ratio), tf.exp(tf.minimum(ratio, 0.0)))
       mean_prob = tf.reduce_mean(prob, axis=0)  # [B]
@@ -307,10 +310,10 @@ class _Annealer:
 
     last = first + steps
     _, parts, log_w, step_size, accept_sum = tf.while_loop(
-        lambda t, *_: t <= last,
-        body,
-        (first + 1, list(parts), log_w, step_size, accept_sum),
-        maximum_iterations=steps,
+      lambda t, *_: t <= last,
+      body,
+      (first + 1, list(parts), log_w, step_size, accept_sum),
+      maximum_iterations=steps,
     )
     return parts, log_w, step_size, accept_sum
 
@@ -332,14 +335,22 @@ class _Annealer:
     for first in range(0, num_steps, settings.steps_per_call):
       steps = min(settings.steps_per_call, num_steps - first)
       parts, log_w, step_size, accept = self._segment(
-          x, parts, log_w, step_size, accept, betas_tensor, tf.constant(first), tf.constant(steps), run_seed)
+        x, parts, log_w, step_size, accept, betas_tensor, tf.constant(first), tf.constant(steps), run_seed
+      )
       if bar is not None:
         bar.update(steps)
     if bar is not None:
       bar.close()
     log_px, standard_error, ess = _log_weight_stats(log_w)
-    return AISResult(log_px, standard_error, ess, log_w, accept / num_steps, step_size,
-                     tf.nest.pack_sequence_as(self.initial_state_structure, parts))
+    return AISResult(
+      log_px,
+      standard_error,
+      ess,
+      log_w,
+      accept / num_steps,
+      step_size,
+      tf.nest.pack_sequence_as(self.initial_state_structure, parts),
+    )
 
 
 def _progress_bar(progress: Optional[bool], total: int):
@@ -361,20 +372,20 @@ def _prepare(model, x) -> tf.Tensor:
 
 
 def ais_log_marginal_likelihood(
-    model,
-    x: tf.Tensor,
-    *,
-    num_steps: int = 1000,
-    num_chains: int = 16,
-    schedule: Union[str, np.ndarray] = "sigmoidal",
-    start: str = "prior",
-    num_leapfrog_steps: int = 10,
-    step_size: float = 0.05,
-    target_accept_prob: float = 0.65,
-    steps_per_call: int = 100,
-    jit_compile: "xla.JitCompile" = "auto",
-    progress: Optional[bool] = None,
-    seed: Seed = None,
+  model,
+  x: tf.Tensor,
+  *,
+  num_steps: int = 1000,
+  num_chains: int = 16,
+  schedule: Union[str, np.ndarray] = "sigmoidal",
+  start: str = "prior",
+  num_leapfrog_steps: int = 10,
+  step_size: float = 0.05,
+  target_accept_prob: float = 0.65,
+  steps_per_call: int = 100,
+  jit_compile: "xla.JitCompile" = "auto",
+  progress: Optional[bool] = None,
+  seed: Seed = None,
 ) -> AISResult:
   """AIS estimate of log p(x) per example, with its standard error (Neal 2001; Wu et al. 2017).
 
@@ -411,9 +422,16 @@ def ais_log_marginal_likelihood(
   >>> bool(np.all(np.abs(error) < 4 * result.standard_error + 0.05))
   True
   """
-  settings = AIS(num_steps=num_steps, num_chains=num_chains, schedule=schedule, start=start,
-                 num_leapfrog_steps=num_leapfrog_steps, step_size=step_size,
-                 target_accept_prob=target_accept_prob, steps_per_call=steps_per_call)
+  settings = AIS(
+    num_steps=num_steps,
+    num_chains=num_chains,
+    schedule=schedule,
+    start=start,
+    num_leapfrog_steps=num_leapfrog_steps,
+    step_size=step_size,
+    target_accept_prob=target_accept_prob,
+    steps_per_call=steps_per_call,
+  )
   x = _prepare(model, x)
   annealer = _Annealer(model, settings, xla.resolve(jit_compile))
   return annealer.run(x, betas=settings.betas(), seed=checks.stateless_seed(seed), progress=progress)
@@ -449,19 +467,19 @@ def simulate(model, num_examples: int, *, seed: Seed = None):
 
 
 def bdmc(
-    model,
-    num_examples: int,
-    *,
-    num_steps: int = 1000,
-    num_chains: int = 16,
-    schedule: Union[str, np.ndarray] = "sigmoidal",
-    num_leapfrog_steps: int = 10,
-    step_size: float = 0.05,
-    target_accept_prob: float = 0.65,
-    steps_per_call: int = 100,
-    jit_compile: "xla.JitCompile" = "auto",
-    progress: Optional[bool] = None,
-    seed: Seed = None,
+  model,
+  num_examples: int,
+  *,
+  num_steps: int = 1000,
+  num_chains: int = 16,
+  schedule: Union[str, np.ndarray] = "sigmoidal",
+  num_leapfrog_steps: int = 10,
+  step_size: float = 0.05,
+  target_accept_prob: float = 0.65,
+  steps_per_call: int = 100,
+  jit_compile: "xla.JitCompile" = "auto",
+  progress: Optional[bool] = None,
+  seed: Seed = None,
 ) -> BDMCResult:
   """Sandwiches log p(x) between forward and reverse AIS on data simulated from the model.
 
@@ -489,9 +507,16 @@ def bdmc(
   >>> bool(abs(float(np.mean(result.gap))) < 0.3)
   True
   """
-  settings = AIS(num_steps=num_steps, num_chains=num_chains, schedule=schedule, start="prior",
-                 num_leapfrog_steps=num_leapfrog_steps, step_size=step_size,
-                 target_accept_prob=target_accept_prob, steps_per_call=steps_per_call)
+  settings = AIS(
+    num_steps=num_steps,
+    num_chains=num_chains,
+    schedule=schedule,
+    start="prior",
+    num_leapfrog_steps=num_leapfrog_steps,
+    step_size=step_size,
+    target_accept_prob=target_accept_prob,
+    steps_per_call=steps_per_call,
+  )
   data_seed, forward_seed, reverse_seed = tfp.random.split_seed(checks.stateless_seed(seed), n=3)
   x, z = simulate(model, num_examples, seed=data_seed)
   x = _prepare(model, x)

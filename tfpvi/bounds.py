@@ -94,15 +94,15 @@ def _check_beta(beta) -> float:
 
 
 def _estimate(
-    model,
-    x: tf.Tensor,
-    num_samples: int,
-    value_fn: Callable[[tf.Tensor], tf.Tensor],
-    weights_fn: Callable[[tf.Tensor], _Weights],
-    gradient_estimator: str,
-    seed: Seed,
-    return_terms: bool,
-    split: bool = False,
+  model,
+  x: tf.Tensor,
+  num_samples: int,
+  value_fn: Callable[[tf.Tensor], tf.Tensor],
+  weights_fn: Callable[[tf.Tensor], _Weights],
+  gradient_estimator: str,
+  seed: Seed,
+  return_terms: bool,
+  split: bool = False,
 ):
   """Draws log w [N, B] and returns value_fn(log w) with the estimator's gradients.
 
@@ -127,9 +127,9 @@ def _estimate(
     value, terms = _split_surrogate(model, x, z, q, value_fn, weights_fn, gradient_estimator)
   if return_terms:
     return {
-        "objective": value,
-        "log_likelihood": tf.reduce_mean(terms.log_likelihood, axis=0),
-        "kl": tf.reduce_mean(terms.log_posterior - terms.log_prior, axis=0),
+      "objective": value,
+      "log_likelihood": tf.reduce_mean(terms.log_likelihood, axis=0),
+      "kl": tf.reduce_mean(terms.log_posterior - terms.log_prior, axis=0),
     }
   return value
 
@@ -164,14 +164,14 @@ def _same(weights: tf.Tensor, dreg: tf.Tensor) -> _Weights:
 
 
 def renyi(
-    model,
-    x: tf.Tensor,
-    num_samples: int,
-    alpha: float,
-    gradient_estimator: str = "reparam",
-    *,
-    seed: Seed = None,
-    return_terms: bool = False,
+  model,
+  x: tf.Tensor,
+  num_samples: int,
+  alpha: float,
+  gradient_estimator: str = "reparam",
+  *,
+  seed: Seed = None,
+  return_terms: bool = False,
 ):
   """The Renyi variational bound VR_alpha per example (Li & Turner 2016).
 
@@ -202,6 +202,7 @@ def renyi(
   if alpha == -math.inf:
     return vr_max(model, x, num_samples, gradient_estimator, seed=seed, return_terms=return_terms)
   if alpha == 1.0:
+
     def value_fn(log_w):
       return tf.reduce_mean(log_w, axis=0)
 
@@ -209,6 +210,7 @@ def renyi(
       uniform = tf.ones_like(log_w) / tf.cast(tf.shape(log_w)[0], log_w.dtype)
       return _same(uniform, uniform)
   else:
+
     def value_fn(log_w):
       return _log_mean_exp((1.0 - alpha) * log_w) / (1.0 - alpha)
 
@@ -220,13 +222,13 @@ def renyi(
 
 
 def vr_max(
-    model,
-    x: tf.Tensor,
-    num_samples: int,
-    gradient_estimator: str = "reparam",
-    *,
-    seed: Seed = None,
-    return_terms: bool = False,
+  model,
+  x: tf.Tensor,
+  num_samples: int,
+  gradient_estimator: str = "reparam",
+  *,
+  seed: Seed = None,
+  return_terms: bool = False,
 ):
   """VR-max per example: max_k log w_k, the alpha -> -inf limit of `renyi` (Li & Turner 2016).
 
@@ -246,8 +248,10 @@ def vr_max(
   """
   num_samples = checks.check_num_samples(num_samples)
   if gradient_estimator == "dreg":
-    raise ValueError("gradient_estimator='dreg' needs weights that are smooth in z; VR-max (alpha=-inf) takes a "
-                     "max. Use 'reparam' or 'stl', or a finite alpha.")
+    raise ValueError(
+      "gradient_estimator='dreg' needs weights that are smooth in z; VR-max (alpha=-inf) takes a "
+      "max. Use 'reparam' or 'stl', or a finite alpha."
+    )
 
   def value_fn(log_w):
     return tf.reduce_max(log_w, axis=0)
@@ -276,14 +280,14 @@ def _check_groups(num_groups, num_samples) -> tuple[int, int]:
 
 
 def miwae(
-    model,
-    x: tf.Tensor,
-    num_groups: int,
-    num_samples: int,
-    gradient_estimator: str = "reparam",
-    *,
-    seed: Seed = None,
-    return_terms: bool = False,
+  model,
+  x: tf.Tensor,
+  num_groups: int,
+  num_samples: int,
+  gradient_estimator: str = "reparam",
+  *,
+  seed: Seed = None,
+  return_terms: bool = False,
 ):
   """The multiply importance weighted bound MIWAE_M,K per example (Rainforth et al. 2018).
 
@@ -317,14 +321,14 @@ def miwae(
 
 
 def piwae(
-    model,
-    x: tf.Tensor,
-    num_groups: int,
-    num_samples: int,
-    gradient_estimator: str = "reparam",
-    *,
-    seed: Seed = None,
-    return_terms: bool = False,
+  model,
+  x: tf.Tensor,
+  num_groups: int,
+  num_samples: int,
+  gradient_estimator: str = "reparam",
+  *,
+  seed: Seed = None,
+  return_terms: bool = False,
 ):
   """The partially importance weighted estimator PIWAE_M,K (Rainforth et al. 2018).
 
@@ -350,19 +354,20 @@ def piwae(
     encoder, encoder_dreg = _miwae_weights(log_w, num_groups)
     return _Weights(decoder=tf.math.softmax(log_w, axis=0), encoder=encoder, encoder_dreg=encoder_dreg)
 
-  return _estimate(model, x, num_groups * num_samples, _log_mean_exp, weights_fn, gradient_estimator, seed,
-                   return_terms, split=True)
+  return _estimate(
+    model, x, num_groups * num_samples, _log_mean_exp, weights_fn, gradient_estimator, seed, return_terms, split=True
+  )
 
 
 def ciwae(
-    model,
-    x: tf.Tensor,
-    num_samples: int,
-    beta: float,
-    gradient_estimator: str = "reparam",
-    *,
-    seed: Seed = None,
-    return_terms: bool = False,
+  model,
+  x: tf.Tensor,
+  num_samples: int,
+  beta: float,
+  gradient_estimator: str = "reparam",
+  *,
+  seed: Seed = None,
+  return_terms: bool = False,
 ):
   """The combination CIWAE_beta = beta * ELBO + (1 - beta) * IWAE_K per example (Rainforth et al. 2018).
 

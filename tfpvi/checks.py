@@ -16,14 +16,14 @@ import tensorflow_probability as tfp
 tfd = tfp.distributions
 
 __all__ = [
-    "assert_binary",
-    "assert_finite",
-    "check_distribution",
-    "check_examples",
-    "check_event_shape",
-    "check_num_samples",
-    "check_output_dir",
-    "stateless_seed",
+  "assert_binary",
+  "assert_finite",
+  "check_distribution",
+  "check_examples",
+  "check_event_shape",
+  "check_num_samples",
+  "check_output_dir",
+  "stateless_seed",
 ]
 
 
@@ -35,8 +35,9 @@ def check_output_dir(path, what: str = "output_dir"):
   """
   path = pathlib.Path(path)
   if path.exists() and not path.is_dir():
-    raise ValueError(f"{what} {path} is an existing file, not a folder; give the path of a folder (new or "
-                     "existing) instead.")
+    raise ValueError(
+      f"{what} {path} is an existing file, not a folder; give the path of a folder (new or existing) instead."
+    )
   for parent in path.parents:
     if parent.exists():
       if not parent.is_dir():
@@ -88,8 +89,10 @@ def check_num_samples(num_samples, name: str = "num_samples") -> int:
   if num_samples < 1:
     raise ValueError(f"{name} must be >= 1, got {num_samples}.")
   if num_samples > MAX_SAMPLES:
-    raise ValueError(f"{name} must be at most 2**31 - 1 = {MAX_SAMPLES} (TensorFlow counts samples and chunks in "
-                     f"int32), got {num_samples}; that many samples per example would take years anyway.")
+    raise ValueError(
+      f"{name} must be at most 2**31 - 1 = {MAX_SAMPLES} (TensorFlow counts samples and chunks in "
+      f"int32), got {num_samples}; that many samples per example would take years anyway."
+    )
   return num_samples
 
 
@@ -97,10 +100,10 @@ def check_distribution(value, role: str) -> tfd.Distribution:
   """Raises TypeError unless `value` is a `tfd.Distribution`; `role` names who returned it."""
   if not isinstance(value, tfd.Distribution):
     raise TypeError(
-        f"{role} must return a tfp.distributions.Distribution, got {type(value).__name__}"
-        f"{' with shape ' + str(list(value.shape)) if hasattr(value, 'shape') else ''}. "
-        "Wrap network outputs in a distribution, e.g. "
-        "tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1)."
+      f"{role} must return a tfp.distributions.Distribution, got {type(value).__name__}"
+      f"{' with shape ' + str(list(value.shape)) if hasattr(value, 'shape') else ''}. "
+      "Wrap network outputs in a distribution, e.g. "
+      "tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1)."
     )
   return value
 
@@ -114,8 +117,8 @@ def check_event_shape(x: tf.Tensor, distribution: tfd.Distribution, role: str) -
   trailing = x.shape[x.shape.rank - ndims :] if ndims else tf.TensorShape([])
   if x.shape.rank < ndims + 1 or not trailing.is_compatible_with(event_shape):
     raise ValueError(
-        f"{role}: expected x with shape [batch, {', '.join(map(str, event_shape.as_list()))}] "
-        f"(event shape {event_shape.as_list()}), got shape {x.shape.as_list()}."
+      f"{role}: expected x with shape [batch, {', '.join(map(str, event_shape.as_list()))}] "
+      f"(event shape {event_shape.as_list()}), got shape {x.shape.as_list()}."
     )
 
 
@@ -129,7 +132,7 @@ def assert_finite(x: tf.Tensor, what: str) -> tf.Tensor:
       if not bool(tf.reduce_all(finite)):
         count = int(tf.size(x)) - int(tf.reduce_sum(tf.cast(finite, tf.int32)))
         raise tf.errors.InvalidArgumentError(
-            None, None, f"{what}: expected finite values, got {count} NaN or Inf of {int(tf.size(x))} (missing data?)."
+          None, None, f"{what}: expected finite values, got {count} NaN or Inf of {int(tf.size(x))} (missing data?)."
         )
     return x
   return tf.debugging.assert_all_finite(x, message=message)
@@ -154,20 +157,20 @@ def assert_binary(x: tf.Tensor, who: str):
   between = tf.logical_and(x > 0, x < 1)
   outside = tf.logical_not(tf.logical_or(tf.logical_and(x >= 0, x <= 1), tf.math.is_nan(x)))
   advice = (
-      "binarize first, e.g. tfpvi.data.binarize_static(x) or tfpvi.data.load(..., binarize='dynamic'), "
-      "or use a discretized-logistic decoder for grey levels"
+    "binarize first, e.g. tfpvi.data.binarize_static(x) or tfpvi.data.load(..., binarize='dynamic'), "
+    "or use a discretized-logistic decoder for grey levels"
   )
   grey = _value_check(
-      tf.logical_not(tf.reduce_any(between)),
-      f"{who}: expected binary x with values in {{0, 1}}; values strictly between 0 and 1 found; {advice}. "
-      "One such value:",
-      tf.reduce_max(tf.where(between, x, tf.zeros_like(x))),
+    tf.logical_not(tf.reduce_any(between)),
+    f"{who}: expected binary x with values in {{0, 1}}; values strictly between 0 and 1 found; {advice}. "
+    "One such value:",
+    tf.reduce_max(tf.where(between, x, tf.zeros_like(x))),
   )
   out_of_range = _value_check(
-      tf.logical_not(tf.reduce_any(outside)),
-      f"{who}: expected binary x with values in {{0, 1}}; values outside [0, 1] found (8-bit "
-      f"intensities? divide by 255 and {advice}). Largest magnitude:",
-      tf.reduce_max(tf.where(outside, tf.abs(x), tf.zeros_like(x))),
+    tf.logical_not(tf.reduce_any(outside)),
+    f"{who}: expected binary x with values in {{0, 1}}; values outside [0, 1] found (8-bit "
+    f"intensities? divide by 255 and {advice}). Largest magnitude:",
+    tf.reduce_max(tf.where(outside, tf.abs(x), tf.zeros_like(x))),
   )
   if grey is None:
     return None
@@ -196,8 +199,10 @@ def check_examples(model, x: tf.Tensor) -> None:
   missing = [name for name in ("prior", "likelihood", "log_weight_terms") if not hasattr(model, name)]
   if missing:
     hint = " (a tfpvi.LinearGaussian: pass model.as_vae())" if hasattr(model, "as_vae") else ""
-    raise TypeError(f"expected a tfpvi.VAE (an object with prior, likelihood(z) and log_weight_terms), got a "
-                    f"{type(model).__name__} without {', '.join(missing)}{hint}.")
+    raise TypeError(
+      f"expected a tfpvi.VAE (an object with prior, likelihood(z) and log_weight_terms), got a "
+      f"{type(model).__name__} without {', '.join(missing)}{hint}."
+    )
   x = tf.convert_to_tensor(x, dtype_hint=tf.float32)
   _check_examples_shape(model, x)
   if not tf.executing_eagerly():
@@ -220,6 +225,6 @@ def _check_examples_shape(model, x: tf.Tensor) -> None:
     return
   hint = " (one example without its batch dimension? use x[None])" if x.shape.is_compatible_with(output_shape) else ""
   raise ValueError(
-      f"expected x with shape [batch, {', '.join(map(str, output_shape.as_list()))}] (the decoder's "
-      f"output_shape), got shape {x.shape.as_list()}{hint}."
+    f"expected x with shape [batch, {', '.join(map(str, output_shape.as_list()))}] (the decoder's "
+    f"output_shape), got shape {x.shape.as_list()}{hint}."
   )

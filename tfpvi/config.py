@@ -66,12 +66,12 @@ _ARGUMENTS: "weakref.WeakKeyDictionary[Any, tuple[type, dict[str, Any]]]" = weak
 # Public namespaces searched for a class's or function's name, before its defining module (whose
 # path may be internal, e.g. tensorflow.python.ops.math_ops for tf.nn.tanh).
 _PUBLIC = (
-    ("tensorflow", "nn", tf.nn),
-    ("tensorflow", "math", tf.math),
-    ("tensorflow", "", tf),
-    ("tensorflow_probability", "distributions", tfp.distributions),
-    ("tensorflow_probability", "bijectors", tfp.bijectors),
-    ("tensorflow_probability", "math", tfp.math),
+  ("tensorflow", "nn", tf.nn),
+  ("tensorflow", "math", tf.math),
+  ("tensorflow", "", tf),
+  ("tensorflow_probability", "distributions", tfp.distributions),
+  ("tensorflow_probability", "bijectors", tfp.bijectors),
+  ("tensorflow_probability", "math", tfp.math),
 )
 
 
@@ -100,8 +100,9 @@ def configurable(cls: type[T]) -> type[T]:
   init = cls.__init__
   signature = inspect.signature(init)
   if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature.parameters.values()):
-    raise TypeError(f"@configurable {cls.__qualname__}.__init__ takes *args, which a config cannot name; give "
-                    "them names.")
+    raise TypeError(
+      f"@configurable {cls.__qualname__}.__init__ takes *args, which a config cannot name; give them names."
+    )
 
   @functools.wraps(init)
   def __init__(self, *args, **kwargs):
@@ -130,12 +131,16 @@ def get_config(module) -> dict[str, Any]:
   """
   recorded = _ARGUMENTS.get(module)
   if recorded is None:
-    raise ConfigError(f"{type(module).__qualname__} does not record its constructor arguments: decorate the class "
-                      "with @tfpvi.config.configurable.")
+    raise ConfigError(
+      f"{type(module).__qualname__} does not record its constructor arguments: decorate the class "
+      "with @tfpvi.config.configurable."
+    )
   cls, arguments = recorded
   if cls is not type(module):
-    raise ConfigError(f"{type(module).__qualname__} subclasses the configurable {cls.__qualname__} but is not "
-                      "decorated itself: decorate it with @tfpvi.config.configurable.")
+    raise ConfigError(
+      f"{type(module).__qualname__} subclasses the configurable {cls.__qualname__} but is not "
+      "decorated itself: decorate it with @tfpvi.config.configurable."
+    )
   return dict(arguments)
 
 
@@ -152,15 +157,19 @@ def class_path(obj) -> str:
   module_name, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
   what = f"{type(obj).__name__} {qualname if qualname else repr(obj)}"
   if not module_name or not qualname or "<" in qualname:
-    raise ConfigError(f"the {what} cannot be imported by name (a lambda or a local definition); define it at the "
-                      "top level of a module.")
+    raise ConfigError(
+      f"the {what} cannot be imported by name (a lambda or a local definition); define it at the top level of a module."
+    )
   if module_name == "__main__":
-    raise ConfigError(f"the {what} is defined in __main__ (a script or a notebook), which another process cannot "
-                      "import; move it into a module file (e.g. my_models.py beside the script) and import it "
-                      "from there.")
+    raise ConfigError(
+      f"the {what} is defined in __main__ (a script or a notebook), which another process cannot "
+      "import; move it into a module file (e.g. my_models.py beside the script) and import it "
+      "from there."
+    )
   if _resolve(f"{module_name}:{qualname}") is not obj:
-    raise ConfigError(f"the {what} is not found again as {module_name}.{qualname}; define it at the top level of "
-                      "a module.")
+    raise ConfigError(
+      f"the {what} is not found again as {module_name}.{qualname}; define it at the top level of a module."
+    )
   return f"{module_name}:{qualname}"
 
 
@@ -171,8 +180,10 @@ def _resolve(path: str):
     for part in filter(None, qualname.split(".")):
       obj = getattr(obj, part)
   except (ImportError, AttributeError) as error:
-    raise ConfigError(f"{path} cannot be imported ({type(error).__name__}: {error}); is the module that defines "
-                      "it on the Python path (PYTHONPATH, or the folder the command runs in)?") from None
+    raise ConfigError(
+      f"{path} cannot be imported ({type(error).__name__}: {error}); is the module that defines "
+      "it on the Python path (PYTHONPATH, or the folder the command runs in)?"
+    ) from None
   return obj
 
 
@@ -183,17 +194,23 @@ def _arguments_of(obj) -> dict[str, Any]:
   if callable(own):
     config = obj.get_config()
     if not isinstance(config, dict):
-      raise ConfigError(f"{type(obj).__qualname__}.get_config() returned a {type(config).__name__}, not a dict "
-                        "of constructor arguments.")
+      raise ConfigError(
+        f"{type(obj).__qualname__}.get_config() returned a {type(config).__name__}, not a dict "
+        "of constructor arguments."
+      )
     return config
   if isinstance(obj, (tfp.distributions.Distribution, tfp.bijectors.Bijector)):
     return dict(obj.parameters)
   if isinstance(obj, tf.Module):
-    raise ConfigError(f"the {type(obj).__qualname__} does not describe itself, so it cannot be saved and rebuilt: "
-                      "decorate its class with @tfpvi.config.configurable (it then records its constructor "
-                      "arguments), or give it a get_config() method that returns them.")
-  raise ConfigError(f"a {type(obj).__qualname__} cannot be written as a config (expected numbers, strings, lists, "
-                    "dicts, arrays, importable functions, or objects that describe themselves).")
+    raise ConfigError(
+      f"the {type(obj).__qualname__} does not describe itself, so it cannot be saved and rebuilt: "
+      "decorate its class with @tfpvi.config.configurable (it then records its constructor "
+      "arguments), or give it a get_config() method that returns them."
+    )
+  raise ConfigError(
+    f"a {type(obj).__qualname__} cannot be written as a config (expected numbers, strings, lists, "
+    "dicts, arrays, importable functions, or objects that describe themselves)."
+  )
 
 
 def _recorded(obj) -> bool:
@@ -291,8 +308,10 @@ class _Reader:
       try:
         built = cls.from_config(arguments) if callable(getattr(cls, "from_config", None)) else cls(**arguments)
       except TypeError as error:
-        raise ConfigError(f"{where or 'the config'}: {value['class']} does not accept the recorded arguments "
-                          f"{sorted(arguments)} ({error}).") from None
+        raise ConfigError(
+          f"{where or 'the config'}: {value['class']} does not accept the recorded arguments "
+          f"{sorted(arguments)} ({error})."
+        ) from None
       self.built[where] = built
       return built
     if "same_as" in value:
@@ -336,8 +355,10 @@ def differences(old, new, where: str = "") -> list[str]:
     for key in sorted(set(old) | set(new)):
       found += differences(old.get(key), new.get(key), _join(where, key))
     return found
-  nested = any(isinstance(v, (dict, list)) for v in [*(old if isinstance(old, list) else []),
-                                                      *(new if isinstance(new, list) else [])])
+  nested = any(
+    isinstance(v, (dict, list))
+    for v in [*(old if isinstance(old, list) else []), *(new if isinstance(new, list) else [])]
+  )
   if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and nested:
     return [d for i, (a, b) in enumerate(zip(old, new)) for d in differences(a, b, f"{where}[{i}]")]
   return [] if old == new else [f"{where or 'value'}: {_brief(old)} vs {_brief(new)}"]
@@ -352,4 +373,3 @@ def _brief(value, limit: int = 80) -> str:
     return _array(np.shape(value.get("array", value.get("variable"))), value.get("dtype"))
   text = repr(value)
   return text if len(text) <= limit else text[: limit - 3] + "..."
-

@@ -93,8 +93,11 @@ class ResidualBlock(snt.Module):
   """
 
   def __init__(
-      self, activation: Activation = tf.nn.elu, normalization: str = "group", groups: int = 8,
-      name: Optional[str] = None,
+    self,
+    activation: Activation = tf.nn.elu,
+    normalization: str = "group",
+    groups: int = 8,
+    name: Optional[str] = None,
   ):
     super().__init__(name=name)
     _check_choice(normalization, NORMALIZATIONS, "normalization")
@@ -140,16 +143,16 @@ class ResNetEncoder(snt.Module):
   """
 
   def __init__(
-      self,
-      latent_size: int,
-      channels: Sequence[int] = (32, 64),
-      blocks_per_stage: int = 1,
-      activation: Activation = tf.nn.elu,
-      normalization: str = "group",
-      groups: int = 8,
-      input_range: tuple[float, float] = (0.0, 255.0),
-      max_log_scale: float = 5.0,
-      name: Optional[str] = None,
+    self,
+    latent_size: int,
+    channels: Sequence[int] = (32, 64),
+    blocks_per_stage: int = 1,
+    activation: Activation = tf.nn.elu,
+    normalization: str = "group",
+    groups: int = 8,
+    input_range: tuple[float, float] = (0.0, 255.0),
+    max_log_scale: float = 5.0,
+    name: Optional[str] = None,
   ):
     """Builds the encoder.
 
@@ -171,8 +174,8 @@ class ResNetEncoder(snt.Module):
     super().__init__(name=name)
     if latent_size < 1 or not channels or min(channels) < 1 or blocks_per_stage < 0:
       raise ValueError(
-          f"expected latent_size >= 1, non-empty positive channels and blocks_per_stage >= 0, got "
-          f"{latent_size}, {tuple(channels)}, {blocks_per_stage}."
+        f"expected latent_size >= 1, non-empty positive channels and blocks_per_stage >= 0, got "
+        f"{latent_size}, {tuple(channels)}, {blocks_per_stage}."
       )
     _check_choice(normalization, NORMALIZATIONS, "normalization")
     low, high = (float(v) for v in input_range)
@@ -202,8 +205,8 @@ class ResNetEncoder(snt.Module):
     x = tf.convert_to_tensor(x, dtype=tf.float32)
     if x.shape.rank is not None and x.shape.rank < 4:
       raise ValueError(
-          f"{self.name}: expected images with shape [batch, height, width, channels], got shape "
-          f"{x.shape.as_list()} (add a channel axis to grey images: x[..., None])."
+        f"{self.name}: expected images with shape [batch, height, width, channels], got shape "
+        f"{x.shape.as_list()} (add a channel axis to grey images: x[..., None])."
       )
     static_lead = x.shape[:-3]
     flat, lead = fold_leading(x, 3)
@@ -248,19 +251,19 @@ class ResNetDecoder(snt.Module):
   """
 
   def __init__(
-      self,
-      output_shape: Sequence[int],
-      channels: Sequence[int] = (64, 32),
-      blocks_per_stage: int = 1,
-      num_components: int = 5,
-      num_bins: int = 256,
-      activation: Activation = tf.nn.elu,
-      normalization: str = "group",
-      groups: int = 8,
-      min_scale: float = 0.1,
-      log_scale_range: float = 7.0,
-      validate_args: bool = True,
-      name: Optional[str] = None,
+    self,
+    output_shape: Sequence[int],
+    channels: Sequence[int] = (64, 32),
+    blocks_per_stage: int = 1,
+    num_components: int = 5,
+    num_bins: int = 256,
+    activation: Activation = tf.nn.elu,
+    normalization: str = "group",
+    groups: int = 8,
+    min_scale: float = 0.1,
+    log_scale_range: float = 7.0,
+    validate_args: bool = True,
+    name: Optional[str] = None,
   ):
     """Builds the decoder.
 
@@ -287,8 +290,8 @@ class ResNetDecoder(snt.Module):
       raise ValueError(f"output_shape must be [height, width, channels] of positive ints, got {output_shape}.")
     if num_components < 1 or not channels or min(channels) < 1 or blocks_per_stage < 0 or min_scale <= 0:
       raise ValueError(
-          f"expected num_components >= 1, non-empty positive channels, blocks_per_stage >= 0 and "
-          f"min_scale > 0, got {num_components}, {tuple(channels)}, {blocks_per_stage}, {min_scale}."
+        f"expected num_components >= 1, non-empty positive channels, blocks_per_stage >= 0 and "
+        f"min_scale > 0, got {num_components}, {tuple(channels)}, {blocks_per_stage}, {min_scale}."
       )
     _check_choice(normalization, NORMALIZATIONS, "normalization")
     self.num_components = int(num_components)
@@ -339,22 +342,25 @@ class ResNetDecoder(snt.Module):
     params = self._params(z)
     k, c, p = self.num_components, self.output_shape[-1], self._num_pairs
     logits, raw_locs, raw_scales, raw_coefficients = tf.split(params, [k, c * k, c * k, p * k], axis=-1)
+
     def per_channel(t, n):  # [..., H, W, n * K] -> [..., H, W, n, K]
       out = tf.reshape(t, tf.concat([tf.shape(t)[:-1], [n, k]], 0))
       out.set_shape(t.shape[:-1].concatenate([n, k]))
       return out
 
     raw_locs, raw_scales, raw_coefficients = (
-        per_channel(raw_locs, c), per_channel(raw_scales, c), per_channel(raw_coefficients, p)
+      per_channel(raw_locs, c),
+      per_channel(raw_scales, c),
+      per_channel(raw_coefficients, p),
     )
     offsets = tf.linspace(-0.5, 0.5, k) if k > 1 else tf.zeros([1])
     locs = (self.num_bins - 1) * (0.5 + raw_locs + offsets)
     scales = tf.exp(math.log(self.min_scale) + self.log_scale_range * tf.sigmoid(raw_scales))
     if c == 1:
       mixture = DiscretizedLogisticMixture(
-          logits[..., tf.newaxis, :], locs, scales, num_bins=self.num_bins, validate_args=self.validate_args
+        logits[..., tf.newaxis, :], locs, scales, num_bins=self.num_bins, validate_args=self.validate_args
       )
       return tfd.Independent(mixture, reinterpreted_batch_ndims=3)
     return PixelCNNMixture(
-        logits, locs, scales, tf.tanh(raw_coefficients), num_bins=self.num_bins, validate_args=self.validate_args
+      logits, locs, scales, tf.tanh(raw_coefficients), num_bins=self.num_bins, validate_args=self.validate_args
     )

@@ -55,15 +55,15 @@ class _MLPDecoder(snt.Module):
   """An MLP from z [..., latent] (or a nest of them) to `params_per_dim` raw parameters per output dimension."""
 
   def __init__(
-      self,
-      hidden_sizes: Sequence[int],
-      output_shape: Sequence[int],
-      params_per_dim: int,
-      activation: Activation,
-      validate_args: bool,
-      name: Optional[str],
-      latent_ndims: int = 1,
-      latent_keys: Optional[Sequence] = None,
+    self,
+    hidden_sizes: Sequence[int],
+    output_shape: Sequence[int],
+    params_per_dim: int,
+    activation: Activation,
+    validate_args: bool,
+    name: Optional[str],
+    latent_ndims: int = 1,
+    latent_keys: Optional[Sequence] = None,
   ):
     super().__init__(name=name)
     self.output_shape = tuple(int(d) for d in output_shape)
@@ -76,8 +76,8 @@ class _MLPDecoder(snt.Module):
     self.latent_keys = None if latent_keys is None else list(latent_keys)
     self._params_per_dim = params_per_dim
     self._mlp = snt.nets.MLP(
-        list(hidden_sizes) + [math.prod(self.output_shape) * params_per_dim],
-        activation=activation,
+      list(hidden_sizes) + [math.prod(self.output_shape) * params_per_dim],
+      activation=activation,
     )
 
   def _flat_latents(self, z) -> tuple[tf.Tensor, tf.Tensor, tf.TensorShape]:
@@ -87,8 +87,8 @@ class _MLPDecoder(snt.Module):
       leaf = tf.convert_to_tensor(leaf, dtype=tf.float32)
       if leaf.shape.rank is not None and leaf.shape.rank < self.latent_ndims + 1:
         raise ValueError(
-            f"{self.name}: expected z with shape [..., batch, {self.latent_ndims} latent dimension(s)], got shape "
-            f"{leaf.shape.as_list()}."
+          f"{self.name}: expected z with shape [..., batch, {self.latent_ndims} latent dimension(s)], got shape "
+          f"{leaf.shape.as_list()}."
         )
       leaf_leading = tf.shape(leaf)[: -self.latent_ndims]
       if leading is None:
@@ -135,16 +135,16 @@ class BernoulliMLP(_MLPDecoder):
   """
 
   def __init__(
-      self,
-      hidden_sizes: Sequence[int],
-      output_shape: Sequence[int],
-      activation: Activation = tf.nn.relu,
-      validate_args: bool = True,
-      name: Optional[str] = None,
-      *,
-      output_bias=None,
-      latent_ndims: int = 1,
-      latent_keys: Optional[Sequence] = None,
+    self,
+    hidden_sizes: Sequence[int],
+    output_shape: Sequence[int],
+    activation: Activation = tf.nn.relu,
+    validate_args: bool = True,
+    name: Optional[str] = None,
+    *,
+    output_bias=None,
+    latent_ndims: int = 1,
+    latent_keys: Optional[Sequence] = None,
   ):
     """Builds the decoder.
 
@@ -177,9 +177,7 @@ class BernoulliMLP(_MLPDecoder):
     logits = self._raw_params(z)[..., 0]
     if self.logit_offset is not None:
       logits = logits + self.logit_offset
-    return self._independent(
-        _ValidatedBernoulli(logits=logits, dtype=tf.float32, validate_args=self.validate_args)
-    )
+    return self._independent(_ValidatedBernoulli(logits=logits, dtype=tf.float32, validate_args=self.validate_args))
 
 
 @configurable
@@ -202,16 +200,16 @@ class NormalMLP(_MLPDecoder):
   """
 
   def __init__(
-      self,
-      hidden_sizes: Sequence[int],
-      output_shape: Sequence[int],
-      activation: Activation = tf.nn.relu,
-      validate_args: bool = True,
-      name: Optional[str] = None,
-      *,
-      min_scale: float = 1e-3,
-      latent_ndims: int = 1,
-      latent_keys: Optional[Sequence] = None,
+    self,
+    hidden_sizes: Sequence[int],
+    output_shape: Sequence[int],
+    activation: Activation = tf.nn.relu,
+    validate_args: bool = True,
+    name: Optional[str] = None,
+    *,
+    min_scale: float = 1e-3,
+    latent_ndims: int = 1,
+    latent_keys: Optional[Sequence] = None,
   ):
     """Builds the decoder.
 
@@ -255,17 +253,17 @@ class DiscretizedLogisticMLP(_MLPDecoder):
   """
 
   def __init__(
-      self,
-      hidden_sizes: Sequence[int],
-      output_shape: Sequence[int],
-      num_bins: int = 256,
-      activation: Activation = tf.nn.relu,
-      min_scale: float = 1e-2,
-      validate_args: bool = True,
-      name: Optional[str] = None,
-      *,
-      latent_ndims: int = 1,
-      latent_keys: Optional[Sequence] = None,
+    self,
+    hidden_sizes: Sequence[int],
+    output_shape: Sequence[int],
+    num_bins: int = 256,
+    activation: Activation = tf.nn.relu,
+    min_scale: float = 1e-2,
+    validate_args: bool = True,
+    name: Optional[str] = None,
+    *,
+    latent_ndims: int = 1,
+    latent_keys: Optional[Sequence] = None,
   ):
     """Builds the decoder.
 
@@ -291,12 +289,12 @@ class DiscretizedLogisticMLP(_MLPDecoder):
     """Returns p(x|z) with batch_shape z's leading dims [..., B] and event_shape output_shape."""
     raw_loc, raw_scale = tf.unstack(self._raw_params(z), axis=-1)
     return self._independent(
-        DiscretizedLogistic(
-            loc=_location(raw_loc, self.num_bins),
-            scale=_scale(raw_scale, self.num_bins, self.min_scale),
-            num_bins=self.num_bins,
-            validate_args=self.validate_args,
-        )
+      DiscretizedLogistic(
+        loc=_location(raw_loc, self.num_bins),
+        scale=_scale(raw_scale, self.num_bins, self.min_scale),
+        num_bins=self.num_bins,
+        validate_args=self.validate_args,
+      )
     )
 
 
@@ -305,18 +303,18 @@ class DiscretizedLogisticMixtureMLP(_MLPDecoder):
   """An MLP decoder with a mixture of discretized logistics per pixel (PixelCNN++'s likelihood)."""
 
   def __init__(
-      self,
-      hidden_sizes: Sequence[int],
-      output_shape: Sequence[int],
-      num_components: int = 5,
-      num_bins: int = 256,
-      activation: Activation = tf.nn.relu,
-      min_scale: float = 1e-2,
-      validate_args: bool = True,
-      name: Optional[str] = None,
-      *,
-      latent_ndims: int = 1,
-      latent_keys: Optional[Sequence] = None,
+    self,
+    hidden_sizes: Sequence[int],
+    output_shape: Sequence[int],
+    num_components: int = 5,
+    num_bins: int = 256,
+    activation: Activation = tf.nn.relu,
+    min_scale: float = 1e-2,
+    validate_args: bool = True,
+    name: Optional[str] = None,
+    *,
+    latent_ndims: int = 1,
+    latent_keys: Optional[Sequence] = None,
   ):
     """Builds the decoder.
 
@@ -338,7 +336,7 @@ class DiscretizedLogisticMixtureMLP(_MLPDecoder):
     if num_components < 1:
       raise ValueError(f"num_components must be >= 1, got {num_components}.")
     super().__init__(
-        hidden_sizes, output_shape, 3 * num_components, activation, validate_args, name, latent_ndims, latent_keys
+      hidden_sizes, output_shape, 3 * num_components, activation, validate_args, name, latent_ndims, latent_keys
     )
     self.num_components = int(num_components)
     self.num_bins = int(num_bins)
@@ -350,11 +348,11 @@ class DiscretizedLogisticMixtureMLP(_MLPDecoder):
     # Spread the initial component locations over the range so components differ from the start.
     offsets = tf.linspace(-0.5, 0.5, self.num_components) if self.num_components > 1 else 0.0
     return self._independent(
-        DiscretizedLogisticMixture(
-            mixture_logits=logits,
-            locs=_location(raw_loc + offsets, self.num_bins),
-            scales=_scale(raw_scale, self.num_bins, self.min_scale),
-            num_bins=self.num_bins,
-            validate_args=self.validate_args,
-        )
+      DiscretizedLogisticMixture(
+        mixture_logits=logits,
+        locs=_location(raw_loc + offsets, self.num_bins),
+        scales=_scale(raw_scale, self.num_bins, self.min_scale),
+        num_bins=self.num_bins,
+        validate_args=self.validate_args,
+      )
     )

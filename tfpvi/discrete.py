@@ -47,14 +47,14 @@ from tfpvi.types import Activation, Seed
 tfd = tfp.distributions
 
 __all__ = [
-    "KINDS",
-    "GumbelSoftmaxMLP",
-    "RelaxedInput",
-    "elbo_categorical_kl",
-    "one_hot_prior",
-    "relaxed_prior",
-    "temperature_schedule",
-    "with_temperature",
+  "KINDS",
+  "GumbelSoftmaxMLP",
+  "RelaxedInput",
+  "elbo_categorical_kl",
+  "one_hot_prior",
+  "relaxed_prior",
+  "temperature_schedule",
+  "with_temperature",
 ]
 
 KINDS = ("exp_relaxed", "relaxed", "categorical")
@@ -90,15 +90,15 @@ class GumbelSoftmaxMLP(snt.Module):
   """
 
   def __init__(
-      self,
-      hidden_sizes: Sequence[int],
-      num_variables: int,
-      num_classes: int,
-      *,
-      kind: str = "exp_relaxed",
-      temperature: float = 1.0,
-      activation: Activation = tf.nn.relu,
-      name: Optional[str] = None,
+    self,
+    hidden_sizes: Sequence[int],
+    num_variables: int,
+    num_classes: int,
+    *,
+    kind: str = "exp_relaxed",
+    temperature: float = 1.0,
+    activation: Activation = tf.nn.relu,
+    name: Optional[str] = None,
   ):
     """Builds the encoder (variables are created at the first call).
 
@@ -146,8 +146,9 @@ def _categorical_family(kind: str, temperature, logits) -> tfd.Distribution:
   return tfd.Independent(base, reinterpreted_batch_ndims=1)
 
 
-def relaxed_prior(num_variables: int, num_classes: int, temperature: float = 0.5, *,
-                  log_space: bool = True) -> tfd.Distribution:
+def relaxed_prior(
+  num_variables: int, num_classes: int, temperature: float = 0.5, *, log_space: bool = True
+) -> tfd.Distribution:
   """A uniform Concrete prior over [N, K]: ExpRelaxed (log space, default) or Relaxed, at a fixed temperature.
 
   Maddison et al. (2017) use a prior temperature below the posterior's (e.g. 0.5 vs 2/3).
@@ -175,8 +176,9 @@ class RelaxedInput(snt.Module):
   ```
   """
 
-  def __init__(self, decoder: Callable, *, log_space: bool = True, straight_through: bool = False,
-               name: Optional[str] = None):
+  def __init__(
+    self, decoder: Callable, *, log_space: bool = True, straight_through: bool = False, name: Optional[str] = None
+  ):
     super().__init__(name=name)
     if not callable(decoder):
       raise TypeError(f"decoder must be callable, got {type(decoder).__name__}.")
@@ -202,18 +204,19 @@ class RelaxedInput(snt.Module):
 def _encoder_logits(q: tfd.Distribution) -> tf.Tensor:
   inner = q.distribution if isinstance(q, tfd.Independent) else q
   if not hasattr(inner, "logits") or inner.logits is None:
-    raise ValueError(f"elbo_categorical_kl needs q(z|x) built from logits (e.g. GumbelSoftmaxMLP), got "
-                     f"{type(q).__name__}.")
+    raise ValueError(
+      f"elbo_categorical_kl needs q(z|x) built from logits (e.g. GumbelSoftmaxMLP), got {type(q).__name__}."
+    )
   return inner.logits
 
 
 def elbo_categorical_kl(
-    model,
-    x: tf.Tensor,
-    num_samples: int = 1,
-    *,
-    seed: Seed = None,
-    return_terms: bool = False,
+  model,
+  x: tf.Tensor,
+  num_samples: int = 1,
+  *,
+  seed: Seed = None,
+  return_terms: bool = False,
 ):
   """Jang et al.'s Gumbel-softmax ELBO: relaxed samples for the likelihood, the exact categorical KL.
 
@@ -257,8 +260,10 @@ def temperature_schedule(rate: float, minimum: float = 0.5, initial: float = 1.0
     `schedule(step) -> temperature`, a float32 scalar Tensor.
   """
   if not rate >= 0 or not minimum > 0 or not initial > 0 or every < 1:
-    raise ValueError(f"temperature_schedule needs rate >= 0, minimum > 0, initial > 0, every >= 1; got {rate}, "
-                     f"{minimum}, {initial}, {every}.")
+    raise ValueError(
+      f"temperature_schedule needs rate >= 0, minimum > 0, initial > 0, every >= 1; got {rate}, "
+      f"{minimum}, {initial}, {every}."
+    )
 
   def schedule(step):
     t = tf.floor(tf.cast(step, tf.float32) / float(every)) * float(every)
@@ -281,8 +286,10 @@ def with_temperature(objective: Callable) -> Callable:
     if temperature is not None:
       variable = getattr(model.encoder, "temperature", None)
       if not isinstance(variable, tf.Variable):
-        raise TypeError(f"with_temperature needs model.encoder.temperature to be a tf.Variable (GumbelSoftmaxMLP); "
-                        f"got {type(variable).__name__}.")
+        raise TypeError(
+          f"with_temperature needs model.encoder.temperature to be a tf.Variable (GumbelSoftmaxMLP); "
+          f"got {type(variable).__name__}."
+        )
       variable.assign(tf.cast(temperature, variable.dtype))
     return objective(model, x, **kwargs)
 

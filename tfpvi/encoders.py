@@ -49,13 +49,13 @@ class GaussianMLP(snt.Module):
   """
 
   def __init__(
-      self,
-      hidden_sizes: Sequence[int],
-      latent_size: int,
-      activation: Activation = tf.nn.relu,
-      min_scale: float = 1e-4,
-      input_scale: Optional[float] = None,
-      name: Optional[str] = None,
+    self,
+    hidden_sizes: Sequence[int],
+    latent_size: int,
+    activation: Activation = tf.nn.relu,
+    min_scale: float = 1e-4,
+    input_scale: Optional[float] = None,
+    name: Optional[str] = None,
   ):
     """Builds the encoder; variables are created on the first call, from the input's shape.
 
@@ -112,29 +112,30 @@ class GaussianMLP(snt.Module):
       self._matched_input_scale = 1.0 / largest
     elif self.input_scale * largest > 2.0:
       raise ValueError(
-          f"{self.name}: input_scale={self.input_scale:g} feeds the encoder inputs up to "
-          f"{self.input_scale * largest:g} for a decoder over {{0, ..., {largest}}}; the first layer "
-          f"saturates and the ELBO collapses. Leave input_scale unset (the VAE then uses 1/{largest}) "
-          f"or pass input_scale=1/{largest}."
+        f"{self.name}: input_scale={self.input_scale:g} feeds the encoder inputs up to "
+        f"{self.input_scale * largest:g} for a decoder over {{0, ..., {largest}}}; the first layer "
+        f"saturates and the ELBO collapses. Leave input_scale unset (the VAE then uses 1/{largest}) "
+        f"or pass input_scale=1/{largest}."
       )
 
   def _check_shape(self, x: tf.Tensor) -> None:
     shape = x.shape
     if shape.rank is not None and shape.rank < 2:
-      raise ValueError(
-          f"{self.name}: expected a batch of inputs with shape [batch, ...], got shape {shape.as_list()}."
-      )
+      raise ValueError(f"{self.name}: expected a batch of inputs with shape [batch, ...], got shape {shape.as_list()}.")
     if self._example_shape is None:
       if shape.rank is not None and shape[1:].is_fully_defined():
         self._example_shape = shape[1:]
       return
     if shape.rank is not None and not shape[1:].is_compatible_with(self._example_shape):
       expected = [*self._example_shape.as_list()]
-      hint = " (one example without its batch dimension? use x[None])" if shape.is_compatible_with(
-          self._example_shape) else ""
+      hint = (
+        " (one example without its batch dimension? use x[None])"
+        if shape.is_compatible_with(self._example_shape)
+        else ""
+      )
       raise ValueError(
-          f"{self.name}: expected x with shape [batch, {', '.join(map(str, expected))}] (the shape it was "
-          f"built with), got shape {shape.as_list()}{hint}."
+        f"{self.name}: expected x with shape [batch, {', '.join(map(str, expected))}] (the shape it was "
+        f"built with), got shape {shape.as_list()}{hint}."
       )
 
   def __call__(self, x: tf.Tensor) -> tfd.Distribution:

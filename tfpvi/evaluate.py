@@ -70,16 +70,16 @@ def check_folder(run_dir) -> None:
   if inside:
     shown = ", ".join(str(folder / name) for name in inside[:8]) + (", ..." if len(inside) > 8 else "")
     raise FileNotFoundError(
-        f"{folder} is not a VAE model folder (no {record}); the model folders under it are: {shown}."
+      f"{folder} is not a VAE model folder (no {record}); the model folders under it are: {shown}."
     )
   if tf.train.latest_checkpoint(str(folder / "checkpoints")) is not None:
     raise FileNotFoundError(
-        f"{folder} holds checkpoints but no {record}: it was not written by tfpvi.train.fit, or its record was "
-        "lost (restore it from a copy; the model cannot be rebuilt without it)."
+      f"{folder} holds checkpoints but no {record}: it was not written by tfpvi.train.fit, or its record was "
+      "lost (restore it from a copy; the model cannot be rebuilt without it)."
     )
   raise FileNotFoundError(
-      f"{folder} is not a VAE model folder: it has no {record}, nor has any sub-folder (experiments without a "
-      "VAE, such as bayes_by_backprop or project_deadline, save none)."
+    f"{folder} is not a VAE model folder: it has no {record}, nor has any sub-folder (experiments without a "
+    "VAE, such as bayes_by_backprop or project_deadline, save none)."
   )
 
 
@@ -89,8 +89,11 @@ def evaluation_model(model):
     return model
   encoder = model.encoder
   decoder = model.decoder.decoder if isinstance(model.decoder, discrete.RelaxedInput) else model.decoder
-  return VAE(lambda x: tfd.Independent(tfd.OneHotCategorical(logits=encoder.logits(x), dtype=tf.float32), 1),
-             decoder, discrete.one_hot_prior(encoder.num_variables, encoder.num_classes))
+  return VAE(
+    lambda x: tfd.Independent(tfd.OneHotCategorical(logits=encoder.logits(x), dtype=tf.float32), 1),
+    decoder,
+    discrete.one_hot_prior(encoder.num_variables, encoder.num_classes),
+  )
 
 
 def restore(run_dir) -> tuple:
@@ -115,11 +118,15 @@ def restore_pinned(run_dir) -> tuple:
       break
     except (tf.errors.NotFoundError, RuntimeError) as error:
       if pathlib.Path(latest + ".index").exists():
-        raise ValueError(f"{latest} cannot be read ({type(error).__name__}: {str(error).splitlines()[0]}); it was "
-                         "cut or damaged: move its files out of checkpoints/ to evaluate the one before it.") from None
+        raise ValueError(
+          f"{latest} cannot be read ({type(error).__name__}: {str(error).splitlines()[0]}); it was "
+          "cut or damaged: move its files out of checkpoints/ to evaluate the one before it."
+        ) from None
   else:
-    raise FileNotFoundError(f"the checkpoints in {run_dir} were replaced faster than one could be read; evaluate a "
-                            "copy of the folder, or wait for the training to finish.")
+    raise FileNotFoundError(
+      f"the checkpoints in {run_dir} were replaced faster than one could be read; evaluate a "
+      "copy of the folder, or wait for the training to finish."
+    )
   if not isinstance(model, VAE):
     raise ValueError(f"{run_dir} holds a {type(model).__name__}, not a tfpvi.VAE: there is no log p(x) to estimate.")
   return evaluation_model(model), record, latest
@@ -139,8 +146,11 @@ def _latest_checkpoint(folder: pathlib.Path) -> str:
     named = ""
   state = f"names {os.path.basename(named)}, whose index file is gone" if named else "is missing or unreadable"
   chosen = on_disk[-1][1]
-  print(f"note: {folder / 'checkpoints' / 'checkpoint'} {state}; evaluating {os.path.basename(chosen)}, the latest "
-        "checkpoint on disk.", file=sys.stderr)
+  print(
+    f"note: {folder / 'checkpoints' / 'checkpoint'} {state}; evaluating {os.path.basename(chosen)}, the latest "
+    "checkpoint on disk.",
+    file=sys.stderr,
+  )
   return chosen
 
 
@@ -163,35 +173,56 @@ def _ais_settings(args):
 
 def _print_summary(summary: dict, spec: dict, label: str) -> None:
   print(f"{spec['data']['name']} test, {summary['num_examples']} examples, {label}")
-  print(f"  log p(x)       {summary['log_px']:.3f} nats  (+- {summary['log_px_standard_error']:.3f} over examples, "
-        f"+- {summary['monte_carlo_standard_error']:.4f} Monte Carlo)")
+  print(
+    f"  log p(x)       {summary['log_px']:.3f} nats  (+- {summary['log_px_standard_error']:.3f} over examples, "
+    f"+- {summary['monte_carlo_standard_error']:.4f} Monte Carlo)"
+  )
   print(f"  bits/dim       {summary['bits_per_dim']:.4f}")
   of = summary.get("num_chains", summary.get("num_samples"))
   print(f"  ESS            mean {summary['ess_mean']:.1f}, min {summary['ess_min']:.1f} of {of}")
   if "khat_mean" in summary:
-    print(f"  Pareto k-hat   mean {summary['khat_mean']:.3f}, max {summary['khat_max']:.3f}, "
-          f"{100 * summary['khat_fraction_above_0_7']:.1f}% of examples >= 0.7 (not to be trusted)")
+    print(
+      f"  Pareto k-hat   mean {summary['khat_mean']:.3f}, max {summary['khat_max']:.3f}, "
+      f"{100 * summary['khat_fraction_above_0_7']:.1f}% of examples >= 0.7 (not to be trusted)"
+    )
   print(f"  reading        {evaluation.reading(summary)}")
 
 
 def _run_bdmc(args, model, spec, checkpoint) -> int:
   settings = _ais_settings(args)
-  result = evaluation.bdmc(model, args.bdmc, num_steps=settings.num_steps, num_chains=settings.num_chains,
-                           seed=args.seed, progress=args.progress)
+  result = evaluation.bdmc(
+    model,
+    args.bdmc,
+    num_steps=settings.num_steps,
+    num_chains=settings.num_chains,
+    seed=args.seed,
+    progress=args.progress,
+  )
   lower, upper, gap = (float(tf.reduce_mean(t)) for t in (result.lower, result.upper, result.gap))
-  print(f"BDMC on {args.bdmc} images simulated from the model, AIS with {settings.num_steps} steps and "
-        f"{settings.num_chains} chains")
+  print(
+    f"BDMC on {args.bdmc} images simulated from the model, AIS with {settings.num_steps} steps and "
+    f"{settings.num_chains} chains"
+  )
   print(f"  lower bound    {lower:.3f} nats  (forward AIS from the prior)")
   print(f"  upper bound    {upper:.3f} nats  (reverse AIS from the exact latent)")
   gaps = result.gap.numpy()
   gap_se = float(gaps.std(ddof=1) / np.sqrt(len(gaps))) if len(gaps) > 1 else float("nan")
   print(f"  gap            {gap:.3f} +- {gap_se:.3f} nats  (max {float(gaps.max()):.3f})")
-  print(f"  reading        On data like the model's own samples, AIS with these settings is within {gap:.2f} nats "
-        "of log p(x) on average; more --ais_steps narrow the gap.")
-  record = {"lower": lower, "upper": upper, "gap": gap, "gap_standard_error": gap_se, "num_examples": args.bdmc,
-            "seed": args.seed,
-            "ais": settings.describe(), "checkpoint": os.path.basename(checkpoint),
-            "per_example": {"lower": result.lower.numpy().tolist(), "upper": result.upper.numpy().tolist()}}
+  print(
+    f"  reading        On data like the model's own samples, AIS with these settings is within {gap:.2f} nats "
+    "of log p(x) on average; more --ais_steps narrow the gap."
+  )
+  record = {
+    "lower": lower,
+    "upper": upper,
+    "gap": gap,
+    "gap_standard_error": gap_se,
+    "num_examples": args.bdmc,
+    "seed": args.seed,
+    "ais": settings.describe(),
+    "checkpoint": os.path.basename(checkpoint),
+    "per_example": {"lower": result.lower.numpy().tolist(), "upper": result.upper.numpy().tolist()},
+  }
   atomic_write(pathlib.Path(args.run_dir) / "evaluation_bdmc.json", json.dumps(record, indent=2))
   return 0
 
@@ -211,15 +242,21 @@ def data_description(record, name=None, fmt=None, model=None) -> dict:
   name = name or recorded.get("name")
   if name is None:
     raise ValueError(
-        "the run record does not say which data set the model was trained on; pass --data "
-        f"{' or --data '.join(data.DATASETS + RGB_DATASETS)}."
+      "the run record does not say which data set the model was trained on; pass --data "
+      f"{' or --data '.join(data.DATASETS + RGB_DATASETS)}."
     )
   if name == "generated_rgb":
     if "seed" not in recorded or "num_images" not in recorded:
-      raise ValueError("the run record names generated_rgb test images without their 'seed' and 'num_images'; "
-                       "they cannot be made again (run experiments.bits_per_dim again to record them).")
-    return {"name": name, "format": "eight_bit", "seed": int(recorded["seed"]),
-            "num_images": int(recorded["num_images"])}
+      raise ValueError(
+        "the run record names generated_rgb test images without their 'seed' and 'num_images'; "
+        "they cannot be made again (run experiments.bits_per_dim again to record them)."
+      )
+    return {
+      "name": name,
+      "format": "eight_bit",
+      "seed": int(recorded["seed"]),
+      "num_images": int(recorded["num_images"]),
+    }
   if fmt is None:
     fmt = recorded.get("format")
   if fmt is None:
@@ -252,32 +289,65 @@ def test_images(record, limit=None) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-  parser = _Parser(prog="python -m tfpvi.evaluate", description=__doc__,
-                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = _Parser(
+    prog="python -m tfpvi.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("run_dir", help="output folder of one trained model (holds run.json and checkpoints/)")
-  parser.add_argument("--estimator", choices=("importance", "ais"), default="importance",
-                      help="importance sampling with q(z|x) (default) or annealed importance sampling with HMC")
+  parser.add_argument(
+    "--estimator",
+    choices=("importance", "ais"),
+    default="importance",
+    help="importance sampling with q(z|x) (default) or annealed importance sampling with HMC",
+  )
   parser.add_argument("--num_samples", type=int, default=5000, help="importance samples K per image (default 5000)")
   parser.add_argument("--ais_steps", type=int, default=1000, help="AIS annealing steps (default 1000)")
   parser.add_argument("--ais_chains", type=int, default=16, help="AIS chains per image (default 16)")
-  parser.add_argument("--ais_start", choices=("prior", "posterior"), default="prior",
-                      help="AIS start distribution: the prior (default, as Wu et al.) or q(z|x)")
-  parser.add_argument("--bdmc", type=int, default=0, metavar="N",
-                      help="instead of test images: bidirectional Monte Carlo bounds on N images simulated from "
-                      "the model")
-  parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
-                      help=f"evaluate the first N test images (default {DEFAULT_EXAMPLES:,}; 0 for the whole test set)")
+  parser.add_argument(
+    "--ais_start",
+    choices=("prior", "posterior"),
+    default="prior",
+    help="AIS start distribution: the prior (default, as Wu et al.) or q(z|x)",
+  )
+  parser.add_argument(
+    "--bdmc",
+    type=int,
+    default=0,
+    metavar="N",
+    help="instead of test images: bidirectional Monte Carlo bounds on N images simulated from the model",
+  )
+  parser.add_argument(
+    "--examples",
+    type=int,
+    default=DEFAULT_EXAMPLES,
+    help=f"evaluate the first N test images (default {DEFAULT_EXAMPLES:,}; 0 for the whole test set)",
+  )
   parser.add_argument("--batch_size", type=int, default=100, help="images per compiled call (default 100)")
-  parser.add_argument("--chunk_size", type=int, default=500,
-                      help="samples drawn at once; memory grows with chunk_size * batch_size (default 500)")
+  parser.add_argument(
+    "--chunk_size",
+    type=int,
+    default=500,
+    help="samples drawn at once; memory grows with chunk_size * batch_size (default 500)",
+  )
   parser.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
-  parser.add_argument("--data", choices=data.DATASETS + RGB_DATASETS, default=None,
-                      help="test set, where run.json does not name it (e.g. runs of tfpvi.train.fit alone)")
-  parser.add_argument("--format", choices=specs.DATA_FORMATS, default=None,
-                      help="how the images were prepared for training (default: from run.json, else "
-                      "binary for a Bernoulli decoder and eight_bit otherwise)")
-  parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                      help="show a progress bar (default: when stderr is a terminal)")
+  parser.add_argument(
+    "--data",
+    choices=data.DATASETS + RGB_DATASETS,
+    default=None,
+    help="test set, where run.json does not name it (e.g. runs of tfpvi.train.fit alone)",
+  )
+  parser.add_argument(
+    "--format",
+    choices=specs.DATA_FORMATS,
+    default=None,
+    help="how the images were prepared for training (default: from run.json, else "
+    "binary for a Bernoulli decoder and eight_bit otherwise)",
+  )
+  parser.add_argument(
+    "--progress",
+    action=argparse.BooleanOptionalAction,
+    default=None,
+    help="show a progress bar (default: when stderr is a terminal)",
+  )
   args = parser.parse_args(argv)
   if args.examples < 0:
     parser.error(f"--examples must be >= 1, or 0 for the whole test set, got {args.examples}")
@@ -295,28 +365,50 @@ def main(argv=None) -> int:
     spec = dict(spec, data=data_description(spec, args.data, args.format, model))
     images = test_images(spec, args.examples or None)
     if args.estimator == "ais":
-      estimator, output, label = _ais_settings(args), "evaluation_ais.json", (
-          f"AIS, {args.ais_steps} steps, {args.ais_chains} chains")
+      estimator, output, label = (
+        _ais_settings(args),
+        "evaluation_ais.json",
+        (f"AIS, {args.ais_steps} steps, {args.ais_chains} chains"),
+      )
       flags = {"estimator": "ais", **estimator.describe()}
     else:
       estimator, output, label = "importance", "evaluation.json", f"K = {args.num_samples}"
       flags = {"estimator": "importance", "num_samples": args.num_samples, "chunk_size": args.chunk_size}
-    flags.update(checkpoint=os.path.basename(checkpoint), data=spec["data"], examples=len(images),
-                 batch_size=args.batch_size, seed=args.seed)
+    flags.update(
+      checkpoint=os.path.basename(checkpoint),
+      data=spec["data"],
+      examples=len(images),
+      batch_size=args.batch_size,
+      seed=args.seed,
+    )
     progress_file = _progress_file(args.run_dir, output.removesuffix(".json"), flags)
     if progress_file.exists():
       done = max(0, len(progress_file.read_text().splitlines()) - 1)
-      print(f"resuming from {progress_file}: {done} of {-(-len(images) // args.batch_size)} batches already done",
-            file=sys.stderr)
+      print(
+        f"resuming from {progress_file}: {done} of {-(-len(images) // args.batch_size)} batches already done",
+        file=sys.stderr,
+      )
     summary, per_example = evaluation.evaluate_dataset(
-        model, images, args.num_samples, estimator=estimator, batch_size=args.batch_size,
-        chunk_size=args.chunk_size, seed=args.seed, progress=args.progress, progress_file=str(progress_file),
+      model,
+      images,
+      args.num_samples,
+      estimator=estimator,
+      batch_size=args.batch_size,
+      chunk_size=args.chunk_size,
+      seed=args.seed,
+      progress=args.progress,
+      progress_file=str(progress_file),
     )
     _print_summary(summary, spec, label)
     print(f"  checkpoint     {checkpoint}")
-    record = dict(summary, reading=evaluation.reading(summary), data=spec["data"],
-                  checkpoint=os.path.basename(checkpoint), seed=args.seed,
-                  per_example={"log_px": [float(v) for v in per_example["log_px"]]})
+    record = dict(
+      summary,
+      reading=evaluation.reading(summary),
+      data=spec["data"],
+      checkpoint=os.path.basename(checkpoint),
+      seed=args.seed,
+      per_example={"log_px": [float(v) for v in per_example["log_px"]]},
+    )
     other = pathlib.Path(args.run_dir) / ("evaluation.json" if args.estimator == "ais" else "evaluation_ais.json")
     if other.exists():
       compared = _compare(json.loads(other.read_text()), record)
@@ -332,8 +424,11 @@ def main(argv=None) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
   except PermissionError as error:
-    print(f"error: cannot write in {args.run_dir} ({error.strerror}: {error.filename}); evaluate a copy of the "
-          "folder, or make it writable.", file=sys.stderr)
+    print(
+      f"error: cannot write in {args.run_dir} ({error.strerror}: {error.filename}); evaluate a copy of the "
+      "folder, or make it writable.",
+      file=sys.stderr,
+    )
     return 2
   return 0
 
@@ -343,11 +438,18 @@ def _compare(other: dict, record: dict) -> str:
   differing = [k for k in ("num_examples", "data", "checkpoint") if other.get(k) != record.get(k)]
   name = "evaluation_ais.json" if record.get("estimator") != "ais" else "evaluation.json"
   if differing:
-    return (f"none: {name} measured other images or another checkpoint ("
-            + ", ".join(f"{k} {other.get(k)!r} there, {record.get(k)!r} here" for k in differing) + ").")
+    return (
+      f"none: {name} measured other images or another checkpoint ("
+      + ", ".join(f"{k} {other.get(k)!r} there, {record.get(k)!r} here" for k in differing)
+      + ")."
+    )
   importance, annealed = (other, record) if record.get("estimator") == "ais" else (record, other)
-  return evaluation.comparison(importance, annealed, (importance.get("per_example") or {}).get("log_px"),
-                               (annealed.get("per_example") or {}).get("log_px"))
+  return evaluation.comparison(
+    importance,
+    annealed,
+    (importance.get("per_example") or {}).get("log_px"),
+    (annealed.get("per_example") or {}).get("log_px"),
+  )
 
 
 if __name__ == "__main__":

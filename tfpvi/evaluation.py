@@ -37,21 +37,21 @@ from tfpvi.types import Seed
 tfd = tfp.distributions
 
 __all__ = [
-    "AIS",
-    "ImportanceSamplingStats",
-    "ais_log_marginal_likelihood",
-    "bdmc",
-    "check_examples",
-    "comparison",
-    "bits_per_dim",
-    "evaluate_dataset",
-    "importance_sampling_stats",
-    "jackknife",
-    "log_marginal_likelihood",
-    "pareto_khat",
-    "pareto_tail_size",
-    "reading",
-    "summarize",
+  "AIS",
+  "ImportanceSamplingStats",
+  "ais_log_marginal_likelihood",
+  "bdmc",
+  "check_examples",
+  "comparison",
+  "bits_per_dim",
+  "evaluate_dataset",
+  "importance_sampling_stats",
+  "jackknife",
+  "log_marginal_likelihood",
+  "pareto_khat",
+  "pareto_tail_size",
+  "reading",
+  "summarize",
 ]
 
 _PROPOSALS = ("posterior", "prior")
@@ -125,9 +125,13 @@ def _say_how_long(one_chunk, num_samples: int, num_chunks: int, chunk_size: int)
   one_chunk()
   seconds = (time.perf_counter() - started) * num_chunks
   if seconds >= _LONG_RUN_SECONDS:
-    print(f"tfpvi: {num_samples:,} samples per example take {num_chunks:,} chunks of {chunk_size}: about "
-          f"{_duration(seconds)} at the speed of one chunk here (compiled runs are faster); Ctrl-C stops it, a "
-          "smaller num_samples or a larger chunk_size shortens it.", file=sys.stderr, flush=True)
+    print(
+      f"tfpvi: {num_samples:,} samples per example take {num_chunks:,} chunks of {chunk_size}: about "
+      f"{_duration(seconds)} at the speed of one chunk here (compiled runs are faster); Ctrl-C stops it, a "
+      "smaller num_samples or a larger chunk_size shortens it.",
+      file=sys.stderr,
+      flush=True,
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -138,14 +142,14 @@ def _duration(seconds: float) -> str:
 
 
 def importance_sampling_stats(
-    model,
-    x: tf.Tensor,
-    num_samples: int = 5000,
-    *,
-    chunk_size: int = 500,
-    tail_size: int = 0,
-    proposal: str = "posterior",
-    seed: Seed = None,
+  model,
+  x: tf.Tensor,
+  num_samples: int = 5000,
+  *,
+  chunk_size: int = 500,
+  tail_size: int = 0,
+  proposal: str = "posterior",
+  seed: Seed = None,
 ) -> ImportanceSamplingStats:
   """Accumulates importance-sampling statistics of log p(x) chunk by chunk.
 
@@ -179,9 +183,7 @@ def importance_sampling_stats(
   def update(state, log_w):
     log_sum, log_sum_sq, tail = state
     log_sum = tf.reduce_logsumexp(tf.stack([log_sum, tf.reduce_logsumexp(log_w, 0)]), 0)
-    log_sum_sq = tf.reduce_logsumexp(
-        tf.stack([log_sum_sq, tf.reduce_logsumexp(2.0 * log_w, 0)]), 0
-    )
+    log_sum_sq = tf.reduce_logsumexp(tf.stack([log_sum_sq, tf.reduce_logsumexp(2.0 * log_w, 0)]), 0)
     if tail_size:
       candidates = tf.concat([tail, tf.transpose(log_w)], axis=1)
       tail = tf.math.top_k(candidates, k=tail_size, sorted=True).values
@@ -198,10 +200,10 @@ def importance_sampling_stats(
     return (index + 1, *update(state, chunk_log_weights(index, chunk_size)))
 
   _, *state = tf.while_loop(
-      lambda index, *_: index < num_full,
-      body,
-      (tf.constant(0), *state),
-      maximum_iterations=num_full,
+    lambda index, *_: index < num_full,
+    body,
+    (tf.constant(0), *state),
+    maximum_iterations=num_full,
   )
   if remainder:
     state = update(state, chunk_log_weights(num_full, remainder))
@@ -210,13 +212,13 @@ def importance_sampling_stats(
 
 
 def log_marginal_likelihood(
-    model,
-    x: tf.Tensor,
-    num_samples: int = 5000,
-    *,
-    chunk_size: int = 500,
-    proposal: str = "posterior",
-    seed: Seed = None,
+  model,
+  x: tf.Tensor,
+  num_samples: int = 5000,
+  *,
+  chunk_size: int = 500,
+  proposal: str = "posterior",
+  seed: Seed = None,
 ) -> tf.Tensor:
   """Importance-sampled log p(x) per example, with q(z|x) as the proposal.
 
@@ -234,7 +236,7 @@ def log_marginal_likelihood(
     proposal it is exact for any K.
   """
   return importance_sampling_stats(
-      model, x, num_samples, chunk_size=chunk_size, proposal=proposal, seed=seed
+    model, x, num_samples, chunk_size=chunk_size, proposal=proposal, seed=seed
   ).log_mean_weight
 
 
@@ -335,9 +337,9 @@ def summarize(log_px, standard_error=None, effective_sample_size=None, khat=None
   log_px = np.asarray(log_px, np.float64)
   n = len(log_px)
   summary = {
-      "num_examples": n,
-      "log_px": float(log_px.mean()),
-      "log_px_standard_error": float(log_px.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
+    "num_examples": n,
+    "log_px": float(log_px.mean()),
+    "log_px_standard_error": float(log_px.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
   }
   if num_dims:
     summary["bits_per_dim"] = float(-log_px.mean() / (num_dims * math.log(2.0)))
@@ -349,25 +351,26 @@ def summarize(log_px, standard_error=None, effective_sample_size=None, khat=None
   if khat is not None:
     khat = np.asarray(khat)
     summary.update(
-        khat_mean=float(khat.mean()), khat_max=float(khat.max()),
-        khat_fraction_above_0_7=float(np.mean(khat >= 0.7)),
+      khat_mean=float(khat.mean()),
+      khat_max=float(khat.max()),
+      khat_fraction_above_0_7=float(np.mean(khat >= 0.7)),
     )
   return summary
 
 
 def evaluate_dataset(
-    model,
-    images,
-    num_samples: int = 5000,
-    *,
-    estimator: Union[str, "ais.AIS"] = "importance",
-    batch_size: int = 100,
-    chunk_size: int = 500,
-    seed: int = 0,
-    jit_compile: "xla.JitCompile" = "auto",
-    num_dims: Optional[int] = None,
-    progress: Optional[bool] = None,
-    progress_file: Optional[str] = None,
+  model,
+  images,
+  num_samples: int = 5000,
+  *,
+  estimator: Union[str, "ais.AIS"] = "importance",
+  batch_size: int = 100,
+  chunk_size: int = 500,
+  seed: int = 0,
+  jit_compile: "xla.JitCompile" = "auto",
+  num_dims: Optional[int] = None,
+  progress: Optional[bool] = None,
+  progress_file: Optional[str] = None,
 ) -> tuple[dict, dict]:
   """log p(x) with diagnostics over a whole data set, batch by batch, resumable.
 
@@ -459,8 +462,11 @@ def evaluate_dataset(
   per_example = {name: np.concatenate([np.asarray(o[j], np.float32) for o in outputs]) for j, name in enumerate(names)}
   num_dims = num_dims or int(np.prod(np.shape(images)[1:]))
   summary = summarize(
-      per_example["log_px"], per_example["standard_error"], per_example["effective_sample_size"],
-      per_example["khat"] if tail else None, num_dims=num_dims,
+    per_example["log_px"],
+    per_example["standard_error"],
+    per_example["effective_sample_size"],
+    per_example["khat"] if tail else None,
+    num_dims=num_dims,
   )
   if settings["estimator"] == "importance":
     summary["num_samples"] = num_samples
@@ -473,8 +479,10 @@ def _as_array(images) -> np.ndarray:
   """The observations as one array [N, ...]: arrays as they are, a tf.data.Dataset read to its end."""
   if not isinstance(images, tf.data.Dataset):
     if isinstance(images, (list, tuple)) and images and not np.isscalar(images[0]):
-      raise TypeError(f"images must be an array [N, ...] or a tf.data.Dataset, got a {type(images).__name__} of "
-                      f"{len(images)} items; stack them first (np.stack(images)).")
+      raise TypeError(
+        f"images must be an array [N, ...] or a tf.data.Dataset, got a {type(images).__name__} of "
+        f"{len(images)} items; stack them first (np.stack(images))."
+      )
     return images
   spec = images.element_spec
 
@@ -545,23 +553,27 @@ class _PartialResults:
     except (ValueError, KeyError, TypeError):
       recorded = None
     if recorded is None:
-      raise ValueError(f"{path} is not a tfpvi evaluation progress file (its first line is not its settings); "
-                       "delete it to start the evaluation over, or pass another progress_file.")
+      raise ValueError(
+        f"{path} is not a tfpvi evaluation progress file (its first line is not its settings); "
+        "delete it to start the evaluation over, or pass another progress_file."
+      )
     if recorded != header:
       changed = sorted(k for k in set(recorded) | set(header) if recorded.get(k) != header.get(k))
       raise ValueError(
-          f"{path} holds the progress of another evaluation (it differs in {', '.join(changed)}: "
-          f"{', '.join(f'{k}={recorded.get(k)!r}' for k in changed)}); pass the same settings to resume it, "
-          "or delete the file (or pass another progress_file) to start over."
+        f"{path} holds the progress of another evaluation (it differs in {', '.join(changed)}: "
+        f"{', '.join(f'{k}={recorded.get(k)!r}' for k in changed)}); pass the same settings to resume it, "
+        "or delete the file (or pass another progress_file) to start over."
       )
     for number, line in enumerate(complete[1:], start=2):
       try:
         row = json.loads(line)
-        results.batches[int(row["start"])] = [np.asarray(row[name], np.float32) for name in
-                                              ("log_px", "standard_error", "effective_sample_size", "khat")]
+        results.batches[int(row["start"])] = [
+          np.asarray(row[name], np.float32) for name in ("log_px", "standard_error", "effective_sample_size", "khat")
+        ]
       except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path}: line {number} is not a batch of results ({error}); delete the file to start the "
-                         "evaluation over.") from None
+        raise ValueError(
+          f"{path}: line {number} is not a batch of results ({error}); delete the file to start the evaluation over."
+        ) from None
     return results
 
   @staticmethod
@@ -591,7 +603,7 @@ class _BatchStats:
 
   def __call__(self, x, batch_seed):
     stats = importance_sampling_stats(
-        self._model(), x, self._num_samples, chunk_size=self._chunk_size, tail_size=self._tail, seed=batch_seed
+      self._model(), x, self._num_samples, chunk_size=self._chunk_size, tail_size=self._tail, seed=batch_seed
     )
     khat = pareto_khat(stats.largest_log_weights) if self._tail else tf.fill(tf.shape(x)[:1], float("nan"))
     return stats.log_mean_weight, stats.standard_error, stats.effective_sample_size, khat
@@ -640,9 +652,9 @@ def reading(summary: dict) -> str:
     ess = summary.get("ess_mean")
     ess_text = f" (mean effective sample size {ess:.1f} of {summary['num_chains']} chains)" if ess is not None else ""
     return (
-        f"AIS with {summary['num_steps']} annealing steps and {summary['num_chains']} chains per example{ess_text}: "
-        "a stochastic lower bound on log p(x) that rises to it as the steps grow; run it again with more steps, "
-        "or measure its error on simulated data with tfpvi.ais.bdmc, before reading small differences."
+      f"AIS with {summary['num_steps']} annealing steps and {summary['num_chains']} chains per example{ess_text}: "
+      "a stochastic lower bound on log p(x) that rises to it as the steps grow; run it again with more steps, "
+      "or measure its error on simulated data with tfpvi.ais.bdmc, before reading small differences."
     )
   fraction = summary.get("khat_fraction_above_0_7")
   ess = summary.get("ess_mean")
@@ -654,10 +666,10 @@ def reading(summary: dict) -> str:
     return f"Reliable: Pareto k-hat < 0.7 for every example{ess_text}."
   share = f"{100 * fraction:.0f}%" if fraction >= 0.01 else f"{100 * fraction:.2g}%"
   return (
-      f"Not reliable for {share} of examples (Pareto k-hat >= 0.7: a few samples dominate each such "
-      f"estimate{ess_text}). Their log p(x) is most likely an underestimate; read it as a lower "
-      "bound. For a tighter estimate, use annealed importance sampling (tfpvi.ais; python -m tfpvi.evaluate RUN "
-      "--estimator ais), or improve the proposal (more training, a richer q(z|x))."
+    f"Not reliable for {share} of examples (Pareto k-hat >= 0.7: a few samples dominate each such "
+    f"estimate{ess_text}). Their log p(x) is most likely an underestimate; read it as a lower "
+    "bound. For a tighter estimate, use annealed importance sampling (tfpvi.ais; python -m tfpvi.evaluate RUN "
+    "--estimator ais), or improve the proposal (more training, a richer q(z|x))."
   )
 
 
@@ -682,15 +694,17 @@ def comparison(importance_summary: dict, ais_summary: dict, importance_log_px=No
     se = float(paired.std(ddof=1) / math.sqrt(len(paired)))
     error = f" +- {se:.2f}"
     if abs(difference) < 2 * se:
-      return (f"AIS ({steps} steps) and importance sampling (K = {k}) agree within their paired standard error "
-              f"(difference {difference:+.2f}{error} nats).")
+      return (
+        f"AIS ({steps} steps) and importance sampling (K = {k}) agree within their paired standard error "
+        f"(difference {difference:+.2f}{error} nats)."
+      )
   if difference > 0:
     return (
-        f"AIS ({steps} steps) is {difference:.2f}{error} nats above importance sampling (K = {k}): both are lower "
-        f"bounds in expectation, so the importance-sampled log p(x) underestimates by about {difference:.2f} nats "
-        "or more."
+      f"AIS ({steps} steps) is {difference:.2f}{error} nats above importance sampling (K = {k}): both are lower "
+      f"bounds in expectation, so the importance-sampled log p(x) underestimates by about {difference:.2f} nats "
+      "or more."
     )
   return (
-      f"AIS ({steps} steps) is {-difference:.2f}{error} nats below importance sampling (K = {k}): the AIS run is too "
-      "short to be the tighter bound here; give it more steps (or start it from q(z|x))."
+    f"AIS ({steps} steps) is {-difference:.2f}{error} nats below importance sampling (K = {k}): the AIS run is too "
+    "short to be the tighter bound here; give it more steps (or start it from q(z|x))."
   )

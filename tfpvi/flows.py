@@ -93,14 +93,14 @@ class MADE(snt.Module):
   """
 
   def __init__(
-      self,
-      event_size: int,
-      hidden_sizes: Sequence[int] = (64,),
-      *,
-      reverse: bool = False,
-      activation: Activation = tf.nn.elu,
-      log_scale_clip: float = 5.0,
-      name: Optional[str] = None,
+    self,
+    event_size: int,
+    hidden_sizes: Sequence[int] = (64,),
+    *,
+    reverse: bool = False,
+    activation: Activation = tf.nn.elu,
+    log_scale_clip: float = 5.0,
+    name: Optional[str] = None,
   ):
     """Builds the network (variables are created at once; the context layer at the first call).
 
@@ -114,8 +114,9 @@ class MADE(snt.Module):
     """
     super().__init__(name=name)
     if event_size < 1 or not hidden_sizes or min(hidden_sizes) < 1:
-      raise ValueError(f"MADE needs event_size >= 1 and at least one hidden size >= 1, got {event_size}, "
-                       f"{list(hidden_sizes)}.")
+      raise ValueError(
+        f"MADE needs event_size >= 1 and at least one hidden size >= 1, got {event_size}, {list(hidden_sizes)}."
+      )
     self.event_size, self.activation, self.log_scale_clip = int(event_size), activation, float(log_scale_clip)
     inputs, hidden = _degrees(event_size, hidden_sizes, reverse)
     self.order = inputs
@@ -147,8 +148,9 @@ def _split_base(output, who: str):
     return output, None
   if isinstance(output, (tuple, list)) and len(output) == 2:
     return checks.check_distribution(output[0], who), tf.convert_to_tensor(output[1])
-  raise TypeError(f"{who} must return a distribution q0(z|x) or a pair (q0, context [batch, size]), got "
-                  f"{type(output).__name__}.")
+  raise TypeError(
+    f"{who} must return a distribution q0(z|x) or a pair (q0, context [batch, size]), got {type(output).__name__}."
+  )
 
 
 def _check_base(q0: tfd.Distribution, latent_size: int, who: str) -> None:
@@ -175,15 +177,15 @@ class IAFPosterior(snt.Module):
   """
 
   def __init__(
-      self,
-      base_encoder: BaseEncoder,
-      latent_size: int,
-      num_steps: int = 2,
-      hidden_sizes: Sequence[int] = (64,),
-      *,
-      activation: Activation = tf.nn.elu,
-      log_scale_clip: float = 5.0,
-      name: Optional[str] = None,
+    self,
+    base_encoder: BaseEncoder,
+    latent_size: int,
+    num_steps: int = 2,
+    hidden_sizes: Sequence[int] = (64,),
+    *,
+    activation: Activation = tf.nn.elu,
+    log_scale_clip: float = 5.0,
+    name: Optional[str] = None,
   ):
     """Builds the flow.
 
@@ -204,20 +206,28 @@ class IAFPosterior(snt.Module):
     num_steps = checks.check_num_samples(num_steps, "num_steps")
     self.base_encoder, self.latent_size = base_encoder, int(latent_size)
     self.mades = [
-        MADE(latent_size, hidden_sizes, reverse=bool(t % 2), activation=activation, log_scale_clip=log_scale_clip,
-             name=f"made_{t}")
-        for t in range(num_steps)
+      MADE(
+        latent_size,
+        hidden_sizes,
+        reverse=bool(t % 2),
+        activation=activation,
+        log_scale_clip=log_scale_clip,
+        name=f"made_{t}",
+      )
+      for t in range(num_steps)
     ]
 
   def bijector(self, context: Optional[tf.Tensor] = None) -> tfb.Bijector:
     """The flow z_0 -> z_T for a given context, as a `tfb.Chain` of inverted MAF steps."""
     steps = []
     for t, made in enumerate(self.mades):
+
       def shift_and_log_scale(z, made=made):
         return made(z, context)
 
-      steps.append(tfb.Invert(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=shift_and_log_scale,
-                                                           name=f"maf_{t}")))
+      steps.append(
+        tfb.Invert(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=shift_and_log_scale, name=f"maf_{t}"))
+      )
     return tfb.Chain(steps[::-1])  # Chain applies its last bijector first: step 0 acts first
 
   def __call__(self, x: tf.Tensor) -> tfd.Distribution:
@@ -244,13 +254,17 @@ class PlanarFlow(tfb.Bijector):
 
   @classmethod
   def _parameter_properties(cls, dtype, num_classes=None):
-    return dict(u=tfp.util.ParameterProperties(event_ndims=1), w=tfp.util.ParameterProperties(event_ndims=1),
-                b=tfp.util.ParameterProperties(event_ndims=0))
+    return dict(
+      u=tfp.util.ParameterProperties(event_ndims=1),
+      w=tfp.util.ParameterProperties(event_ndims=1),
+      b=tfp.util.ParameterProperties(event_ndims=0),
+    )
 
   def _u_hat(self):
     wu = tf.reduce_sum(self.w * self.u, -1, keepdims=True)
-    return self.u + (tf.nn.softplus(wu) - 1.0 - wu) * self.w / (tf.reduce_sum(tf.square(self.w), -1, keepdims=True)
-                                                                + 1e-8)
+    return self.u + (tf.nn.softplus(wu) - 1.0 - wu) * self.w / (
+      tf.reduce_sum(tf.square(self.w), -1, keepdims=True) + 1e-8
+    )
 
   def _activation(self, z):
     return tf.tanh(tf.reduce_sum(self.w * z, -1, keepdims=True) + self.b[..., None])
@@ -264,9 +278,9 @@ class PlanarFlow(tfb.Bijector):
 
   def _inverse(self, y):
     raise NotImplementedError(
-        "PlanarFlow has no closed-form inverse: log q is available only at samples just drawn from the flow. "
-        "Use gradient_estimator='reparam' (STL and DReG evaluate log q at stop_gradient(z)), or an IAF "
-        "(tfpvi.flows.IAFPosterior)."
+      "PlanarFlow has no closed-form inverse: log q is available only at samples just drawn from the flow. "
+      "Use gradient_estimator='reparam' (STL and DReG evaluate log q at stop_gradient(z)), or an IAF "
+      "(tfpvi.flows.IAFPosterior)."
     )
 
 
@@ -298,9 +312,10 @@ class PlanarPosterior(snt.Module):
     d, t = self.latent_size, self.num_steps
     params = tf.reshape(self._head(context), tf.concat([tf.shape(context)[:-1], [t, 2 * d + 1]], 0))
     flows = [
-        PlanarFlow(params[..., i, :d], params[..., i, d:2 * d] + self._w_offset[i], params[..., i, 2 * d],
-                   name=f"planar_{i}")
-        for i in range(t)
+      PlanarFlow(
+        params[..., i, :d], params[..., i, d : 2 * d] + self._w_offset[i], params[..., i, 2 * d], name=f"planar_{i}"
+      )
+      for i in range(t)
     ]
     return tfd.TransformedDistribution(q0, tfb.Chain(flows[::-1]))
 
@@ -315,8 +330,15 @@ class GaussianContextMLP(snt.Module):
   ```
   """
 
-  def __init__(self, hidden_sizes: Sequence[int], latent_size: int, context_size: int = 32,
-               activation: Activation = tf.nn.tanh, min_scale: float = 1e-4, name: Optional[str] = None):
+  def __init__(
+    self,
+    hidden_sizes: Sequence[int],
+    latent_size: int,
+    context_size: int = 32,
+    activation: Activation = tf.nn.tanh,
+    min_scale: float = 1e-4,
+    name: Optional[str] = None,
+  ):
     super().__init__(name=name)
     self.latent_size, self.context_size, self.min_scale = int(latent_size), int(context_size), float(min_scale)
     self._flatten_input = snt.Flatten()
@@ -334,8 +356,16 @@ class GaussianContextMLP(snt.Module):
     return q0, context
 
 
-def iaf_mlp(hidden_sizes: Sequence[int], latent_size: int, num_steps: int = 2, *, made_hidden_sizes=None,
-            context_size: int = 32, activation: Activation = tf.nn.tanh, name: Optional[str] = None) -> IAFPosterior:
+def iaf_mlp(
+  hidden_sizes: Sequence[int],
+  latent_size: int,
+  num_steps: int = 2,
+  *,
+  made_hidden_sizes=None,
+  context_size: int = 32,
+  activation: Activation = tf.nn.tanh,
+  name: Optional[str] = None,
+) -> IAFPosterior:
   """An IAF posterior on a `GaussianContextMLP` (Kingma et al. 2016's encoder, as an MLP).
 
   Args:
@@ -351,8 +381,15 @@ def iaf_mlp(hidden_sizes: Sequence[int], latent_size: int, num_steps: int = 2, *
   return IAFPosterior(base, latent_size, num_steps, made_hidden_sizes or (2 * latent_size,), name=name)
 
 
-def planar_mlp(hidden_sizes: Sequence[int], latent_size: int, num_steps: int = 4, *, context_size: int = 32,
-               activation: Activation = tf.nn.tanh, name: Optional[str] = None) -> PlanarPosterior:
+def planar_mlp(
+  hidden_sizes: Sequence[int],
+  latent_size: int,
+  num_steps: int = 4,
+  *,
+  context_size: int = 32,
+  activation: Activation = tf.nn.tanh,
+  name: Optional[str] = None,
+) -> PlanarPosterior:
   """A planar-flow posterior on a `GaussianContextMLP` (Rezende & Mohamed 2015, amortized)."""
   base = GaussianContextMLP(hidden_sizes, latent_size, context_size, activation)
   return PlanarPosterior(base, latent_size, num_steps, name=name)

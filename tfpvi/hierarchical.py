@@ -53,13 +53,13 @@ class GaussianLayer(snt.Module):
   """
 
   def __init__(
-      self,
-      hidden_sizes: Sequence[int],
-      latent_size: int,
-      activation: Activation = tf.nn.tanh,
-      *,
-      input_ndims: int = 1,
-      name: Optional[str] = None,
+    self,
+    hidden_sizes: Sequence[int],
+    latent_size: int,
+    activation: Activation = tf.nn.tanh,
+    *,
+    input_ndims: int = 1,
+    name: Optional[str] = None,
   ):
     """Builds the layer.
 
@@ -93,12 +93,12 @@ class TwoLayerEncoder(snt.Module):
   """q(z1, z2 | x) = q(z1 | x) q(z2 | z1) as a `tfd.JointDistributionNamed` over {"z1", "z2"}."""
 
   def __init__(
-      self,
-      latent_sizes: Sequence[int] = (100, 50),
-      hidden_sizes: Sequence[Sequence[int]] = ((200, 200), (100, 100)),
-      activation: Activation = tf.nn.tanh,
-      input_scale: float = 1.0,
-      name: Optional[str] = None,
+    self,
+    latent_sizes: Sequence[int] = (100, 50),
+    hidden_sizes: Sequence[Sequence[int]] = ((200, 200), (100, 100)),
+    activation: Activation = tf.nn.tanh,
+    input_scale: float = 1.0,
+    name: Optional[str] = None,
   ):
     """Builds the encoder.
 
@@ -128,11 +128,11 @@ class TwoLayerPrior(snt.Module):
   """p(z1, z2) = N(z2; 0, I) p(z1 | z2), a learned prior returning a `tfd.JointDistributionNamed`."""
 
   def __init__(
-      self,
-      latent_sizes: Sequence[int] = (100, 50),
-      hidden_sizes: Sequence[int] = (100, 100),
-      activation: Activation = tf.nn.tanh,
-      name: Optional[str] = None,
+    self,
+    latent_sizes: Sequence[int] = (100, 50),
+    hidden_sizes: Sequence[int] = (100, 100),
+    activation: Activation = tf.nn.tanh,
+    name: Optional[str] = None,
   ):
     super().__init__(name=name)
     self.latent_sizes = tuple(int(d) for d in latent_sizes)
@@ -144,24 +144,37 @@ class TwoLayerPrior(snt.Module):
 
 
 def two_layer_spec(
-    *,
-    output_shape: Sequence[int] = (28, 28, 1),
-    latent_sizes: Sequence[int] = (100, 50),
-    hidden_sizes: Sequence[Sequence[int]] = ((200, 200), (100, 100)),
-    activation: str = "tanh",
-    pixel_mean_bias: bool = True,
+  *,
+  output_shape: Sequence[int] = (28, 28, 1),
+  latent_sizes: Sequence[int] = (100, 50),
+  hidden_sizes: Sequence[Sequence[int]] = ((200, 200), (100, 100)),
+  activation: str = "tanh",
+  pixel_mean_bias: bool = True,
 ) -> dict[str, Any]:
   """The JSON-able spec (for `tfpvi.specs.build` / `from_spec`) of `burda_two_layer`'s model."""
   hidden = [list(h) for h in hidden_sizes]
   return {
-      "kind": "hierarchical",
-      "encoder": {"class": "TwoLayerEncoder", "latent_sizes": list(latent_sizes), "hidden_sizes": hidden,
-                  "activation": activation},
-      "decoder": {"class": "BernoulliMLP", "hidden_sizes": list(reversed(hidden[0])),
-                  "output_shape": list(output_shape), "activation": activation, "latent_keys": ["z1"],
-                  "pixel_mean_bias": bool(pixel_mean_bias)},
-      "prior": {"class": "TwoLayerPrior", "latent_sizes": list(latent_sizes),
-                "hidden_sizes": list(reversed(hidden[1])), "activation": activation},
+    "kind": "hierarchical",
+    "encoder": {
+      "class": "TwoLayerEncoder",
+      "latent_sizes": list(latent_sizes),
+      "hidden_sizes": hidden,
+      "activation": activation,
+    },
+    "decoder": {
+      "class": "BernoulliMLP",
+      "hidden_sizes": list(reversed(hidden[0])),
+      "output_shape": list(output_shape),
+      "activation": activation,
+      "latent_keys": ["z1"],
+      "pixel_mean_bias": bool(pixel_mean_bias),
+    },
+    "prior": {
+      "class": "TwoLayerPrior",
+      "latent_sizes": list(latent_sizes),
+      "hidden_sizes": list(reversed(hidden[1])),
+      "activation": activation,
+    },
   }
 
 
@@ -181,30 +194,36 @@ def from_spec(spec: dict[str, Any], train_images=None) -> VAE:
       raise ValueError
   except (KeyError, ValueError) as error:
     raise ValueError(
-        "a hierarchical spec needs encoder class 'TwoLayerEncoder', prior class 'TwoLayerPrior' and an "
-        f"activation in {sorted(_ACTIVATIONS)}; got {spec!r} (use tfpvi.hierarchical.two_layer_spec)."
+      "a hierarchical spec needs encoder class 'TwoLayerEncoder', prior class 'TwoLayerPrior' and an "
+      f"activation in {sorted(_ACTIVATIONS)}; got {spec!r} (use tfpvi.hierarchical.two_layer_spec)."
     ) from error
   bias = None
   if decoder.get("pixel_mean_bias"):
-    bias = (np.zeros(decoder["output_shape"], np.float32) if train_images is None
-            else decoders.pixel_mean_logits(train_images))
+    bias = (
+      np.zeros(decoder["output_shape"], np.float32)
+      if train_images is None
+      else decoders.pixel_mean_logits(train_images)
+    )
   return VAE(
-      TwoLayerEncoder(encoder["latent_sizes"], encoder["hidden_sizes"], activation),
-      decoders.BernoulliMLP(
-          decoder["hidden_sizes"], decoder["output_shape"], _ACTIVATIONS[decoder["activation"]],
-          output_bias=bias, latent_keys=decoder.get("latent_keys", ["z1"]),
-      ),
-      TwoLayerPrior(prior["latent_sizes"], prior["hidden_sizes"], _ACTIVATIONS[prior["activation"]]),
+    TwoLayerEncoder(encoder["latent_sizes"], encoder["hidden_sizes"], activation),
+    decoders.BernoulliMLP(
+      decoder["hidden_sizes"],
+      decoder["output_shape"],
+      _ACTIVATIONS[decoder["activation"]],
+      output_bias=bias,
+      latent_keys=decoder.get("latent_keys", ["z1"]),
+    ),
+    TwoLayerPrior(prior["latent_sizes"], prior["hidden_sizes"], _ACTIVATIONS[prior["activation"]]),
   )
 
 
 def burda_two_layer(
-    train_images=None,
-    *,
-    output_shape: Sequence[int] = (28, 28, 1),
-    latent_sizes: Sequence[int] = (100, 50),
-    hidden_sizes: Sequence[Sequence[int]] = ((200, 200), (100, 100)),
-    activation: str = "tanh",
+  train_images=None,
+  *,
+  output_shape: Sequence[int] = (28, 28, 1),
+  latent_sizes: Sequence[int] = (100, 50),
+  hidden_sizes: Sequence[Sequence[int]] = ((200, 200), (100, 100)),
+  activation: str = "tanh",
 ) -> VAE:
   """Burda et al.'s two-stochastic-layer model as a `tfpvi.VAE` (see the module docstring).
 
@@ -221,6 +240,11 @@ def burda_two_layer(
     a `tfpvi.VAE` whose latents are {"z1": [..., 100], "z2": [..., 50]}; its spec is
     `two_layer_spec(...)` with the same arguments.
   """
-  spec = two_layer_spec(output_shape=output_shape, latent_sizes=latent_sizes, hidden_sizes=hidden_sizes,
-                        activation=activation, pixel_mean_bias=train_images is not None)
+  spec = two_layer_spec(
+    output_shape=output_shape,
+    latent_sizes=latent_sizes,
+    hidden_sizes=hidden_sizes,
+    activation=activation,
+    pixel_mean_bias=train_images is not None,
+  )
   return from_spec(spec, train_images)

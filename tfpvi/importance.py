@@ -55,7 +55,7 @@ def _log_prob(density: LogDensity, x: tf.Tensor) -> tf.Tensor:
 
 
 def estimate_from_log_weights(
-    values: tf.Tensor, log_weights: tf.Tensor, *, self_normalized: bool = False
+  values: tf.Tensor, log_weights: tf.Tensor, *, self_normalized: bool = False
 ) -> ImportanceEstimate:
   """The IS estimate from f(x_i) [n, ...] and log w_i [n] (samples on axis 0)."""
   values = tf.convert_to_tensor(values, tf.float32)
@@ -78,13 +78,13 @@ def estimate_from_log_weights(
 
 
 def expectation(
-    f: Callable[[tf.Tensor], tf.Tensor],
-    nominal: LogDensity,
-    proposal: tfd.Distribution,
-    num_samples: int,
-    *,
-    self_normalized: bool = False,
-    seed: Seed = None,
+  f: Callable[[tf.Tensor], tf.Tensor],
+  nominal: LogDensity,
+  proposal: tfd.Distribution,
+  num_samples: int,
+  *,
+  self_normalized: bool = False,
+  seed: Seed = None,
 ) -> ImportanceEstimate:
   """Estimates E_p[f(X)] with samples from the proposal q.
 
@@ -128,6 +128,4 @@ def running_estimates(values: tf.Tensor, log_weights: tf.Tensor, sizes) -> Impor
   weight_squares = tf.gather(tf.cumsum(tf.exp(2.0 * log_weights)), index)
   mean = sums / counts
   variance = tf.nn.relu(squares / counts - tf.square(mean)) * counts / tf.maximum(counts - 1.0, 1.0)
-  return ImportanceEstimate(
-      mean, tf.sqrt(variance / counts), tf.square(weight_sums) / weight_squares, list(sizes)
-  )
+  return ImportanceEstimate(mean, tf.sqrt(variance / counts), tf.square(weight_sums) / weight_squares, list(sizes))

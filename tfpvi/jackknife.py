@@ -48,8 +48,7 @@ MAX_SUBSETS = 100_000_000  # per example, for one order; C(5000, 2) ~ 1.25e7 fit
 def jackknife_coefficients(num_weights: int, order: int) -> list[float]:
   """c_j = (-1)^j (K - j)^m / (j! (m - j)!) for j = 0..m; they sum to 1."""
   return [
-      (-1) ** j * (num_weights - j) ** order / (math.factorial(j) * math.factorial(order - j))
-      for j in range(order + 1)
+    (-1) ** j * (num_weights - j) ** order / (math.factorial(j) * math.factorial(order - j)) for j in range(order + 1)
   ]
 
 
@@ -64,9 +63,9 @@ def _check_cost(k: int, j: int, max_subsets: int) -> int:
   count = math.comb(k, j)
   if count > max_subsets:
     raise ValueError(
-        f"the exact jackknife leaving out j={j} of K={k} weights averages over C({k}, {j}) = {count:.3g} subsets per "
-        f"example (more than max_subsets={max_subsets:.3g}); lower the order or K, or raise max_subsets if you can "
-        "afford it (order 2 at K = 5000 is about 1.25e7 subsets per example)."
+      f"the exact jackknife leaving out j={j} of K={k} weights averages over C({k}, {j}) = {count:.3g} subsets per "
+      f"example (more than max_subsets={max_subsets:.3g}); lower the order or K, or raise max_subsets if you can "
+      "afford it (order 2 at K = 5000 is about 1.25e7 subsets per example)."
     )
   return count
 
@@ -103,12 +102,12 @@ def _exact_leave_out(log_weights: tf.Tensor, j: int, chunk_size: int, max_subset
 
 
 def leave_out_log_mean(
-    log_weights: tf.Tensor,
-    num_left_out: int,
-    subsets: str = "all",
-    *,
-    chunk_size: int = 20_000,
-    max_subsets: int = MAX_SUBSETS,
+  log_weights: tf.Tensor,
+  num_left_out: int,
+  subsets: str = "all",
+  *,
+  chunk_size: int = 20_000,
+  max_subsets: int = MAX_SUBSETS,
 ) -> tf.Tensor:
   """Average over subsets leaving `num_left_out` weights out of log (1/(K-j)) sum_subset w.
 
@@ -152,12 +151,12 @@ def leave_out_log_mean(
 
 
 def jackknife(
-    log_weights: tf.Tensor,
-    order: int,
-    *,
-    subsets: str = "all",
-    chunk_size: int = 20_000,
-    max_subsets: int = MAX_SUBSETS,
+  log_weights: tf.Tensor,
+  order: int,
+  *,
+  subsets: str = "all",
+  chunk_size: int = 20_000,
+  max_subsets: int = MAX_SUBSETS,
 ) -> tf.Tensor:
   """The order-m jackknife estimate of log p(x) from K log importance weights (JVI).
 
@@ -196,8 +195,10 @@ def jackknife(
     _check_cost(k, order, max_subsets)  # the largest of the orders' subset counts, refused before any work
   coefficients = jackknife_coefficients(k, order)
   estimate = tf.add_n(
-      [tf.constant(c, tf.float64)
-       * leave_out_log_mean(log_weights, j, subsets, chunk_size=chunk_size, max_subsets=max_subsets)
-       for j, c in enumerate(coefficients)]
+    [
+      tf.constant(c, tf.float64)
+      * leave_out_log_mean(log_weights, j, subsets, chunk_size=chunk_size, max_subsets=max_subsets)
+      for j, c in enumerate(coefficients)
+    ]
   )
   return tf.cast(estimate, dtype)

@@ -37,9 +37,7 @@ class LinearGaussian:
     self.bias = tf.constant(bias, tf.float32)
     self.noise_scale = float(noise_scale)
     self.data_size, self.latent_size = self.weights.shape
-    gram = tf.eye(self.latent_size) + tf.matmul(self.weights, self.weights, transpose_a=True) / (
-        self.noise_scale**2
-    )
+    gram = tf.eye(self.latent_size) + tf.matmul(self.weights, self.weights, transpose_a=True) / (self.noise_scale**2)
     self._posterior_covariance = tf.linalg.inv(gram)
     self._posterior_scale_tril = tf.linalg.cholesky(self._posterior_covariance)
 
@@ -48,9 +46,9 @@ class LinearGaussian:
     """A model with W, b drawn from N(0, 1) with a NumPy seed."""
     rng = np.random.default_rng(seed)
     return cls(
-        rng.normal(size=[data_size, latent_size]).astype(np.float32),
-        rng.normal(size=[data_size]).astype(np.float32),
-        noise_scale,
+      rng.normal(size=[data_size, latent_size]).astype(np.float32),
+      rng.normal(size=[data_size]).astype(np.float32),
+      noise_scale,
     )
 
   @property
@@ -65,7 +63,7 @@ class LinearGaussian:
   def marginal(self) -> tfd.Distribution:
     """p(x) = N(b, W W^T + s^2 I)."""
     covariance = tf.matmul(self.weights, self.weights, transpose_b=True) + self.noise_scale**2 * (
-        tf.eye(self.data_size)
+      tf.eye(self.data_size)
     )
     return tfd.MultivariateNormalTriL(self.bias, tf.linalg.cholesky(covariance))
 
@@ -76,8 +74,8 @@ class LinearGaussian:
   def exact_posterior(self, x: tf.Tensor) -> tfd.Distribution:
     """p(z|x) with batch shape [B] for x [B, data_size]."""
     loc = tf.linalg.matvec(
-        self._posterior_covariance,
-        tf.linalg.matvec(self.weights, x - self.bias, transpose_a=True) / self.noise_scale**2,
+      self._posterior_covariance,
+      tf.linalg.matvec(self.weights, x - self.bias, transpose_a=True) / self.noise_scale**2,
     )
     return tfd.MultivariateNormalTriL(loc, self._posterior_scale_tril)
 

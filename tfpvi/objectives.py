@@ -37,12 +37,12 @@ from tfpvi.types import Seed
 tfd = tfp.distributions
 
 __all__ = [
-    "GRADIENT_ESTIMATORS",
-    "check_reparameterized",
-    "elbo",
-    "iwae",
-    "kl_divergence",
-    "stl_log_prob",
+  "GRADIENT_ESTIMATORS",
+  "check_reparameterized",
+  "elbo",
+  "iwae",
+  "kl_divergence",
+  "stl_log_prob",
 ]
 
 GRADIENT_ESTIMATORS = ("reparam", "stl", "dreg", "vimco")
@@ -61,11 +61,11 @@ def check_reparameterized(distribution: tfd.Distribution, estimator: str) -> Non
   if all(t == tfd.FULLY_REPARAMETERIZED for t in types):
     return
   raise ValueError(
-      f"gradient_estimator={estimator!r} differentiates through samples of q(z|x), which needs "
-      f"q.reparameterization_type == FULLY_REPARAMETERIZED; got q = {type(distribution).__name__} with "
-      f"reparameterization_type {distribution.reparameterization_type}. Use "
-      "tfpvi.objectives.iwae(..., gradient_estimator='vimco') for latents that cannot be "
-      "reparameterized (e.g. tfd.OneHotCategorical), or a relaxation (tfd.RelaxedOneHotCategorical)."
+    f"gradient_estimator={estimator!r} differentiates through samples of q(z|x), which needs "
+    f"q.reparameterization_type == FULLY_REPARAMETERIZED; got q = {type(distribution).__name__} with "
+    f"reparameterization_type {distribution.reparameterization_type}. Use "
+    "tfpvi.objectives.iwae(..., gradient_estimator='vimco') for latents that cannot be "
+    "reparameterized (e.g. tfd.OneHotCategorical), or a relaxation (tfd.RelaxedOneHotCategorical)."
   )
 
 
@@ -108,11 +108,11 @@ def _is_joint(distribution) -> bool:
 
 
 def kl_divergence(
-    posterior: tfd.Distribution,
-    prior: tfd.Distribution,
-    z,
-    *,
-    method: str = "auto",
+  posterior: tfd.Distribution,
+  prior: tfd.Distribution,
+  z,
+  *,
+  method: str = "auto",
 ) -> tf.Tensor:
   """KL(q || p) per example, analytic where TFP has it registered, else Monte Carlo.
 
@@ -136,22 +136,22 @@ def kl_divergence(
     except (NotImplementedError, ValueError) as error:
       if method == "analytic":
         raise NotImplementedError(
-            f"kl='analytic' but TFP has no KL registered for q = {type(posterior).__name__} and "
-            f"p = {type(prior).__name__}; use kl='monte_carlo' or kl='auto'."
+          f"kl='analytic' but TFP has no KL registered for q = {type(posterior).__name__} and "
+          f"p = {type(prior).__name__}; use kl='monte_carlo' or kl='auto'."
         ) from error
   return tf.reduce_mean(posterior.log_prob(z) - prior.log_prob(z), axis=0)
 
 
 def elbo(
-    model,
-    x: tf.Tensor,
-    num_samples: int = 1,
-    beta: Union[float, tf.Tensor] = 1.0,
-    *,
-    kl: str = "auto",
-    gradient_estimator: str = "reparam",
-    seed: Seed = None,
-    return_terms: bool = False,
+  model,
+  x: tf.Tensor,
+  num_samples: int = 1,
+  beta: Union[float, tf.Tensor] = 1.0,
+  *,
+  kl: str = "auto",
+  gradient_estimator: str = "reparam",
+  seed: Seed = None,
+  return_terms: bool = False,
 ):
   """The (beta-weighted) evidence lower bound per example.
 
@@ -206,13 +206,13 @@ def elbo(
 
 
 def iwae(
-    model,
-    x: tf.Tensor,
-    num_samples: int,
-    gradient_estimator: str = "reparam",
-    *,
-    seed: Seed = None,
-    return_terms: bool = False,
+  model,
+  x: tf.Tensor,
+  num_samples: int,
+  gradient_estimator: str = "reparam",
+  *,
+  seed: Seed = None,
+  return_terms: bool = False,
 ):
   """The importance-weighted bound per example (Burda et al. 2016).
 
@@ -260,9 +260,7 @@ def iwae(
     Mnih, Rezende. Variational inference for Monte Carlo objectives. ICML 2016.
   """
   if gradient_estimator not in GRADIENT_ESTIMATORS:
-    raise ValueError(
-        f"gradient_estimator must be one of {GRADIENT_ESTIMATORS}, got {gradient_estimator!r}."
-    )
+    raise ValueError(f"gradient_estimator must be one of {GRADIENT_ESTIMATORS}, got {gradient_estimator!r}.")
   num_samples = checks.check_num_samples(num_samples)
   if gradient_estimator == "vimco" and num_samples < 2:
     raise ValueError(f"gradient_estimator='vimco' needs num_samples >= 2, got {num_samples}.")
@@ -281,9 +279,9 @@ def iwae(
     value, terms = _vimco_bound(model, x, z, q)
   if return_terms:
     return {
-        "objective": value,
-        "log_likelihood": tf.reduce_mean(terms.log_likelihood, axis=0),
-        "kl": tf.reduce_mean(terms.log_posterior - terms.log_prior, axis=0),
+      "objective": value,
+      "log_likelihood": tf.reduce_mean(terms.log_likelihood, axis=0),
+      "kl": tf.reduce_mean(terms.log_posterior - terms.log_prior, axis=0),
     }
   return value
 

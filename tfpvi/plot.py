@@ -28,30 +28,35 @@ try:
   import matplotlib.figure
   import plotnine as gg
 except ImportError as error:  # the plotting stack is an optional extra
-  raise ImportError(f"tfpvi.plot needs plotnine and matplotlib ({error}); install them with "
-                    "pip install 'tfpvi[plot]' (make setup does).") from None
+  raise ImportError(
+    f"tfpvi.plot needs plotnine and matplotlib ({error}); install them with "
+    "pip install 'tfpvi[plot]' (make setup does)."
+  ) from None
 
 tfd = tfp.distributions
 
 __all__ = [
-    "image_grid",
-    "latent_manifold",
-    "latent_scatter",
-    "latent_traversal",
-    "loss_curves",
-    "reconstruction_distribution",
-    "reconstructions",
-    "save",
+  "image_grid",
+  "latent_manifold",
+  "latent_scatter",
+  "latent_traversal",
+  "loss_curves",
+  "reconstruction_distribution",
+  "reconstructions",
+  "save",
 ]
 
 Histories = Union[pd.DataFrame, Mapping[str, pd.DataFrame]]
 Latent = Optional[Union[str, int]]
 # How training-history columns are shown as losses: reconstruction = -log p(x|z).
-_LOSS_TERMS = {"loss": "total: training loss (-objective)", "log_likelihood": "reconstruction: -log p(x|z)",
-               "kl": "KL(q || p)"}
+_LOSS_TERMS = {
+  "loss": "total: training loss (-objective)",
+  "log_likelihood": "reconstruction: -log p(x|z)",
+  "kl": "KL(q || p)",
+}
 _IWAE_CAPTION = (
-    "With K > 1 samples the terms are sample means, -mean log p(x|z) and mean (log q - log p); the\n"
-    "K-sample bound is not their sum and is tighter, so the total can lie below the reconstruction term."
+  "With K > 1 samples the terms are sample means, -mean log p(x|z) and mean (log q - log p); the\n"
+  "K-sample bound is not their sum and is tighter, so the total can lie below the reconstruction term."
 )
 
 
@@ -105,8 +110,9 @@ def _finish(figure: matplotlib.figure.Figure, path: Optional[str]) -> matplotlib
   return figure
 
 
-def _long_losses(histories: Histories, terms: Optional[Sequence[str]],
-                 term_labels: Optional[Mapping[str, str]] = None) -> pd.DataFrame:
+def _long_losses(
+  histories: Histories, terms: Optional[Sequence[str]], term_labels: Optional[Mapping[str, str]] = None
+) -> pd.DataFrame:
   if isinstance(histories, pd.DataFrame):
     histories = {"": histories}
   if not histories:
@@ -117,13 +123,15 @@ def _long_losses(histories: Histories, terms: Optional[Sequence[str]],
       raise ValueError(f"history of run {run!r} is empty: expected at least one logged step, got none.")
     columns = [c for c in (terms or _LOSS_TERMS) if c in history.columns]
     if not columns:
-      raise ValueError(f"history of run {run!r} has none of the columns {list(terms or _LOSS_TERMS)}; "
-                       f"it has {list(history.columns)}.")
+      raise ValueError(
+        f"history of run {run!r} has none of the columns {list(terms or _LOSS_TERMS)}; it has {list(history.columns)}."
+      )
     frame = history[["step"] + columns].copy()
     if "log_likelihood" in frame:
       frame["log_likelihood"] = -frame["log_likelihood"]
     frame = frame.rename(columns={**_LOSS_TERMS, **(term_labels or {})}).melt(
-        id_vars="step", var_name="term", value_name="value")
+      id_vars="step", var_name="term", value_name="value"
+    )
     frame["run"] = run
     frames.append(frame.dropna())
   data = pd.concat(frames, ignore_index=True)
@@ -143,15 +151,15 @@ def _bound_below_reconstruction(histories: Histories) -> bool:
 
 
 def loss_curves(
-    histories: Histories,
-    *,
-    terms: Optional[Sequence[str]] = None,
-    term_labels: Optional[Mapping[str, str]] = None,
-    log_x: bool = True,
-    log_y: bool = True,
-    title: Optional[str] = None,
-    caption: Optional[str] = None,
-    path: Optional[str] = None,
+  histories: Histories,
+  *,
+  terms: Optional[Sequence[str]] = None,
+  term_labels: Optional[Mapping[str, str]] = None,
+  log_x: bool = True,
+  log_y: bool = True,
+  title: Optional[str] = None,
+  caption: Optional[str] = None,
+  path: Optional[str] = None,
 ) -> gg.ggplot:
   """Training curves: one panel per term (each with its own y scale), runs as colours.
 
@@ -186,12 +194,18 @@ def loss_curves(
     caption = _IWAE_CAPTION if several_terms and _bound_below_reconstruction(histories) else ""
   single_term = "" if several_terms else str(data["term"].iloc[0])
   plot = (
-      gg.ggplot(data, aes)
-      + gg.geom_line(alpha=0.85)
-      + gg.labs(x="step", y=f"{single_term}, nats per example" if single_term else "nats per example",
-                color="", linetype="", title=title or "", caption=caption)
-      + gg.theme_bw()
-      + gg.theme(figure_size=(4 * min(3, data["term"].nunique()) + 1, 4 + 0.3 * caption.count("\n")))
+    gg.ggplot(data, aes)
+    + gg.geom_line(alpha=0.85)
+    + gg.labs(
+      x="step",
+      y=f"{single_term}, nats per example" if single_term else "nats per example",
+      color="",
+      linetype="",
+      title=title or "",
+      caption=caption,
+    )
+    + gg.theme_bw()
+    + gg.theme(figure_size=(4 * min(3, data["term"].nunique()) + 1, 4 + 0.3 * caption.count("\n")))
   )
   if several_terms:
     plot += gg.facet_wrap("~term", scales="free_y")
@@ -226,17 +240,17 @@ def _as_grey(images) -> np.ndarray:
 
 
 def image_grid(
-    images,
-    *,
-    rows: Optional[int] = None,
-    title: Optional[str] = None,
-    path: Optional[str] = None,
-    cmap: str = "gray",
-    figsize: Optional[tuple[float, float]] = None,
-    column_labels: Optional[Sequence[str]] = None,
-    row_labels: Optional[Sequence[str]] = None,
-    xlabel: Optional[str] = None,
-    ylabel: Optional[str] = None,
+  images,
+  *,
+  rows: Optional[int] = None,
+  title: Optional[str] = None,
+  path: Optional[str] = None,
+  cmap: str = "gray",
+  figsize: Optional[tuple[float, float]] = None,
+  column_labels: Optional[Sequence[str]] = None,
+  row_labels: Optional[Sequence[str]] = None,
+  xlabel: Optional[str] = None,
+  ylabel: Optional[str] = None,
 ) -> matplotlib.figure.Figure:
   """Tiles images [N, H, W(, 1)] (or [rows, cols, H, W(, 1)]) into one matplotlib figure.
 
@@ -292,8 +306,10 @@ def reconstructions(model, x, *, num_examples: int = 8, path: Optional[str] = No
   x = tf.convert_to_tensor(x[:num_examples], tf.float32)
   recon = model.reconstruct(x)
   return image_grid(
-      tf.stack([x, recon]).numpy(), path=path, title=title or "inputs (top), reconstructions (bottom)",
-      figsize=(num_examples * 0.9, 2.2),
+    tf.stack([x, recon]).numpy(),
+    path=path,
+    title=title or "inputs (top), reconstructions (bottom)",
+    figsize=(num_examples * 0.9, 2.2),
   )
 
 
@@ -359,8 +375,10 @@ class _Layout:
     elif isinstance(latent, int) and not isinstance(latent, bool) and 0 <= latent < len(shapes):
       self.selected = [latent]
     else:
-      raise ValueError(f"latent={latent!r} is not a component of the latent z; expected None (all components), "
-                       f"one of the names {self.names} or an index below {len(shapes)}.")
+      raise ValueError(
+        f"latent={latent!r} is not a component of the latent z; expected None (all components), "
+        f"one of the names {self.names} or an index below {len(shapes)}."
+      )
     self.size = sum(self.sizes[c] for c in self.selected)
     self.total = sum(self.sizes)
 
@@ -370,8 +388,10 @@ class _Layout:
   def check_dims(self, dims: Sequence[int], needed: int) -> list[int]:
     dims = [int(d) for d in dims]
     if len(dims) != needed or len(set(dims)) != needed or not all(0 <= d < self.size for d in dims):
-      raise ValueError(f"dims must be {needed} different latent dimensions in [0, {self.size}), got {list(dims)} "
-                       f"(the latent has {self.size} dimensions{' in the chosen component' if self.nested else ''}).")
+      raise ValueError(
+        f"dims must be {needed} different latent dimensions in [0, {self.size}), got {list(dims)} "
+        f"(the latent has {self.size} dimensions{' in the chosen component' if self.nested else ''})."
+      )
     return dims
 
   def global_dim(self, dim: int) -> int:
@@ -397,7 +417,7 @@ class _Layout:
     """z [N, *event] (or a nest of them) -> the selected components flattened, [N, size]."""
     parts = tf.nest.flatten(z)
     return np.concatenate(
-        [np.reshape(np.asarray(parts[c], np.float32), [-1, self.sizes[c]]) for c in self.selected], axis=-1
+      [np.reshape(np.asarray(parts[c], np.float32), [-1, self.sizes[c]]) for c in self.selected], axis=-1
     )
 
   def unflatten(self, flat: np.ndarray):
@@ -433,8 +453,14 @@ def _decode_grid(model, layout: _Layout, dims: Sequence[int], x_values, y_values
 
 
 def latent_traversal(
-    model, *, dims: tuple[int, int] = (0, 1), num: int = 10, span: float = 1.0, latent: Latent = None,
-    latent_size: Optional[int] = None, path: Optional[str] = None,
+  model,
+  *,
+  dims: tuple[int, int] = (0, 1),
+  num: int = 10,
+  span: float = 1.0,
+  latent: Latent = None,
+  latent_size: Optional[int] = None,
+  path: Optional[str] = None,
 ):
   """Decodes a num x num grid over two latent dimensions, the others held at the prior mean.
 
@@ -465,15 +491,24 @@ def latent_traversal(
   names = [layout.dim_name(d) for d in dims]
   others = f"; other latents held at {held}" if layout.total > 2 else ""
   return image_grid(
-      images, path=path, title=f"decoded means of p(x|z) as {names[0]} and {names[1]} move{others}",
-      column_labels=[f"{v:.2g}" for v in values], row_labels=[f"{v:.2g}" for v in values[::-1]],
-      xlabel=names[0], ylabel=names[1],
+    images,
+    path=path,
+    title=f"decoded means of p(x|z) as {names[0]} and {names[1]} move{others}",
+    column_labels=[f"{v:.2g}" for v in values],
+    row_labels=[f"{v:.2g}" for v in values[::-1]],
+    xlabel=names[0],
+    ylabel=names[1],
   )
 
 
 def latent_manifold(
-    model, *, num: int = 15, quantiles=(0.05, 0.95), dims: tuple[int, int] = (0, 1), latent: Latent = None,
-    path: Optional[str] = None,
+  model,
+  *,
+  num: int = 15,
+  quantiles=(0.05, 0.95),
+  dims: tuple[int, int] = (0, 1),
+  latent: Latent = None,
+  path: Optional[str] = None,
 ):
   """The manifold of a 2-D latent space: a grid of standard-normal quantiles decoded.
 
@@ -498,10 +533,14 @@ def latent_manifold(
   names = [layout.dim_name(d) for d in dims]
   others = f"; other latents at {held}" if layout.total > 2 else ""
   return image_grid(
-      images, path=path,
-      title=f"decoded means of p(x|z) at N(0, 1) quantiles {quantiles[0]:g}..{quantiles[1]:g}{others}",
-      column_labels=[f"{v:.2f}" for v in z_axis], row_labels=[f"{v:.2f}" for v in z_axis[::-1]],
-      xlabel=names[0], ylabel=names[1], figsize=(9, 9),
+    images,
+    path=path,
+    title=f"decoded means of p(x|z) at N(0, 1) quantiles {quantiles[0]:g}..{quantiles[1]:g}{others}",
+    column_labels=[f"{v:.2f}" for v in z_axis],
+    row_labels=[f"{v:.2f}" for v in z_axis[::-1]],
+    xlabel=names[0],
+    ylabel=names[1],
+    figsize=(9, 9),
   )
 
 
@@ -522,8 +561,15 @@ def _posterior_means(model, x, layout_latent: Latent, batch_size: int, seed) -> 
 
 
 def latent_scatter(
-    model, x, labels, *, dims: tuple[int, int] = (0, 1), latent: Latent = None, batch_size: int = 1000,
-    seed: int = 0, path: Optional[str] = None,
+  model,
+  x,
+  labels,
+  *,
+  dims: tuple[int, int] = (0, 1),
+  latent: Latent = None,
+  batch_size: int = 1000,
+  seed: int = 0,
+  path: Optional[str] = None,
 ) -> gg.ggplot:
   """The posterior means E[z | x] of two latent dimensions, one point per input, coloured by label.
 
@@ -551,12 +597,16 @@ def latent_scatter(
   names = [layout.dim_name(d) for d in dims]
   data = pd.DataFrame({"z1": means[:, dims[0]], "z2": means[:, dims[1]], "label": pd.Categorical(labels)})
   plot = (
-      gg.ggplot(data, gg.aes("z1", "z2", color="label"))
-      + gg.geom_point(alpha=0.4, size=0.8)
-      + gg.labs(x=f"posterior {how} of {names[0]}", y=f"posterior {how} of {names[1]}", color="label",
-                title="posterior means by class")
-      + gg.theme_bw()
-      + gg.theme(figure_size=(6, 5))
-      + gg.guides(color=gg.guide_legend(override_aes={"alpha": 1, "size": 3}))
+    gg.ggplot(data, gg.aes("z1", "z2", color="label"))
+    + gg.geom_point(alpha=0.4, size=0.8)
+    + gg.labs(
+      x=f"posterior {how} of {names[0]}",
+      y=f"posterior {how} of {names[1]}",
+      color="label",
+      title="posterior means by class",
+    )
+    + gg.theme_bw()
+    + gg.theme(figure_size=(6, 5))
+    + gg.guides(color=gg.guide_legend(override_aes={"alpha": 1, "size": 3}))
   )
   return save(plot, path)

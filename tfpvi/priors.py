@@ -35,14 +35,14 @@ class MixtureOfGaussians(snt.Module):
   """
 
   def __init__(
-      self,
-      latent_size: int,
-      num_components: int = 10,
-      *,
-      init_spread: float = 1.0,
-      min_scale: float = 1e-3,
-      seed: int = 0,
-      name: Optional[str] = None,
+    self,
+    latent_size: int,
+    num_components: int = 10,
+    *,
+    init_spread: float = 1.0,
+    min_scale: float = 1e-3,
+    seed: int = 0,
+    name: Optional[str] = None,
   ):
     """Builds the prior's variables.
 
@@ -60,7 +60,7 @@ class MixtureOfGaussians(snt.Module):
     self.min_scale = float(min_scale)
     self.logits = tf.Variable(tf.zeros([num_components]), name="logits")
     self.locs = tf.Variable(
-        init_spread * tf.random.stateless_normal([num_components, latent_size], seed=[seed, 0]), name="locs"
+      init_spread * tf.random.stateless_normal([num_components, latent_size], seed=[seed, 0]), name="locs"
     )
     # softplus(0.5413) = 1.
     self.raw_scales = tf.Variable(tf.fill([num_components, latent_size], 0.5413), name="raw_scales")
@@ -68,7 +68,7 @@ class MixtureOfGaussians(snt.Module):
   def __call__(self) -> tfd.Distribution:
     """Returns the mixture, batch shape [], event shape [latent_size]."""
     components = tfd.Independent(
-        tfd.Normal(self.locs, self.min_scale + tf.nn.softplus(self.raw_scales)), reinterpreted_batch_ndims=1
+      tfd.Normal(self.locs, self.min_scale + tf.nn.softplus(self.raw_scales)), reinterpreted_batch_ndims=1
     )
     return tfd.MixtureSameFamily(tfd.Categorical(logits=self.logits), components)
 
@@ -91,15 +91,15 @@ class VampPrior(snt.Module):
   """
 
   def __init__(
-      self,
-      encoder: DistributionFn,
-      input_shape: Sequence[int],
-      num_components: int = 500,
-      *,
-      init_mean: float = 0.5,
-      init_stddev: float = 0.01,
-      seed: int = 0,
-      name: Optional[str] = None,
+    self,
+    encoder: DistributionFn,
+    input_shape: Sequence[int],
+    num_components: int = 500,
+    *,
+    init_mean: float = 0.5,
+    init_stddev: float = 0.01,
+    seed: int = 0,
+    name: Optional[str] = None,
   ):
     """Builds the pseudo-inputs.
 
@@ -118,7 +118,7 @@ class VampPrior(snt.Module):
     self.encoder = encoder
     shape = [int(num_components), *[int(d) for d in input_shape]]
     self.pseudo_inputs = tf.Variable(
-        init_mean + init_stddev * tf.random.stateless_normal(shape, seed=[seed, 1]), name="pseudo_inputs"
+      init_mean + init_stddev * tf.random.stateless_normal(shape, seed=[seed, 1]), name="pseudo_inputs"
     )
 
   def __call__(self) -> tfd.Distribution:

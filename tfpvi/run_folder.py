@@ -40,8 +40,16 @@ import tensorflow as tf
 from tfpvi import checks, config, run_record
 from tfpvi.files import atomic_write
 
-__all__ = ["RECORD_FILE", "FolderWriteError", "History", "RunFolder", "checkpoints_on_disk", "describe_callable",
-           "jsonable", "settings_differences"]
+__all__ = [
+  "RECORD_FILE",
+  "FolderWriteError",
+  "History",
+  "RunFolder",
+  "checkpoints_on_disk",
+  "describe_callable",
+  "jsonable",
+  "settings_differences",
+]
 
 RECORD_FILE = run_record.RECORD_FILE
 _FINGERPRINT_STEPS = (0, 1, 10, 100, 1000, 10000, 100000)
@@ -67,8 +75,10 @@ class History:
     if self.path is None or last_step <= 0:
       return
     if not self.path.exists():
-      _note(f"{self.path} is missing: the history before step {last_step} is lost; training continues from the "
-            "checkpoint and history.csv starts again with the rows logged from now on.")
+      _note(
+        f"{self.path} is missing: the history before step {last_step} is lost; training continues from the "
+        "checkpoint and history.csv starts again with the rows logged from now on."
+      )
       return
     text = self.path.read_text()
     if not text.strip():  # stopped before its first logged row
@@ -76,11 +86,15 @@ class History:
     try:
       frame = pd.read_csv(io.StringIO(text))
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-      raise ValueError(f"{self.path} is not a readable training history ({type(error).__name__}: {error}); move it "
-                       "away to continue training without the old rows, or restore it from a copy.") from None
+      raise ValueError(
+        f"{self.path} is not a readable training history ({type(error).__name__}: {error}); move it "
+        "away to continue training without the old rows, or restore it from a copy."
+      ) from None
     if "step" not in frame.columns:
-      raise ValueError(f"{self.path} is not a training history (no 'step' column; columns {list(frame.columns)}); "
-                       "move it away to continue training without the old rows, or restore it from a copy.")
+      raise ValueError(
+        f"{self.path} is not a training history (no 'step' column; columns {list(frame.columns)}); "
+        "move it away to continue training without the old rows, or restore it from a copy."
+      )
     complete = frame.dropna(subset=["step"])
     if len(frame) and not text.endswith("\n"):  # a row cut by a kill: dropped, and said
       _note(f"{self.path} ended in a cut row (step {frame['step'].iloc[-1]!r}); it is dropped.")
@@ -125,8 +139,10 @@ def schedule_fingerprint(fn: Callable) -> dict[str, Any]:
     values = [round(float(fn(float(step))), 7) for step in _FINGERPRINT_STEPS]
   except Exception as error:  # noqa: BLE001 -- recorded, not fatal: fit reports the schedule's own error
     values = f"not evaluable on the host: {type(error).__name__}"
-  return {"schedule": describe_callable(fn), "values_at_steps": dict(zip(map(str, _FINGERPRINT_STEPS), values))
-          if isinstance(values, list) else values}
+  return {
+    "schedule": describe_callable(fn),
+    "values_at_steps": dict(zip(map(str, _FINGERPRINT_STEPS), values)) if isinstance(values, list) else values,
+  }
 
 
 def jsonable(value) -> Any:
@@ -212,16 +228,16 @@ def _checkpoint_key(path: tuple) -> str:
 
 
 def _variable_name(key: str) -> str:
-  """"encoder/_torso/..." for the checkpoint key "model/encoder/_torso/.../.ATTRIBUTES/VARIABLE_VALUE"."""
+  """ "encoder/_torso/..." for the checkpoint key "model/encoder/_torso/.../.ATTRIBUTES/VARIABLE_VALUE"."""
   return key.removeprefix(_KEY_PREFIX).removesuffix(_KEY_SUFFIX)
 
 
 def shape_differences(checkpoint_path: str, model) -> list[str]:
   """How the model's variables differ from those the checkpoint holds under "model/"."""
   saved = {
-      key: shape
-      for key, shape in tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map().items()
-      if key.startswith(_KEY_PREFIX) and key.endswith(_KEY_SUFFIX) and ".OPTIMIZER_SLOT" not in key
+    key: shape
+    for key, shape in tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map().items()
+    if key.startswith(_KEY_PREFIX) and key.endswith(_KEY_SUFFIX) and ".OPTIMIZER_SLOT" not in key
   }
   found, matched, unmatched = [], set(), []
   for path, variable in _variables(model):
@@ -229,8 +245,9 @@ def shape_differences(checkpoint_path: str, model) -> list[str]:
     if key in saved:
       matched.add(key)
       if list(saved[key]) != variable.shape.as_list():
-        found.append(f"{_variable_name(key)} is {list(saved[key])} in the checkpoint but {variable.shape.as_list()} "
-                     "here")
+        found.append(
+          f"{_variable_name(key)} is {list(saved[key])} in the checkpoint but {variable.shape.as_list()} here"
+        )
     else:
       unmatched.append(_variable_name(key))
   extra = sorted(set(saved) - matched)
@@ -246,8 +263,10 @@ def _describe(model) -> tuple[Optional[dict[str, Any]], str]:
   try:
     return config.to_config(model), ""
   except config.ConfigError as error:
-    return None, (f"the model cannot be rebuilt from this folder: {error} Until then, `tfpvi.load_model` and "
-                  "`python -m tfpvi.evaluate` refuse it; training and resuming work.")
+    return None, (
+      f"the model cannot be rebuilt from this folder: {error} Until then, `tfpvi.load_model` and "
+      "`python -m tfpvi.evaluate` refuse it; training and resuming work."
+    )
 
 
 def _step_of(checkpoint_path: str) -> int:
@@ -280,13 +299,14 @@ class _WriterLock:
       holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
       os.close(fd)
       raise ValueError(
-          f"{self.folder} is being trained by {holder} ({self.path} is locked); two writers would mix their "
-          "checkpoints and history. Wait for it to finish or stop it, then run this again, or train into "
-          "another output_dir."
+        f"{self.folder} is being trained by {holder} ({self.path} is locked); two writers would mix their "
+        "checkpoints and history. Wait for it to finish or stop it, then run this again, or train into "
+        "another output_dir."
       ) from None
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
-              .encode(), 0)
+    os.pwrite(
+      fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0
+    )
     self.fd = fd
 
   def release(self) -> None:
@@ -319,8 +339,16 @@ class RunFolder:
     self._unsaved: list[dict[str, Any]] = []  # logged rows not yet in a checkpoint (nor in TensorBoard)
     self._lock = _WriterLock(self.path)
 
-  def open(self, *, model, tracked: dict[str, Any], settings: dict[str, Any], info: dict[str, Any],
-           resume: Union[bool, str] = True, steps: Optional[int] = None) -> int:
+  def open(
+    self,
+    *,
+    model,
+    tracked: dict[str, Any],
+    settings: dict[str, Any],
+    info: dict[str, Any],
+    resume: Union[bool, str] = True,
+    steps: Optional[int] = None,
+  ) -> int:
     """Creates the folder or resumes from its last checkpoint; returns the step reached.
 
     Args:
@@ -350,9 +378,9 @@ class RunFolder:
     record = run_record.read(self.path)
     if latest and "settings" not in record and resume != "force":
       raise ValueError(
-          f"{self.path} holds checkpoints (step {_step_of(latest)}) but no {RECORD_FILE}, so its settings cannot be "
-          "checked against these; restore the file from a copy, or continue it with these settings (they are "
-          "then recorded): resume='force' in tfpvi.train.fit, --resume force on an experiment's command line."
+        f"{self.path} holds checkpoints (step {_step_of(latest)}) but no {RECORD_FILE}, so its settings cannot be "
+        "checked against these; restore the file from a copy, or continue it with these settings (they are "
+        "then recorded): resume='force' in tfpvi.train.fit, --resume force on an experiment's command line."
       )
     changes = list(record.get("changes", []))
     model_config, model_note = _describe(model)
@@ -367,12 +395,21 @@ class RunFolder:
       except (tf.errors.OpError, IndexError) as error:  # a cut or damaged checkpoint file
         raise ValueError(self._unreadable(latest, error)) from None
     variables = {"/".join(map(str, path)): variable.shape.as_list() for path, variable in _variables(model)}
-    kept = {key: value for key, value in record.items()
-            if key not in ("format", "settings", "run", "model", "model_note", "variables", "changes")}
+    kept = {
+      key: value
+      for key, value in record.items()
+      if key not in ("format", "settings", "run", "model", "model_note", "variables", "changes")
+    }
     if model_config is not None:
       kept.pop("legacy_spec", None)  # the model is now described in full
-    new_record = {"model": model_config, **({"model_note": model_note} if model_note else {}), **kept,
-                  "settings": settings, "run": info, "variables": variables}
+    new_record = {
+      "model": model_config,
+      **({"model_note": model_note} if model_note else {}),
+      **kept,
+      "settings": settings,
+      "run": info,
+      "variables": variables,
+    }
     if changes:
       new_record["changes"] = changes
     run_record.write(self.path, new_record)
@@ -390,24 +427,34 @@ class RunFolder:
       reason = text.splitlines()[0]
     where = getattr(error, "filename", None) or self.path
     latest = self.manager.latest_checkpoint
-    kept = (f"the last checkpoint, {os.path.basename(latest)} (step {_step_of(latest)}), and the history up to it "
-            "are intact" if latest else "no checkpoint was written yet")
-    return (f"could not save step {step} in {where}: {reason}. Training stopped; {kept}. Free space (or raise the "
-            "limit) and run the same call again to resume.")
+    kept = (
+      f"the last checkpoint, {os.path.basename(latest)} (step {_step_of(latest)}), and the history up to it are intact"
+      if latest
+      else "no checkpoint was written yet"
+    )
+    return (
+      f"could not save step {step} in {where}: {reason}. Training stopped; {kept}. Free space (or raise the "
+      "limit) and run the same call again to resume."
+    )
 
   def _unreadable(self, latest: str, error: Exception) -> str:
     """What to say, and what to do, when the latest checkpoint cannot be read."""
     message = (error.message if isinstance(error, tf.errors.OpError) else str(error)).splitlines()[0]
     earlier = [(step, path) for step, path in checkpoints_on_disk(self.path) if path != latest]
     name = os.path.basename(latest)
-    said = (f"{latest} cannot be read ({type(error).__name__}: {message}); it was cut or damaged, e.g. by a full "
-            "disk or a kill while it was written. ")
+    said = (
+      f"{latest} cannot be read ({type(error).__name__}: {message}); it was cut or damaged, e.g. by a full "
+      "disk or a kill while it was written. "
+    )
     if earlier:
       step, path = earlier[-1]
-      return said + (f"The previous checkpoint {os.path.basename(path)} (step {step}) is on disk: move {name}.index "
-                     f"and {name}.data-* out of {self.path / 'checkpoints'} and run again to resume from it.")
-    return said + ("No earlier checkpoint is on disk: restore the files from a copy, or delete "
-                   f"{self.path} to start fresh.")
+      return said + (
+        f"The previous checkpoint {os.path.basename(path)} (step {step}) is on disk: move {name}.index "
+        f"and {name}.data-* out of {self.path / 'checkpoints'} and run again to resume from it."
+      )
+    return said + (
+      f"No earlier checkpoint is on disk: restore the files from a copy, or delete {self.path} to start fresh."
+    )
 
   def _repair_checkpoint_state(self) -> None:
     """Rebuilds checkpoints/checkpoint (TensorFlow's list of checkpoints) when it is missing or unreadable.
@@ -434,13 +481,20 @@ class RunFolder:
     named = state.model_checkpoint_path if state is not None else ""
     if named and os.path.exists(os.path.join(folder, os.path.basename(named)) + ".index"):
       return
-    reason = ("is missing" if not state_file.exists() else "is unreadable" if not named
-              else f"names {os.path.basename(named)}, whose index file is gone")
+    reason = (
+      "is missing"
+      if not state_file.exists()
+      else "is unreadable"
+      if not named
+      else f"names {os.path.basename(named)}, whose index file is gone"
+    )
     paths = [path for _, path in on_disk]
     tf.compat.v1.train.update_checkpoint_state(str(folder), paths[-1], all_model_checkpoint_paths=paths)
     names = ", ".join(map(os.path.basename, paths))
-    _note(f"{state_file} {reason}; rebuilt it from the checkpoints on disk ({names}), so the run resumes from "
-          f"{os.path.basename(paths[-1])}.")
+    _note(
+      f"{state_file} {reason}; rebuilt it from the checkpoints on disk ({names}), so the run resumes from "
+      f"{os.path.basename(paths[-1])}."
+    )
 
   def _check_resume(self, latest: str, model, recorded: dict, settings: dict, resume, steps) -> list[str]:
     """Raises unless the folder may be resumed; returns the settings differences `force` accepts."""
@@ -451,29 +505,32 @@ class RunFolder:
     shapes = shape_differences(latest, model)
     if shapes:
       raise ValueError(
-          f"{self.path} holds checkpoints of another model ({'; '.join(shapes)}); {fresh}, or build the model it "
-          "was trained with to continue it."
+        f"{self.path} holds checkpoints of another model ({'; '.join(shapes)}); {fresh}, or build the model it "
+        "was trained with to continue it."
       )
     differences = settings_differences(recorded, settings)
     if differences and resume != "force":
       raise ValueError(
-          f"{self.path} was trained{at} with other settings ({'; '.join(differences)}); {fresh}, or continue it "
-          "with these settings: resume='force' in tfpvi.train.fit, --resume force on an experiment's command line."
+        f"{self.path} was trained{at} with other settings ({'; '.join(differences)}); {fresh}, or continue it "
+        "with these settings: resume='force' in tfpvi.train.fit, --resume force on an experiment's command line."
       )
     reached = _step_of(latest)
     if steps is not None and reached > steps:
       raise ValueError(
-          f"{self.path} is already at step {reached}, past the {steps} steps asked for; ask for steps >= "
-          f"{reached} to continue it, or {fresh} and train {steps} steps from scratch."
+        f"{self.path} is already at step {reached}, past the {steps} steps asked for; ask for steps >= "
+        f"{reached} to continue it, or {fresh} and train {steps} steps from scratch."
       )
     return differences
 
   def _restore(self, latest: str, model, tracked: dict[str, Any]) -> int:
     """Restores the checkpoint; returns its step. Interval sums of another shape restart at 0."""
     saved_shapes = tf.train.load_checkpoint(latest).get_variable_to_shape_map()
-    kept = {name: obj for name, obj in tracked.items()
-            if not isinstance(obj, tf.Variable)
-            or saved_shapes.get(f"{name}/.ATTRIBUTES/VARIABLE_VALUE", obj.shape.as_list()) == obj.shape.as_list()}
+    kept = {
+      name: obj
+      for name, obj in tracked.items()
+      if not isinstance(obj, tf.Variable)
+      or saved_shapes.get(f"{name}/.ATTRIBUTES/VARIABLE_VALUE", obj.shape.as_list()) == obj.shape.as_list()
+    }
     if len(kept) < len(tracked):  # a forced resume changed the objective's terms
       kept = {name: obj for name, obj in kept.items() if not name.startswith("interval_")}
     tf.train.Checkpoint(model=model, **kept).restore(latest).expect_partial().assert_existing_objects_matched()
@@ -489,8 +546,8 @@ class RunFolder:
     if found:
       shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
       raise ValueError(
-          f"{self.path / RECORD_FILE} records another model than the one being trained ({shown}); use a new "
-          f"output_dir or delete {self.path} to start fresh."
+        f"{self.path / RECORD_FILE} records another model than the one being trained ({shown}); use a new "
+        f"output_dir or delete {self.path} to start fresh."
       )
 
   def close(self) -> None:

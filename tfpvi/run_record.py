@@ -43,11 +43,15 @@ def _read_json(path: pathlib.Path) -> dict:
   try:
     value = json.loads(path.read_text())
   except (ValueError, UnicodeDecodeError) as error:
-    raise ValueError(f"{path} is not readable JSON ({error}); restore it from a copy, or delete it and continue "
-                     "with resume='force' (--resume force) to record these settings anew.") from None
+    raise ValueError(
+      f"{path} is not readable JSON ({error}); restore it from a copy, or delete it and continue "
+      "with resume='force' (--resume force) to record these settings anew."
+    ) from None
   if not isinstance(value, dict):
-    raise ValueError(f"{path} holds a JSON {type(value).__name__}, not a run record; restore it from a copy, or "
-                     "delete it and continue with resume='force' (--resume force).")
+    raise ValueError(
+      f"{path} holds a JSON {type(value).__name__}, not a run record; restore it from a copy, or "
+      "delete it and continue with resume='force' (--resume force)."
+    )
   return value
 
 
@@ -90,8 +94,12 @@ def write(folder: Folder, record: dict[str, Any]) -> None:
   for name in old:
     (folder / name).unlink()
   if old:
-    print(f"tfpvi: {folder / RECORD_FILE} now records this run; {' and '.join(old)} (the older records, merged "
-          "into it) were removed.", file=sys.stderr, flush=True)
+    print(
+      f"tfpvi: {folder / RECORD_FILE} now records this run; {' and '.join(old)} (the older records, merged "
+      "into it) were removed.",
+      file=sys.stderr,
+      flush=True,
+    )
 
 
 def update(folder: Folder, **sections: Any) -> dict[str, Any]:

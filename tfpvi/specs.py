@@ -59,22 +59,27 @@ _MODEL_KEYS = ("encoder", "decoder", "prior")
 DATA_FORMATS = ("binary", "eight_bit", "grey")
 _ACTIVATIONS = {"relu": tf.nn.relu, "tanh": tf.nn.tanh, "elu": tf.nn.elu, "softplus": tf.nn.softplus}
 _ENCODERS = {
-    "GaussianMLP": encoders.GaussianMLP,
-    "ResNetEncoder": conv.ResNetEncoder,
-    "iaf_mlp": flows.iaf_mlp,
-    "planar_mlp": flows.planar_mlp,
-    "GumbelSoftmaxMLP": discrete.GumbelSoftmaxMLP,
+  "GaussianMLP": encoders.GaussianMLP,
+  "ResNetEncoder": conv.ResNetEncoder,
+  "iaf_mlp": flows.iaf_mlp,
+  "planar_mlp": flows.planar_mlp,
+  "GumbelSoftmaxMLP": discrete.GumbelSoftmaxMLP,
 }
 _DECODERS = {
-    "BernoulliMLP": decoders.BernoulliMLP,
-    "DiscretizedLogisticMLP": decoders.DiscretizedLogisticMLP,
-    "DiscretizedLogisticMixtureMLP": decoders.DiscretizedLogisticMixtureMLP,
-    "NormalMLP": decoders.NormalMLP,
-    "ResNetDecoder": conv.ResNetDecoder,
-    "RelaxedInput": discrete.RelaxedInput,
+  "BernoulliMLP": decoders.BernoulliMLP,
+  "DiscretizedLogisticMLP": decoders.DiscretizedLogisticMLP,
+  "DiscretizedLogisticMixtureMLP": decoders.DiscretizedLogisticMixtureMLP,
+  "NormalMLP": decoders.NormalMLP,
+  "ResNetDecoder": conv.ResNetDecoder,
+  "RelaxedInput": discrete.RelaxedInput,
 }
-_PRIORS = {"standard_normal": None, "MixtureOfGaussians": priors.MixtureOfGaussians, "VampPrior": priors.VampPrior,
-           "one_hot": discrete.one_hot_prior, "relaxed": discrete.relaxed_prior}
+_PRIORS = {
+  "standard_normal": None,
+  "MixtureOfGaussians": priors.MixtureOfGaussians,
+  "VampPrior": priors.VampPrior,
+  "one_hot": discrete.one_hot_prior,
+  "relaxed": discrete.relaxed_prior,
+}
 
 
 def _module(table: dict, spec: dict, role: str, train_images=None):
@@ -91,12 +96,17 @@ def _module(table: dict, spec: dict, role: str, train_images=None):
     spec["input_range"] = tuple(spec["input_range"])
   if name == "RelaxedInput":
     if not isinstance(spec.get("decoder"), dict) or spec["decoder"].get("class") == "RelaxedInput":
-      raise ValueError(f"a RelaxedInput decoder spec needs a 'decoder' entry describing the decoder it wraps, "
-                       f"got {spec.get('decoder')!r}.")
+      raise ValueError(
+        f"a RelaxedInput decoder spec needs a 'decoder' entry describing the decoder it wraps, "
+        f"got {spec.get('decoder')!r}."
+      )
     spec["decoder"] = _module(table, spec["decoder"], role, train_images)
   if spec.pop("pixel_mean_bias", False):
-    spec["output_bias"] = (np.zeros(spec.get("output_shape", []), np.float32) if train_images is None
-                           else decoders.pixel_mean_logits(train_images))  # zeros: a checkpoint restore fills it
+    spec["output_bias"] = (
+      np.zeros(spec.get("output_shape", []), np.float32)
+      if train_images is None
+      else decoders.pixel_mean_logits(train_images)
+    )  # zeros: a checkpoint restore fills it
   try:
     return table[name](**spec)
   except TypeError as error:  # an unknown or missing argument
@@ -229,8 +239,8 @@ def load_model(run_dir, *, checkpoint: Optional[str] = None):
   record = run_record.read(folder)
   if not record:
     raise FileNotFoundError(
-        f"no {run_record.RECORD_FILE} in {folder}: expected the output folder of one trained model (an experiment "
-        "writes one sub-folder per model, e.g. runs/iwae/iwae_k50 or runs/flows/iaf)."
+      f"no {run_record.RECORD_FILE} in {folder}: expected the output folder of one trained model (an experiment "
+      "writes one sub-folder per model, e.g. runs/iwae/iwae_k50 or runs/flows/iaf)."
     )
   if record.get("model") is not None:
     model = config.from_config(record["model"])
@@ -238,12 +248,16 @@ def load_model(run_dir, *, checkpoint: Optional[str] = None):
   elif record.get("legacy_spec"):
     model, shape = build(record["legacy_spec"]), output_shape(record["legacy_spec"])
   else:
-    raise ValueError(f"{folder / run_record.RECORD_FILE} holds no description of its model: "
-                     f"{record.get('model_note', 'it was written without one')}")
+    raise ValueError(
+      f"{folder / run_record.RECORD_FILE} holds no description of its model: "
+      f"{record.get('model_note', 'it was written without one')}"
+    )
   path = checkpoint or tf.train.latest_checkpoint(str(folder / "checkpoints"))
   if path is None:
-    raise FileNotFoundError(f"no checkpoint in {folder / 'checkpoints'}: the model was never saved "
-                            "(train it with tfpvi.train.fit(..., output_dir=...) first).")
+    raise FileNotFoundError(
+      f"no checkpoint in {folder / 'checkpoints'}: the model was never saved "
+      "(train it with tfpvi.train.fit(..., output_dir=...) first)."
+    )
   restored = tf.train.Checkpoint(model=model).restore(path).expect_partial()
   if isinstance(model, VAE) and shape is not None:
     model.log_weights(tf.zeros([1, *shape]), 1)  # creates the variables, which the restore fills

@@ -89,24 +89,24 @@ def _log_predicate(log_every: Optional[LogSchedule], total_steps: int) -> Callab
 def _check_arguments(objective, optimizer, steps_per_call, learning_rate, steps, epochs) -> None:
   if objective is None or not callable(objective):
     raise TypeError(
-        f"objective must be a callable objective(model, batch, *, seed, **kwargs), e.g. tfpvi.objectives.elbo; "
-        f"got {type(objective).__name__}."
+      f"objective must be a callable objective(model, batch, *, seed, **kwargs), e.g. tfpvi.objectives.elbo; "
+      f"got {type(objective).__name__}."
     )
   if not isinstance(optimizer, snt.Optimizer) and not hasattr(optimizer, "apply"):
     raise TypeError(f"optimizer must be a Sonnet optimizer, e.g. snt.optimizers.Adam(1e-3); got {optimizer!r}.")
   rate = getattr(optimizer, "learning_rate", None)
   if callable(rate) and not isinstance(rate, (tf.Variable, tf.Tensor)):
     raise TypeError(
-        f"the optimizer's learning_rate is a {type(rate).__name__} (a schedule); Sonnet optimizers take a float or a "
-        "tf.Variable. Give the schedule to fit instead: fit(..., optimizer=snt.optimizers.Adam(tf.Variable(1e-3)), "
-        "learning_rate=schedule), where schedule(step) returns the rate (a Keras LearningRateSchedule works)."
+      f"the optimizer's learning_rate is a {type(rate).__name__} (a schedule); Sonnet optimizers take a float or a "
+      "tf.Variable. Give the schedule to fit instead: fit(..., optimizer=snt.optimizers.Adam(tf.Variable(1e-3)), "
+      "learning_rate=schedule), where schedule(step) returns the rate (a Keras LearningRateSchedule works)."
     )
   if isinstance(steps_per_call, bool) or not isinstance(steps_per_call, int) or steps_per_call < 1:
     raise ValueError(f"steps_per_call must be an int >= 1, got {steps_per_call!r}.")
   if learning_rate is not None and not isinstance(getattr(optimizer, "learning_rate", None), tf.Variable):
     raise ValueError(
-        "a learning_rate schedule needs an optimizer whose learning_rate is a tf.Variable, e.g. "
-        f"snt.optimizers.Adam(tf.Variable(1e-3)); got {type(getattr(optimizer, 'learning_rate', None)).__name__}."
+      "a learning_rate schedule needs an optimizer whose learning_rate is a tf.Variable, e.g. "
+      f"snt.optimizers.Adam(tf.Variable(1e-3)); got {type(getattr(optimizer, 'learning_rate', None)).__name__}."
     )
   if (steps is None) == (epochs is None):
     raise ValueError(f"give exactly one of steps or epochs, got steps={steps}, epochs={epochs}.")
@@ -123,32 +123,32 @@ def _total_steps(steps, epochs, data: TrainData) -> int:
 
 
 def fit(
-    model,
-    objective: Callable[..., Any],
-    train_data,
-    *,
-    optimizer: snt.Optimizer,
-    steps: Optional[int] = None,
-    epochs: Optional[float] = None,
-    batch_size: Optional[int] = None,
-    objective_kwargs: Optional[Mapping[str, Any]] = None,
-    learning_rate: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
-    preprocess: Optional[Callable[[Any, tf.Tensor], Any]] = None,
-    eval_data=None,
-    eval_every: Optional[int] = None,
-    eval_fn: Optional[Callable[[Any], Mapping[str, float]]] = None,
-    log_every: Optional[LogSchedule] = None,
-    output_dir: Optional[str] = None,
-    checkpoint_every: Optional[int] = None,
-    checkpoint_seconds: float = 60.0,
-    max_to_keep: int = 2,
-    steps_per_call: int = 1,
-    strategy: Optional[tf.distribute.Strategy] = None,
-    jit_compile: xla.JitCompile = "auto",
-    seed: int = 0,
-    progress: Optional[bool] = None,
-    inputs: Optional[str] = DEFAULT_INPUTS,
-    resume: Union[bool, str] = True,
+  model,
+  objective: Callable[..., Any],
+  train_data,
+  *,
+  optimizer: snt.Optimizer,
+  steps: Optional[int] = None,
+  epochs: Optional[float] = None,
+  batch_size: Optional[int] = None,
+  objective_kwargs: Optional[Mapping[str, Any]] = None,
+  learning_rate: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
+  preprocess: Optional[Callable[[Any, tf.Tensor], Any]] = None,
+  eval_data=None,
+  eval_every: Optional[int] = None,
+  eval_fn: Optional[Callable[[Any], Mapping[str, float]]] = None,
+  log_every: Optional[LogSchedule] = None,
+  output_dir: Optional[str] = None,
+  checkpoint_every: Optional[int] = None,
+  checkpoint_seconds: float = 60.0,
+  max_to_keep: int = 2,
+  steps_per_call: int = 1,
+  strategy: Optional[tf.distribute.Strategy] = None,
+  jit_compile: xla.JitCompile = "auto",
+  seed: int = 0,
+  progress: Optional[bool] = None,
+  inputs: Optional[str] = DEFAULT_INPUTS,
+  resume: Union[bool, str] = True,
 ) -> pd.DataFrame:
   """Trains `model` by maximizing the batch mean of `objective`, and returns the history.
 
@@ -242,11 +242,16 @@ def fit(
   objective_kwargs = dict(objective_kwargs or {})
   schedules = {k: v for k, v in objective_kwargs.items() if callable(v)}
   loop = TrainingLoop(
-      model, objective, optimizer, data,
-      static_kwargs={k: v for k, v in objective_kwargs.items() if k not in schedules},
-      schedules=Schedules(schedules),
-      learning_rate=Schedules({"learning_rate": learning_rate}) if learning_rate is not None else None,
-      preprocess=preprocess, strategy=strategy, seed=seed,
+    model,
+    objective,
+    optimizer,
+    data,
+    static_kwargs={k: v for k, v in objective_kwargs.items() if k not in schedules},
+    schedules=Schedules(schedules),
+    learning_rate=Schedules({"learning_rate": learning_rate}) if learning_rate is not None else None,
+    preprocess=preprocess,
+    strategy=strategy,
+    seed=seed,
   )
   loop.build()
   jit = xla.resolve(jit_compile)
@@ -261,14 +266,29 @@ def fit(
       if data.iterator is not None:
         tracked["data"] = data.iterator
       settings = _settings(objective, objective_kwargs, optimizer, learning_rate, data, preprocess, seed, inputs)
-      info = {"steps": steps, "jit_compile": jit, "steps_per_call": steps_per_call,
-              "learning_rate": describe_callable(learning_rate) if learning_rate is not None else None,
-              "replicas": strategy.num_replicas_in_sync if strategy_given else 1}
-      start_step = folder.open(model=model, tracked=tracked, settings=settings, info=info, resume=resume,
-                               steps=steps)
-    return _drive(loop, data, folder, steps=steps, start_step=start_step, should_log=should_log,
-                  steps_per_call=steps_per_call, eval_every=eval_every, evaluate=evaluate, eval_fn=eval_fn,
-                  checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds, progress=progress)
+      info = {
+        "steps": steps,
+        "jit_compile": jit,
+        "steps_per_call": steps_per_call,
+        "learning_rate": describe_callable(learning_rate) if learning_rate is not None else None,
+        "replicas": strategy.num_replicas_in_sync if strategy_given else 1,
+      }
+      start_step = folder.open(model=model, tracked=tracked, settings=settings, info=info, resume=resume, steps=steps)
+    return _drive(
+      loop,
+      data,
+      folder,
+      steps=steps,
+      start_step=start_step,
+      should_log=should_log,
+      steps_per_call=steps_per_call,
+      eval_every=eval_every,
+      evaluate=evaluate,
+      eval_fn=eval_fn,
+      checkpoint_every=checkpoint_every,
+      checkpoint_seconds=checkpoint_seconds,
+      progress=progress,
+    )
   finally:
     if folder is not None:
       folder.close()  # the next writer may open the folder
@@ -277,20 +297,35 @@ def fit(
 def _settings(objective, objective_kwargs, optimizer, learning_rate, data, preprocess, seed, inputs) -> dict:
   """What a resumed run must share with the folder's record (`tfpvi.run_folder`)."""
   return {
-      "objective": describe_callable(objective),
-      "objective_kwargs": {k: schedule_fingerprint(v) if callable(v) else jsonable(v)
-                           for k, v in objective_kwargs.items()},
-      "optimizer": optimizer_settings(optimizer, with_learning_rate=learning_rate is None),
-      "batch_size": data.batch_size if data.in_memory else None,
-      "preprocess": describe_callable(preprocess) if preprocess is not None else None,
-      "seed": seed,
-      "inputs": inputs,
-      "data": data.record(),
+    "objective": describe_callable(objective),
+    "objective_kwargs": {
+      k: schedule_fingerprint(v) if callable(v) else jsonable(v) for k, v in objective_kwargs.items()
+    },
+    "optimizer": optimizer_settings(optimizer, with_learning_rate=learning_rate is None),
+    "batch_size": data.batch_size if data.in_memory else None,
+    "preprocess": describe_callable(preprocess) if preprocess is not None else None,
+    "seed": seed,
+    "inputs": inputs,
+    "data": data.record(),
   }
 
 
-def _drive(loop: TrainingLoop, data: TrainData, folder: Optional[RunFolder], *, steps, start_step, should_log,
-           steps_per_call, eval_every, evaluate, eval_fn, checkpoint_every, checkpoint_seconds, progress):
+def _drive(
+  loop: TrainingLoop,
+  data: TrainData,
+  folder: Optional[RunFolder],
+  *,
+  steps,
+  start_step,
+  should_log,
+  steps_per_call,
+  eval_every,
+  evaluate,
+  eval_fn,
+  checkpoint_every,
+  checkpoint_seconds,
+  progress,
+):
   """The loop driver: compiled calls between boundaries, then log, evaluate and checkpoint."""
   history = folder.history if folder is not None else _MemoryHistory()
   wall_offset = history.wall_time
@@ -299,10 +334,24 @@ def _drive(loop: TrainingLoop, data: TrainData, folder: Optional[RunFolder], *, 
   step = start_step
   with _terminate_as_interrupt() as terminated:
     try:
-      step = _run_steps(loop, data, folder, history, bar, steps=steps, step=step, should_log=should_log,
-                        steps_per_call=steps_per_call, eval_every=eval_every, evaluate=evaluate, eval_fn=eval_fn,
-                        checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
-                        wall_offset=wall_offset, started=started)
+      step = _run_steps(
+        loop,
+        data,
+        folder,
+        history,
+        bar,
+        steps=steps,
+        step=step,
+        should_log=should_log,
+        steps_per_call=steps_per_call,
+        eval_every=eval_every,
+        evaluate=evaluate,
+        eval_fn=eval_fn,
+        checkpoint_every=checkpoint_every,
+        checkpoint_seconds=checkpoint_seconds,
+        wall_offset=wall_offset,
+        started=started,
+      )
     except FloatingPointError:
       raise  # a non-finite step: by design, no checkpoint after it
     except (KeyboardInterrupt, Exception) as error:
@@ -319,8 +368,25 @@ def _drive(loop: TrainingLoop, data: TrainData, folder: Optional[RunFolder], *, 
   return history.frame()
 
 
-def _run_steps(loop, data, folder, history, bar, *, steps, step, should_log, steps_per_call, eval_every, evaluate,
-               eval_fn, checkpoint_every, checkpoint_seconds, wall_offset, started) -> int:
+def _run_steps(
+  loop,
+  data,
+  folder,
+  history,
+  bar,
+  *,
+  steps,
+  step,
+  should_log,
+  steps_per_call,
+  eval_every,
+  evaluate,
+  eval_fn,
+  checkpoint_every,
+  checkpoint_seconds,
+  wall_offset,
+  started,
+) -> int:
   """Compiled calls between boundaries, then log, evaluate and checkpoint; returns the step reached."""
   last_checkpoint_time = started
   while step < steps:
@@ -348,8 +414,11 @@ def _run_steps(loop, data, folder, history, bar, *, steps, step, should_log, ste
         folder.log(row)
       if bar is not None:
         bar.set_postfix(loss=f"{row['loss']:.2f}")
-    due = (step % checkpoint_every == 0 if checkpoint_every
-           else time.perf_counter() - last_checkpoint_time >= checkpoint_seconds)
+    due = (
+      step % checkpoint_every == 0
+      if checkpoint_every
+      else time.perf_counter() - last_checkpoint_time >= checkpoint_seconds
+    )
     if folder is not None and (due or step == steps):
       folder.save(step)
       last_checkpoint_time = time.perf_counter()
@@ -380,8 +449,11 @@ def _terminate_as_interrupt():
 def _save_on_the_way_out(loop, folder, error, terminated) -> None:
   """Saves history and a checkpoint at the step the model is at, and says where the run stopped."""
   reached = int(loop.step.numpy())
-  what = "SIGTERM" if terminated else ("Ctrl-C (SIGINT)" if isinstance(error, KeyboardInterrupt)
-                                       else f"{type(error).__name__}")
+  what = (
+    "SIGTERM"
+    if terminated
+    else ("Ctrl-C (SIGINT)" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}")
+  )
   if folder is None:
     print(f"tfpvi: training stopped by {what} at step {reached} (no output_dir: nothing saved).", file=sys.stderr)
     return
@@ -390,11 +462,14 @@ def _save_on_the_way_out(loop, folder, error, terminated) -> None:
   try:
     folder.save(reached)
   except Exception as save_error:  # noqa: BLE001 -- the original error is the one to raise
-    print(f"tfpvi: training stopped by {what} at step {reached}; saving it failed too ({save_error}).",
-          file=sys.stderr)
+    print(f"tfpvi: training stopped by {what} at step {reached}; saving it failed too ({save_error}).", file=sys.stderr)
     return
-  print(f"tfpvi: training stopped by {what} at step {reached}; saved history.csv and checkpoint ckpt-{reached} in "
-        f"{folder.path}: run the same call again to resume.", file=sys.stderr, flush=True)
+  print(
+    f"tfpvi: training stopped by {what} at step {reached}; saved history.csv and checkpoint ckpt-{reached} in "
+    f"{folder.path}: run the same call again to resume.",
+    file=sys.stderr,
+    flush=True,
+  )
 
 
 def _exit_by_signal(signum) -> None:
@@ -421,8 +496,8 @@ class _MemoryHistory:
 def _raise_non_finite(bad_step: int, values: dict[str, float]) -> None:
   bad = [k for k, v in values.items() if not math.isfinite(v)] or ["gradient"]
   raise FloatingPointError(
-      f"non-finite {', '.join(bad)} at step {bad_step} ({values}); training stopped, the "
-      f"update of step {bad_step} was not applied and no checkpoint was written after it."
+    f"non-finite {', '.join(bad)} at step {bad_step} ({values}); training stopped, the "
+    f"update of step {bad_step} was not applied and no checkpoint was written after it."
   )
 
 
@@ -431,9 +506,9 @@ def _next_boundary(step, steps, steps_per_call, should_log, eval_every, checkpoi
   limit = min(steps, step + steps_per_call)
   for candidate in range(step + 1, limit):
     if (
-        should_log(candidate)
-        or (eval_every and candidate % eval_every == 0)
-        or (checkpoint_every and candidate % checkpoint_every == 0)
+      should_log(candidate)
+      or (eval_every and candidate % eval_every == 0)
+      or (checkpoint_every and candidate % checkpoint_every == 0)
     ):
       return candidate
   return limit
@@ -447,8 +522,9 @@ def _make_evaluator(loop: TrainingLoop, eval_data, inputs, jit_compile: bool):
 
   @tf.function(jit_compile=jit_compile, reduce_retracing=True)
   def batch_sum(batch, scheduled, index):
-    value, _ = split_objective(loop.objective(loop.model, batch, seed=loop.eval_seed(index),
-                                              **loop.static_kwargs, **scheduled))
+    value, _ = split_objective(
+      loop.objective(loop.model, batch, seed=loop.eval_seed(index), **loop.static_kwargs, **scheduled)
+    )
     return tf.reduce_sum(value), tf.cast(tf.shape(value)[0], tf.float32)
 
   def evaluate(step):

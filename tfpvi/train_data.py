@@ -70,9 +70,7 @@ def _leading_sizes(nest, role: str) -> list[tuple[str, int]]:
 
 def describe(batch) -> Any:
   """A JSON-able nest of {"shape", "dtype"} per leaf (for the record of a run folder)."""
-  return tf.nest.map_structure(
-      lambda t: {"shape": [d for d in t.shape.as_list()], "dtype": t.dtype.name}, batch
-  )
+  return tf.nest.map_structure(lambda t: {"shape": [d for d in t.shape.as_list()], "dtype": t.dtype.name}, batch)
 
 
 class TrainData:
@@ -86,8 +84,15 @@ class TrainData:
       saved in checkpoints so that a resumed run continues where the data were.
   """
 
-  def __init__(self, data, *, batch_size: Optional[int], inputs: Optional[str] = DEFAULT_INPUTS,
-               role: str = "train_data", repeat: bool = True):
+  def __init__(
+    self,
+    data,
+    *,
+    batch_size: Optional[int],
+    inputs: Optional[str] = DEFAULT_INPUTS,
+    role: str = "train_data",
+    repeat: bool = True,
+  ):
     """Checks the data and puts in-memory examples on the device.
 
     Args:
@@ -118,14 +123,14 @@ class TrainData:
       return
     if data is None or isinstance(data, (str, bytes)) or callable(data):
       raise TypeError(
-          f"{role} must be an array [N, ...], a tuple or dict of arrays with a shared leading dimension, "
-          f"or a tf.data.Dataset of batches; got {type(data).__name__}."
+        f"{role} must be an array [N, ...], a tuple or dict of arrays with a shared leading dimension, "
+        f"or a tf.data.Dataset of batches; got {type(data).__name__}."
       )
     if isinstance(data, list) and len(data) > 4 and all(np.shape(item) == np.shape(data[0]) for item in data):
       raise TypeError(
-          f"{role} is a Python list of {len(data)} arrays of shape {list(np.shape(data[0]))}; a list is read as a "
-          "nest of inputs (one array per part, e.g. [images, labels]), not as examples. For a list of "
-          "examples, stack them first: np.stack(images)."
+        f"{role} is a Python list of {len(data)} arrays of shape {list(np.shape(data[0]))}; a list is read as a "
+        "nest of inputs (one array per part, e.g. [images, labels]), not as examples. For a list of "
+        "examples, stack them first: np.stack(images)."
       )
     self.examples = as_batch(select_inputs(data, inputs, role))
     sizes = _leading_sizes(self.examples, role)
@@ -144,9 +149,9 @@ class TrainData:
       raise ValueError(f"in-memory {role} needs batch_size >= 1 (an int), got {batch_size!r}.")
     if batch_size > self.num_examples:
       raise ValueError(
-          f"{role} holds {self.num_examples} examples, fewer than batch_size {batch_size}; give "
-          f"batch_size <= {self.num_examples} (batches are drawn with replacement, so a larger batch "
-          "would repeat examples within every batch)."
+        f"{role} holds {self.num_examples} examples, fewer than batch_size {batch_size}; give "
+        f"batch_size <= {self.num_examples} (batches are drawn with replacement, so a larger batch "
+        "would repeat examples within every batch)."
       )
     self.batch_size = int(batch_size)
     self.steps_per_epoch = math.ceil(self.num_examples / self.batch_size)
@@ -154,8 +159,7 @@ class TrainData:
   def record(self) -> dict[str, Any]:
     """JSON-able layout: examples and per-example shapes (in memory), or the Dataset's batch shapes."""
     if self.in_memory:
-      return {"examples": self.num_examples,
-              "example": describe(tf.nest.map_structure(lambda t: t[0], self.examples))}
+      return {"examples": self.num_examples, "example": describe(tf.nest.map_structure(lambda t: t[0], self.examples))}
     return {"examples": "dataset", "batch": describe(self.first_batch())}
 
   @property

@@ -36,7 +36,7 @@ def _traces_in_graph(fn: Callable) -> bool:
   """Whether `fn(step)` works on a float32 Tensor inside a graph (else it is called in Python)."""
   try:
     tf.function(lambda step: tf.cast(fn(step), tf.float32), autograph=False).get_concrete_function(
-        tf.TensorSpec([], tf.float32)
+      tf.TensorSpec([], tf.float32)
     )
   except Exception:  # noqa: BLE001 -- any failure means "evaluate it in Python"; real bugs resurface there
     return False
@@ -97,9 +97,20 @@ class TrainingLoop:
     num_averaged: how many leading metrics (loss and terms) are averaged over the log interval.
   """
 
-  def __init__(self, model, objective: Callable, optimizer, data: TrainData, *,
-               static_kwargs: Mapping[str, Any], schedules: Schedules, learning_rate: Optional[Schedules],
-               preprocess: Optional[Callable], strategy: tf.distribute.Strategy, seed: int):
+  def __init__(
+    self,
+    model,
+    objective: Callable,
+    optimizer,
+    data: TrainData,
+    *,
+    static_kwargs: Mapping[str, Any],
+    schedules: Schedules,
+    learning_rate: Optional[Schedules],
+    preprocess: Optional[Callable],
+    strategy: tf.distribute.Strategy,
+    seed: int,
+  ):
     self.model = model
     self.objective = objective
     self.optimizer = optimizer
@@ -179,14 +190,15 @@ class TrainingLoop:
   def _check_variables(self, tape: tf.GradientTape, loss: tf.Tensor, variables) -> None:
     held = {v.ref() for v in variables}
     held_names = {v.name for v in variables}
-    outside = [v.name for v in tape.watched_variables() if v.trainable and v.ref() not in held
-               and v.name not in held_names]
+    outside = [
+      v.name for v in tape.watched_variables() if v.trainable and v.ref() not in held and v.name not in held_names
+    ]
     if outside:
       raise ValueError(
-          f"the objective uses {len(outside)} trainable variables that the model does not hold, so fit "
-          f"would never train them: {', '.join(sorted(set(outside)))}; make the modules that own them "
-          "attributes of the model (e.g. pass the Sonnet module itself as the encoder, not a function "
-          "that calls it), or create them with trainable=False if they are meant to stay fixed."
+        f"the objective uses {len(outside)} trainable variables that the model does not hold, so fit "
+        f"would never train them: {', '.join(sorted(set(outside)))}; make the modules that own them "
+        "attributes of the model (e.g. pass the Sonnet module itself as the encoder, not a function "
+        "that calls it), or create them with trainable=False if they are meant to stay fixed."
       )
     if self.strategy.num_replicas_in_sync > 1:  # mirrored variables: gradients only in a replica context
       return
@@ -194,11 +206,11 @@ class TrainingLoop:
     unused = [v.name for v, g in zip(variables, grads) if g is None]
     if unused:
       warnings.warn(
-          f"{len(unused)} of the model's {len(variables)} trainable variables get no gradient from the "
-          f"objective and will not change: {', '.join(unused)}. Connect them to the objective at every "
-          "step (e.g. pass a VampPrior's pseudo-inputs through the encoder inside the prior's call, not "
-          "once at construction) or create them with trainable=False.",
-          stacklevel=4,
+        f"{len(unused)} of the model's {len(variables)} trainable variables get no gradient from the "
+        f"objective and will not change: {', '.join(unused)}. Connect them to the objective at every "
+        "step (e.g. pass a VampPrior's pseudo-inputs through the encoder inside the prior's call, not "
+        "once at construction) or create them with trainable=False.",
+        stacklevel=4,
       )
 
   def tracked(self) -> dict[str, Any]:
@@ -242,7 +254,7 @@ class TrainingLoop:
       # variables from the cross-replica context.
       per_replica = self.strategy.run(self._replica_slice_step, args=(batch, step, scheduled))
       grads, metrics, finite = tf.nest.map_structure(
-          lambda v: self.strategy.experimental_local_results(v)[0], per_replica
+        lambda v: self.strategy.experimental_local_results(v)[0], per_replica
       )
     else:
       grads, metrics, finite = self._replica_step(batch, step, scheduled)
@@ -290,8 +302,9 @@ class TrainingLoop:
     """
     first = int(self.step.numpy()) + 1
     host_table = self.schedules.host_table(first, num, self._rows)
-    lr_table = (self.learning_rate.host_table(first, num, self._rows) if self.learning_rate
-                else tf.zeros([self._rows, 0]))
+    lr_table = (
+      self.learning_rate.host_table(first, num, self._rows) if self.learning_rate else tf.zeros([self._rows, 0])
+    )
     if batches is None:
       batches = tf.zeros([0])
     metrics, finite = self._compiled(tf.constant(num), batches, host_table, lr_table)

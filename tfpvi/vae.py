@@ -95,10 +95,10 @@ def _as_event_prior(prior: tfd.Distribution) -> tfd.Distribution:
   ranks = [s.rank for s in tf.nest.flatten(batch_shape)]
   if any(r is None or r > 0 for r in ranks):
     raise ValueError(
-        f"the prior is a {type(prior).__name__} whose components have batch shapes "
-        f"{_shape_list(batch_shape)}; expected every batch shape to be [] so that log p(z) is one "
-        "number per z. Wrap each component in tfd.Independent(..., reinterpreted_batch_ndims=...) or "
-        "use the AutoBatched variant of the joint distribution."
+      f"the prior is a {type(prior).__name__} whose components have batch shapes "
+      f"{_shape_list(batch_shape)}; expected every batch shape to be [] so that log p(z) is one "
+      "number per z. Wrap each component in tfd.Independent(..., reinterpreted_batch_ndims=...) or "
+      "use the AutoBatched variant of the joint distribution."
     )
   return prior
 
@@ -108,10 +108,10 @@ def _check_posterior(q: tfd.Distribution, prior: tfd.Distribution) -> None:
   for batch_shape in tf.nest.flatten(q.batch_shape):
     if batch_shape.rank is not None and batch_shape.rank != 1:
       raise ValueError(
-          f"encoder must return q(z|x) with batch shape [batch] and the latent dimensions in its "
-          f"event shape; got batch shape {_shape_list(q.batch_shape)} and event shape "
-          f"{_shape_list(q.event_shape)}. Wrap it as tfd.Independent(q, reinterpreted_batch_ndims="
-          f"{(batch_shape.rank or 1) - 1}) (for a joint distribution, wrap each component)."
+        f"encoder must return q(z|x) with batch shape [batch] and the latent dimensions in its "
+        f"event shape; got batch shape {_shape_list(q.batch_shape)} and event shape "
+        f"{_shape_list(q.event_shape)}. Wrap it as tfd.Independent(q, reinterpreted_batch_ndims="
+        f"{(batch_shape.rank or 1) - 1}) (for a joint distribution, wrap each component)."
       )
   q_event, prior_event = q.event_shape, prior.event_shape
   try:
@@ -121,8 +121,8 @@ def _check_posterior(q: tfd.Distribution, prior: tfd.Distribution) -> None:
     compatible = False
   if not compatible:
     raise ValueError(
-        f"q(z|x) has event shape {_shape_list(q_event)} but the prior has event shape "
-        f"{_shape_list(prior_event)}; they must match (the same nest of latents, the same shapes)."
+      f"q(z|x) has event shape {_shape_list(q_event)} but the prior has event shape "
+      f"{_shape_list(prior_event)}; they must match (the same nest of latents, the same shapes)."
     )
 
 
@@ -162,11 +162,11 @@ class VAE(snt.Module):
   """
 
   def __init__(
-      self,
-      encoder: DistributionFn,
-      decoder: DistributionFn,
-      prior: PriorLike,
-      name: Optional[str] = None,
+    self,
+    encoder: DistributionFn,
+    decoder: DistributionFn,
+    prior: PriorLike,
+    name: Optional[str] = None,
   ):
     """Builds the model.
 
@@ -196,8 +196,7 @@ class VAE(snt.Module):
       self._prior = prior
     else:
       raise TypeError(
-          f"prior must be a tfp.distributions.Distribution or a callable returning one, got "
-          f"{type(prior).__name__}."
+        f"prior must be a tfp.distributions.Distribution or a callable returning one, got {type(prior).__name__}."
       )
 
   @property
@@ -243,10 +242,10 @@ class VAE(snt.Module):
 
   @_shown
   def log_weight_terms(
-      self,
-      x: tf.Tensor,
-      z,
-      posterior: Union[tfd.Distribution, tf.Tensor],
+    self,
+    x: tf.Tensor,
+    z,
+    posterior: Union[tfd.Distribution, tf.Tensor],
   ) -> LogWeightTerms:
     """Evaluates log p(x|z), log p(z) and log q(z|x) at given latents.
 
@@ -272,9 +271,9 @@ class VAE(snt.Module):
     else:
       log_posterior = tf.convert_to_tensor(posterior)
     return LogWeightTerms(
-        log_likelihood=log_likelihood,
-        log_prior=self.prior.log_prob(z),
-        log_posterior=log_posterior,
+      log_likelihood=log_likelihood,
+      log_prior=self.prior.log_prob(z),
+      log_posterior=log_posterior,
     )
 
   @_shown
@@ -314,7 +313,7 @@ class VAE(snt.Module):
         raise
     # tfd.TransformedDistribution(...) may return a private subclass-like twin; test by attributes.
     if isinstance(getattr(q, "bijector", None), tfp.bijectors.Bijector) and isinstance(
-        getattr(q, "distribution", None), tfd.Distribution
+      getattr(q, "distribution", None), tfd.Distribution
     ):
       try:
         return q.bijector.forward(q.distribution.mean())
@@ -323,9 +322,7 @@ class VAE(snt.Module):
     return q.sample(seed=_stateless(seed))
 
   @_shown
-  def reconstruct(
-      self, x: tf.Tensor, num_samples: Optional[int] = None, *, seed: Seed = None
-  ) -> tf.Tensor:
+  def reconstruct(self, x: tf.Tensor, num_samples: Optional[int] = None, *, seed: Seed = None) -> tf.Tensor:
     """Mean of p(x|z) for z from q(z|x).
 
     Args:
@@ -359,6 +356,6 @@ class VAE(snt.Module):
 def standard_normal_prior(latent_size: int) -> tfd.Distribution:
   """N(0, I) over z in R^latent_size, as one event: batch shape [], event shape [latent_size]."""
   return tfd.Independent(
-      tfd.Normal(loc=tf.zeros([latent_size]), scale=tf.ones([latent_size])),
-      reinterpreted_batch_ndims=1,
+    tfd.Normal(loc=tf.zeros([latent_size]), scale=tf.ones([latent_size])),
+    reinterpreted_batch_ndims=1,
   )

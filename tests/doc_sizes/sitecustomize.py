@@ -47,8 +47,11 @@ def install() -> None:
   evaluation.evaluate_dataset = capped_dataset
   evaluation.importance_sampling_stats = capped_stats  # log_marginal_likelihood and evaluate_dataset call it
   train._doc_sizes_installed = True
-  print(f"tests/doc_sizes: fit runs at most {MAX_STEPS} steps and importance sampling draws at most {MAX_SAMPLES} "
-        "samples (toy sizes for documentation tests).", file=sys.stderr)
+  print(
+    f"tests/doc_sizes: fit runs at most {MAX_STEPS} steps and importance sampling draws at most {MAX_SAMPLES} "
+    "samples (toy sizes for documentation tests).",
+    file=sys.stderr,
+  )
 
 
 class _AfterImportingTfpvi(importlib.abc.MetaPathFinder):

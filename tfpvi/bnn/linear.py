@@ -83,15 +83,15 @@ class Linear(snt.Module):
   """
 
   def __init__(
-      self,
-      output_size: int,
-      *,
-      prior: Optional[tfd.Distribution] = None,
-      estimator: str = "sample",
-      kl: str = "auto",
-      with_bias: bool = True,
-      init_rho: float = -5.0,
-      name: Optional[str] = None,
+    self,
+    output_size: int,
+    *,
+    prior: Optional[tfd.Distribution] = None,
+    estimator: str = "sample",
+    kl: str = "auto",
+    with_bias: bool = True,
+    init_rho: float = -5.0,
+    name: Optional[str] = None,
   ):
     """Configures the layer; variables are created on the first call, from the input's size.
 
@@ -116,7 +116,7 @@ class Linear(snt.Module):
     self.prior = prior if prior is not None else priors.gaussian_prior(1.0)
     if self.prior.event_shape.rank != 0:
       raise ValueError(
-          f"expected a prior over one scalar weight (event shape []), got event shape {self.prior.event_shape}."
+        f"expected a prior over one scalar weight (event shape []), got event shape {self.prior.event_shape}."
       )
     self.estimator = estimator
     self.kl_method = kl
@@ -126,8 +126,8 @@ class Linear(snt.Module):
     analytic = has_analytic_kl(tfd.Normal(0.0, 1.0), self.prior)
     if kl == "analytic" and not analytic:
       raise NotImplementedError(
-          f"kl='analytic' but TFP has no KL registered for q = Normal and P = {type(self.prior).__name__}; "
-          "use kl='monte_carlo' or kl='auto'."
+        f"kl='analytic' but TFP has no KL registered for q = Normal and P = {type(self.prior).__name__}; "
+        "use kl='monte_carlo' or kl='auto'."
       )
     self.analytic_kl = analytic and kl != "monte_carlo"
 
@@ -139,8 +139,8 @@ class Linear(snt.Module):
     self.input_size = int(input_size)
     stddev = 1.0 / math.sqrt(self.input_size)
     self.kernel_loc = tf.Variable(
-        snt.initializers.TruncatedNormal(stddev=stddev)([self.input_size, self.output_size], tf.float32),
-        name="kernel_loc",
+      snt.initializers.TruncatedNormal(stddev=stddev)([self.input_size, self.output_size], tf.float32),
+      name="kernel_loc",
     )
     self.kernel_rho = tf.Variable(tf.fill([self.input_size, self.output_size], self.init_rho), name="kernel_rho")
     if self.with_bias:
@@ -160,12 +160,12 @@ class Linear(snt.Module):
     return posterior
 
   def __call__(
-      self,
-      inputs: tf.Tensor,
-      *,
-      seed: Seed = None,
-      mode: str = "sample",
-      return_kl: bool = False,
+    self,
+    inputs: tf.Tensor,
+    *,
+    seed: Seed = None,
+    mode: str = "sample",
+    return_kl: bool = False,
   ) -> Union[tf.Tensor, tuple[tf.Tensor, tf.Tensor]]:
     """Applies the layer with freshly sampled weights (or the posterior mean).
 
@@ -186,8 +186,8 @@ class Linear(snt.Module):
     inputs = tf.convert_to_tensor(inputs, tf.float32)
     if inputs.shape.rank not in (2, 3):
       raise ValueError(
-          f"{self.name}: expected inputs [batch, input_size] or [num_samples, batch, input_size], got shape "
-          f"{inputs.shape.as_list() if inputs.shape.rank is not None else 'of unknown rank'}."
+        f"{self.name}: expected inputs [batch, input_size] or [num_samples, batch, input_size], got shape "
+        f"{inputs.shape.as_list() if inputs.shape.rank is not None else 'of unknown rank'}."
       )
     self._initialize(inputs)
     if inputs.shape[-1] != self.input_size:

@@ -57,18 +57,18 @@ class MLP(snt.Module):
   """
 
   def __init__(
-      self,
-      hidden_sizes: Sequence[int],
-      output_size: int,
-      *,
-      prior: Optional[tfd.Distribution] = None,
-      estimator: str = "sample",
-      kl: str = "auto",
-      activation: Activation = tf.nn.relu,
-      likelihood: Likelihood = categorical_likelihood,
-      init_rho: float = -5.0,
-      input_scale: float = 1.0,
-      name: Optional[str] = None,
+    self,
+    hidden_sizes: Sequence[int],
+    output_size: int,
+    *,
+    prior: Optional[tfd.Distribution] = None,
+    estimator: str = "sample",
+    kl: str = "auto",
+    activation: Activation = tf.nn.relu,
+    likelihood: Likelihood = categorical_likelihood,
+    init_rho: float = -5.0,
+    input_scale: float = 1.0,
+    name: Optional[str] = None,
   ):
     """Configures the network; variables are created on the first call.
 
@@ -91,18 +91,18 @@ class MLP(snt.Module):
     self._flatten_input = snt.Flatten()
     sizes = list(hidden_sizes) + [output_size]
     self.layers = [
-        Linear(size, prior=prior, estimator=estimator, kl=kl, init_rho=init_rho, name=f"bayesian_linear_{i}")
-        for i, size in enumerate(sizes)
+      Linear(size, prior=prior, estimator=estimator, kl=kl, init_rho=init_rho, name=f"bayesian_linear_{i}")
+      for i, size in enumerate(sizes)
     ]
 
   def outputs(
-      self,
-      x: tf.Tensor,
-      *,
-      seed: Seed = None,
-      num_samples: Optional[int] = None,
-      mode: str = "sample",
-      return_kl: bool = False,
+    self,
+    x: tf.Tensor,
+    *,
+    seed: Seed = None,
+    num_samples: Optional[int] = None,
+    mode: str = "sample",
+    return_kl: bool = False,
   ) -> Union[tf.Tensor, tuple[tf.Tensor, tf.Tensor]]:
     """The last layer's outputs under a weight sample (or the posterior mean).
 
@@ -138,7 +138,7 @@ class MLP(snt.Module):
     return (h, kl) if return_kl else h
 
   def __call__(
-      self, x: tf.Tensor, *, seed: Seed = None, num_samples: Optional[int] = None, mode: str = "sample"
+    self, x: tf.Tensor, *, seed: Seed = None, num_samples: Optional[int] = None, mode: str = "sample"
   ) -> tfd.Distribution:
     """p(y | x, w) under a weight sample: batch shape [B], or [S, B] with num_samples=S."""
     return self.likelihood(self.outputs(x, seed=seed, num_samples=num_samples, mode=mode))

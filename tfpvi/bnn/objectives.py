@@ -33,12 +33,12 @@ import tensorflow as tf
 from tfpvi.types import Seed
 
 __all__ = [
-    "KL_WEIGHTINGS",
-    "blundell_kl_weights",
-    "elbo",
-    "kl_weight_schedule",
-    "split_batch",
-    "uniform_kl_weights",
+  "KL_WEIGHTINGS",
+  "blundell_kl_weights",
+  "elbo",
+  "kl_weight_schedule",
+  "split_batch",
+  "uniform_kl_weights",
 ]
 
 KL_WEIGHTINGS = ("uniform", "blundell")
@@ -112,13 +112,13 @@ def split_batch(batch) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def elbo(
-    model,
-    batch,
-    *,
-    kl_weight: Union[float, tf.Tensor],
-    num_samples: int = 1,
-    seed: Seed = None,
-    return_terms: bool = False,
+  model,
+  batch,
+  *,
+  kl_weight: Union[float, tf.Tensor],
+  num_samples: int = 1,
+  seed: Seed = None,
+  return_terms: bool = False,
 ):
   """Per-example share of the negative minibatch free energy -F_i (higher is better), in nats.
 
@@ -159,5 +159,3 @@ def elbo(
   if return_terms:
     return {"objective": value, "log_likelihood": log_likelihood, "kl": kl * tf.ones_like(value)}
   return value
-
-

@@ -10,11 +10,11 @@ from tfpvi.types import Seed
 tfd = tfp.distributions
 
 __all__ = [
-    "expected_entropy",
-    "mutual_information",
-    "predictive_distribution",
-    "predictive_entropy",
-    "predictive_moments",
+  "expected_entropy",
+  "mutual_information",
+  "predictive_distribution",
+  "predictive_entropy",
+  "predictive_moments",
 ]
 
 

@@ -57,7 +57,7 @@ def scale_mixture_prior(pi: float = 0.5, sigma1: float = 1.0, sigma2: float = 0.
   if not 0.0 < sigma2 < sigma1:
     raise ValueError(f"expected 0 < sigma2 < sigma1, got sigma1={sigma1}, sigma2={sigma2}.")
   return tfd.MixtureSameFamily(
-      mixture_distribution=tfd.Categorical(probs=tf.constant([pi, 1.0 - pi], tf.float32)),
-      components_distribution=tfd.Normal(loc=0.0, scale=tf.constant([sigma1, sigma2], tf.float32)),
-      name="ScaleMixturePrior",
+    mixture_distribution=tfd.Categorical(probs=tf.constant([pi, 1.0 - pi], tf.float32)),
+    components_distribution=tfd.Normal(loc=0.0, scale=tf.constant([sigma1, sigma2], tf.float32)),
+    name="ScaleMixturePrior",
   )

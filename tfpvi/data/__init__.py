@@ -5,14 +5,14 @@ from tfpvi.data.pipeline import BINARIZATIONS, binarize_dynamic, binarize_static
 from tfpvi.data.sources import DATASETS, DataNotFoundError, cache_dir, fetch, load_arrays
 
 __all__ = [
-    "BINARIZATIONS",
-    "DATASETS",
-    "DataNotFoundError",
-    "binarize_dynamic",
-    "binarize_static",
-    "cache_dir",
-    "dequantize",
-    "fetch",
-    "load",
-    "load_arrays",
+  "BINARIZATIONS",
+  "DATASETS",
+  "DataNotFoundError",
+  "binarize_dynamic",
+  "binarize_static",
+  "cache_dir",
+  "dequantize",
+  "fetch",
+  "load",
+  "load_arrays",
 ]

@@ -69,9 +69,12 @@ def dequantize(images: tf.Tensor, seed: tf.Tensor, *, num_levels: int = 256) -> 
     valid = tf.reduce_all((images >= 0) & (images <= num_levels - 1) & (tf.math.floor(images) == images))
     if not bool(valid):
       raise tf.errors.InvalidArgumentError(
-          None, None, f"dequantize: expected integer levels in [0, {num_levels - 1}], got values in "
-          f"[{float(tf.reduce_min(images)):g}, {float(tf.reduce_max(images)):g}] (or non-integers); give the raw "
-          "levels (e.g. uint8 images), not images already scaled to [0, 1].")
+        None,
+        None,
+        f"dequantize: expected integer levels in [0, {num_levels - 1}], got values in "
+        f"[{float(tf.reduce_min(images)):g}, {float(tf.reduce_max(images)):g}] (or non-integers); give the raw "
+        "levels (e.g. uint8 images), not images already scaled to [0, 1].",
+      )
   noise = tf.random.stateless_uniform(tf.shape(images), seed=seed)
   return (images + noise) / float(num_levels)
 
@@ -102,10 +105,20 @@ def binarize_dynamic(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
       raise tf.errors.InvalidArgumentError(None, None, _grey_range_error("binarize_dynamic", nan_count, low, high))
     check = []
   else:
-    check = [tf.debugging.Assert(valid, [
-        "binarize_dynamic: expected finite grey levels in [0, 1] (8-bit intensities? divide by 255 first); "
-        "got values from", tf.reduce_min(images), "to", tf.reduce_max(images),
-        "(NaN shows as nan)."], summarize=1)]
+    check = [
+      tf.debugging.Assert(
+        valid,
+        [
+          "binarize_dynamic: expected finite grey levels in [0, 1] (8-bit intensities? divide by 255 first); "
+          "got values from",
+          tf.reduce_min(images),
+          "to",
+          tf.reduce_max(images),
+          "(NaN shows as nan).",
+        ],
+        summarize=1,
+      )
+    ]
   with tf.control_dependencies(check):
     binary = tf.cast(tf.random.stateless_uniform(tf.shape(images), seed=seed) < images, images.dtype)
     # images * 0 is 0 for finite pixels and NaN for NaN or Inf ones: those stay visible downstream.
@@ -113,17 +126,17 @@ def binarize_dynamic(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 
 def load(
-    name: str,
-    split: str,
-    *,
-    binarize: Optional[str] = None,
-    eight_bit: bool = False,
-    batch_size: Optional[int] = None,
-    shuffle: bool = False,
-    repeat: bool = False,
-    seed: int = 0,
-    drop_remainder: bool = False,
-    data_dir: Optional[str] = None,
+  name: str,
+  split: str,
+  *,
+  binarize: Optional[str] = None,
+  eight_bit: bool = False,
+  batch_size: Optional[int] = None,
+  shuffle: bool = False,
+  repeat: bool = False,
+  seed: int = 0,
+  drop_remainder: bool = False,
+  data_dir: Optional[str] = None,
 ) -> tf.data.Dataset:
   """MNIST or Fashion-MNIST as a `tf.data.Dataset` of dicts {"image", "label"}.
 
@@ -163,13 +176,13 @@ def load(
     noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     dataset = tf.data.Dataset.zip((dataset, noise_seeds))
     dataset = dataset.map(
-        lambda ex, s: dict(ex, image=binarize_dynamic(tf.cast(ex["image"], tf.float32) / 255.0, s)),
-        num_parallel_calls=tf.data.AUTOTUNE,
+      lambda ex, s: dict(ex, image=binarize_dynamic(tf.cast(ex["image"], tf.float32) / 255.0, s)),
+      num_parallel_calls=tf.data.AUTOTUNE,
     )
   else:
     dataset = dataset.map(
-        lambda ex: dict(ex, image=_convert(ex, binarize, eight_bit)),
-        num_parallel_calls=tf.data.AUTOTUNE,
+      lambda ex: dict(ex, image=_convert(ex, binarize, eight_bit)),
+      num_parallel_calls=tf.data.AUTOTUNE,
     )
   if batch_size is not None:
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)

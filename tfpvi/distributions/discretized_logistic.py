@@ -57,8 +57,8 @@ def _eps(dtype) -> float:
 def positive_scale_property(dtype, event_ndims: int = 0):
   """ParameterProperties of a positive scale parameter (softplus-constrained)."""
   return tfp.util.ParameterProperties(
-      event_ndims=event_ndims,
-      default_constraining_bijector_fn=lambda: tfp.bijectors.Softplus(low=_eps(dtype)),
+    event_ndims=event_ndims,
+    default_constraining_bijector_fn=lambda: tfp.bijectors.Softplus(low=_eps(dtype)),
   )
 
 
@@ -117,14 +117,14 @@ class DiscretizedLogistic(IntegerSupportDistribution):
   """
 
   def __init__(
-      self,
-      loc,
-      scale,
-      num_bins: int = 256,
-      dtype=tf.float32,
-      validate_args: bool = False,
-      allow_nan_stats: bool = True,
-      name: str = "DiscretizedLogistic",
+    self,
+    loc,
+    scale,
+    num_bins: int = 256,
+    dtype=tf.float32,
+    validate_args: bool = False,
+    allow_nan_stats: bool = True,
+    name: str = "DiscretizedLogistic",
   ):
     """Builds the distribution.
 
@@ -147,12 +147,12 @@ class DiscretizedLogistic(IntegerSupportDistribution):
       self._loc = tf.convert_to_tensor(loc, dtype=dtype, name="loc")
       self._scale = tf.convert_to_tensor(scale, dtype=dtype, name="scale")
       super().__init__(
-          dtype=dtype,
-          reparameterization_type=tfd.NOT_REPARAMETERIZED,
-          validate_args=validate_args,
-          allow_nan_stats=allow_nan_stats,
-          parameters=parameters,
-          name=name,
+        dtype=dtype,
+        reparameterization_type=tfd.NOT_REPARAMETERIZED,
+        validate_args=validate_args,
+        allow_nan_stats=allow_nan_stats,
+        parameters=parameters,
+        name=name,
       )
 
   @classmethod
@@ -176,11 +176,11 @@ class DiscretizedLogistic(IntegerSupportDistribution):
   def _sample_n(self, n, seed=None):
     shape = tf.concat([[n], self._batch_shape_tensor(loc=self._loc, scale=self._scale)], axis=0)
     uniform = tf.random.stateless_uniform(
-        shape,
-        seed=tfp.random.sanitize_seed(seed),
-        minval=tf.experimental.numpy.finfo(self.dtype.as_numpy_dtype).tiny,
-        maxval=1.0,
-        dtype=self.dtype,
+      shape,
+      seed=tfp.random.sanitize_seed(seed),
+      minval=tf.experimental.numpy.finfo(self.dtype.as_numpy_dtype).tiny,
+      maxval=1.0,
+      dtype=self.dtype,
     )
     continuous = self._loc + self._scale * (tf.math.log(uniform) - tf.math.log1p(-uniform))
     return tf.clip_by_value(tf.round(continuous), 0.0, self._num_bins - 1.0)
@@ -195,38 +195,31 @@ class DiscretizedLogistic(IntegerSupportDistribution):
     return tf.reduce_sum(support * probs, axis=0) * tf.ones_like(self._loc * self._scale)
 
   def _mode(self):
-    return tf.clip_by_value(tf.round(self._loc), 0.0, self._num_bins - 1.0) * tf.ones_like(
-        self._scale
-    )
+    return tf.clip_by_value(tf.round(self._loc), 0.0, self._num_bins - 1.0) * tf.ones_like(self._scale)
 
   def _parameter_control_dependencies(self, is_init):
     if not self.validate_args or not is_init:
       return []
-    return [
-        tf.debugging.assert_positive(
-            self._scale, message="DiscretizedLogistic: scale must be positive."
-        )
-    ]
+    return [tf.debugging.assert_positive(self._scale, message="DiscretizedLogistic: scale must be positive.")]
 
 
 def support_assertions(x, num_bins: int, who: str):
   """Assertions that `x` holds integers in {0, ..., num_bins - 1}, with readable messages."""
   x = tf.convert_to_tensor(x)
   return [
-      tf.debugging.assert_equal(
-          x,
-          tf.round(x),
-          message=f"{who}: expected integer values in {{0, ..., {num_bins - 1}}}, got "
-          "non-integer values (scale [0, 1] images to 0..255 integers, e.g. "
-          "tfpvi.data.load(..., binarize=None, eight_bit=True)).",
-      ),
-      tf.debugging.assert_greater_equal(
-          x, tf.zeros([], x.dtype), message=f"{who}: expected values >= 0, got negative values."
-      ),
-      tf.debugging.assert_less_equal(
-          x,
-          tf.constant(num_bins - 1, x.dtype),
-          message=f"{who}: expected values <= {num_bins - 1} (num_bins={num_bins}), got larger "
-          "values.",
-      ),
+    tf.debugging.assert_equal(
+      x,
+      tf.round(x),
+      message=f"{who}: expected integer values in {{0, ..., {num_bins - 1}}}, got "
+      "non-integer values (scale [0, 1] images to 0..255 integers, e.g. "
+      "tfpvi.data.load(..., binarize=None, eight_bit=True)).",
+    ),
+    tf.debugging.assert_greater_equal(
+      x, tf.zeros([], x.dtype), message=f"{who}: expected values >= 0, got negative values."
+    ),
+    tf.debugging.assert_less_equal(
+      x,
+      tf.constant(num_bins - 1, x.dtype),
+      message=f"{who}: expected values <= {num_bins - 1} (num_bins={num_bins}), got larger values.",
+    ),
   ]

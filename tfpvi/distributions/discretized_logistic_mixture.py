@@ -6,10 +6,10 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpvi.distributions.discretized_logistic import (
-    DiscretizedLogistic,
-    IntegerSupportDistribution,
-    log_bin_probability,
-    positive_scale_property,
+  DiscretizedLogistic,
+  IntegerSupportDistribution,
+  log_bin_probability,
+  positive_scale_property,
 )
 
 tfd = tfp.distributions
@@ -35,15 +35,15 @@ class DiscretizedLogisticMixture(IntegerSupportDistribution):
   """
 
   def __init__(
-      self,
-      mixture_logits,
-      locs,
-      scales,
-      num_bins: int = 256,
-      dtype=tf.float32,
-      validate_args: bool = False,
-      allow_nan_stats: bool = True,
-      name: str = "DiscretizedLogisticMixture",
+    self,
+    mixture_logits,
+    locs,
+    scales,
+    num_bins: int = 256,
+    dtype=tf.float32,
+    validate_args: bool = False,
+    allow_nan_stats: bool = True,
+    name: str = "DiscretizedLogisticMixture",
   ):
     """Builds the mixture.
 
@@ -64,20 +64,20 @@ class DiscretizedLogisticMixture(IntegerSupportDistribution):
       self._locs = tf.convert_to_tensor(locs, dtype=dtype, name="locs")
       self._scales = tf.convert_to_tensor(scales, dtype=dtype, name="scales")
       super().__init__(
-          dtype=dtype,
-          reparameterization_type=tfd.NOT_REPARAMETERIZED,
-          validate_args=validate_args,
-          allow_nan_stats=allow_nan_stats,
-          parameters=parameters,
-          name=name,
+        dtype=dtype,
+        reparameterization_type=tfd.NOT_REPARAMETERIZED,
+        validate_args=validate_args,
+        allow_nan_stats=allow_nan_stats,
+        parameters=parameters,
+        name=name,
       )
 
   @classmethod
   def _parameter_properties(cls, dtype, num_classes=None):
     return dict(
-        mixture_logits=tfp.util.ParameterProperties(event_ndims=1),
-        locs=tfp.util.ParameterProperties(event_ndims=1),
-        scales=positive_scale_property(dtype, event_ndims=1),
+      mixture_logits=tfp.util.ParameterProperties(event_ndims=1),
+      locs=tfp.util.ParameterProperties(event_ndims=1),
+      scales=positive_scale_property(dtype, event_ndims=1),
     )
 
   @property
@@ -109,17 +109,13 @@ class DiscretizedLogisticMixture(IntegerSupportDistribution):
   def _sample_n(self, n, seed=None):
     component_seed, value_seed = tfp.random.split_seed(seed, n=2)
     batch_shape = self._batch_shape_tensor()
-    logits = tf.broadcast_to(
-        self._mixture_logits, tf.concat([batch_shape, [self.num_components]], axis=0)
-    )
+    logits = tf.broadcast_to(self._mixture_logits, tf.concat([batch_shape, [self.num_components]], axis=0))
     index = tfd.Categorical(logits=logits).sample(n, seed=component_seed)  # [n, *batch]
     one_hot = tf.one_hot(index, self.num_components, dtype=self.dtype)
     loc = tf.reduce_sum(one_hot * self._locs, axis=-1)
     scale = tf.reduce_sum(one_hot * self._scales, axis=-1)
     # One draw per (sample, batch) element from the chosen component.
-    return DiscretizedLogistic(loc, scale, self._num_bins, dtype=self.dtype).sample(
-        seed=value_seed
-    )
+    return DiscretizedLogistic(loc, scale, self._num_bins, dtype=self.dtype).sample(seed=value_seed)
 
   def _mean(self):
     # exp(log_softmax): TensorFlow's CPU softmax kernel rejects inputs of rank > 5 (S, B, H, W, C, K).

@@ -6,10 +6,10 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpvi.distributions.discretized_logistic import (
-    IntegerSupportDistribution,
-    log_bin_probability,
-    positive_scale_property,
-    support_assertions,
+  IntegerSupportDistribution,
+  log_bin_probability,
+  positive_scale_property,
+  support_assertions,
 )
 
 tfd = tfp.distributions
@@ -70,16 +70,16 @@ class PixelCNNMixture(tfd.Distribution):
   """
 
   def __init__(
-      self,
-      mixture_logits,
-      locs,
-      scales,
-      coefficients=None,
-      num_bins: int = 256,
-      dtype=tf.float32,
-      validate_args: bool = False,
-      allow_nan_stats: bool = True,
-      name: str = "PixelCNNMixture",
+    self,
+    mixture_logits,
+    locs,
+    scales,
+    coefficients=None,
+    num_bins: int = 256,
+    dtype=tf.float32,
+    validate_args: bool = False,
+    allow_nan_stats: bool = True,
+    name: str = "PixelCNNMixture",
   ):
     """Builds the distribution.
 
@@ -108,55 +108,56 @@ class PixelCNNMixture(tfd.Distribution):
       self._check_shapes()
       num_pairs = len(coupling_pairs(self.num_channels))
       if coefficients is None:
-        coefficients = tf.zeros(
-            tf.concat([tf.shape(self._locs)[:-2], [num_pairs, self.num_components]], 0), dtype
-        )
+        coefficients = tf.zeros(tf.concat([tf.shape(self._locs)[:-2], [num_pairs, self.num_components]], 0), dtype)
       self._coefficients = tf.convert_to_tensor(coefficients, dtype=dtype, name="coefficients")
       if self._coefficients.shape.rank is not None and self._coefficients.shape[-2] is not None:
         if self._coefficients.shape[-2] != num_pairs or self._coefficients.shape[-1] != self.num_components:
           raise ValueError(
-              f"{type(self).__name__}: expected coefficients with shape [..., {num_pairs}, "
-              f"{self.num_components}] (C (C - 1) / 2 pairs for C = {self.num_channels} channels, "
-              f"K components), got {self._coefficients.shape.as_list()}."
+            f"{type(self).__name__}: expected coefficients with shape [..., {num_pairs}, "
+            f"{self.num_components}] (C (C - 1) / 2 pairs for C = {self.num_channels} channels, "
+            f"K components), got {self._coefficients.shape.as_list()}."
           )
       super().__init__(
-          dtype=dtype,
-          reparameterization_type=tfd.NOT_REPARAMETERIZED,
-          validate_args=validate_args,
-          allow_nan_stats=allow_nan_stats,
-          parameters=parameters,
-          name=name,
+        dtype=dtype,
+        reparameterization_type=tfd.NOT_REPARAMETERIZED,
+        validate_args=validate_args,
+        allow_nan_stats=allow_nan_stats,
+        parameters=parameters,
+        name=name,
       )
 
   def _check_shapes(self) -> None:
     who = type(self).__name__
-    for label, tensor, rank in (("mixture_logits", self._mixture_logits, 3), ("locs", self._locs, 4),
-                                ("scales", self._scales, 4)):
+    for label, tensor, rank in (
+      ("mixture_logits", self._mixture_logits, 3),
+      ("locs", self._locs, 4),
+      ("scales", self._scales, 4),
+    ):
       shape = tensor.shape
       if shape.rank is None or shape.rank < rank or any(d is None for d in shape[-rank:]):
         raise ValueError(
-            f"{who}: expected {label} with static trailing shape of rank {rank} "
-            f"({'[..., H, W, K]' if rank == 3 else '[..., H, W, C, K]'}), got {shape}."
+          f"{who}: expected {label} with static trailing shape of rank {rank} "
+          f"({'[..., H, W, K]' if rank == 3 else '[..., H, W, C, K]'}), got {shape}."
         )
     height, width, channels, components = self._locs.shape[-4:]
     if self._scales.shape[-4:] != self._locs.shape[-4:]:
       raise ValueError(
-          f"{who}: expected scales with trailing shape {self._locs.shape[-4:].as_list()} like locs, got "
-          f"{self._scales.shape[-4:].as_list()}."
+        f"{who}: expected scales with trailing shape {self._locs.shape[-4:].as_list()} like locs, got "
+        f"{self._scales.shape[-4:].as_list()}."
       )
     if self._mixture_logits.shape[-3:].as_list() != [height, width, components]:
       raise ValueError(
-          f"{who}: expected mixture_logits with trailing shape {[height, width, components]} "
-          f"([H, W, K] of locs), got {self._mixture_logits.shape[-3:].as_list()}."
+        f"{who}: expected mixture_logits with trailing shape {[height, width, components]} "
+        f"([H, W, K] of locs), got {self._mixture_logits.shape[-3:].as_list()}."
       )
 
   @classmethod
   def _parameter_properties(cls, dtype, num_classes=None):
     return dict(
-        mixture_logits=tfp.util.ParameterProperties(event_ndims=3),
-        locs=tfp.util.ParameterProperties(event_ndims=4),
-        scales=positive_scale_property(dtype, event_ndims=4),
-        coefficients=tfp.util.ParameterProperties(event_ndims=4),
+      mixture_logits=tfp.util.ParameterProperties(event_ndims=3),
+      locs=tfp.util.ParameterProperties(event_ndims=4),
+      scales=positive_scale_property(dtype, event_ndims=4),
+      coefficients=tfp.util.ParameterProperties(event_ndims=4),
     )
 
   @property
