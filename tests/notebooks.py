@@ -46,6 +46,13 @@ def execute_notebook(path: pathlib.Path, folder: pathlib.Path, probe: Optional[s
     (notebook, value): the executed notebook without the probe cell, and the probe's value (None without one).
   """
   notebook = nbformat.read(path, as_version=4)
+  # The toy sizes must have been in force (a notebook run at full size would take hours).
+  notebook.cells.append(
+    nbformat.v4.new_code_cell(
+      'import tfpvi as _tfpvi\nassert getattr(_tfpvi.train, "_doc_sizes_installed", False), "toy sizes not in force"',
+      metadata={"tags": [PROBE_TAG]},
+    )
+  )
   if probe is not None:
     notebook.cells.append(
       nbformat.v4.new_code_cell(f"import json as _json\nprint(_json.dumps({probe}))", metadata={"tags": [PROBE_TAG]})
@@ -63,6 +70,7 @@ def execute_notebook(path: pathlib.Path, folder: pathlib.Path, probe: Optional[s
   value = None
   if probe is not None:
     value = json.loads(printed(notebook.cells.pop()))
+  notebook.cells.pop()  # the check of the toy sizes
   return notebook, value
 
 

@@ -11,7 +11,6 @@ not in the package.
 
 import functools
 import importlib.abc
-import importlib.util
 import sys
 
 MAX_STEPS = 20
@@ -55,19 +54,30 @@ def install() -> None:
 
 
 class _AfterImportingTfpvi(importlib.abc.MetaPathFinder):
-  """Finds tfpvi as Python would, and installs the caps once its package has been executed."""
+  """Finds tfpvi through the other finders, and installs the caps once its package has been executed.
+
+  It stays in place until tfpvi is loaded: a notebook's install cell asks `importlib.util.find_spec`
+  first, which finds the package without loading it.
+  """
 
   def find_spec(self, fullname, path=None, target=None):
     if fullname != "tfpvi":
       return None
-    sys.meta_path.remove(self)
-    spec = importlib.util.find_spec(fullname)
-    if spec is None or spec.loader is None:
+    for finder in sys.meta_path:
+      find = getattr(finder, "find_spec", None)
+      spec = find(fullname, path, target) if finder is not self and find is not None else None
+      if spec is not None:
+        break
+    else:
+      return None
+    if spec.loader is None:
       return spec
     execute = spec.loader.exec_module
 
     def exec_module(module):
       execute(module)
+      if self in sys.meta_path:
+        sys.meta_path.remove(self)
       install()
 
     spec.loader.exec_module = exec_module
