@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["tfpvi.ais", "tfpvi.evaluation", "tfpvi.jackknife"]
+MODULES = ["tfpvi.ais", "tfpvi.config", "tfpvi.evaluation", "tfpvi.jackknife"]
 
 
 @pytest.mark.parametrize("name", MODULES)
