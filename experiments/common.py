@@ -9,7 +9,8 @@ and prepares the output folder:
   run, unless --output_dir is given; it never writes into a folder that holds a real run's
   checkpoints.
 - A real run refuses a folder that holds a smoke run's checkpoints.
-- Each run records its experiment's module in the folder (EXPERIMENT_MARKER, and "experiment" in
+- Each run records its experiment's module in the folder (the "experiment" section of its run.json,
+  and "experiment" in
   results.json); a run of one experiment refuses a folder that holds another experiment's run.
 - An experiment's own `check(config, out)` may refuse a folder (e.g. one trained with other
   settings) before anything is written.
@@ -37,8 +38,6 @@ import tensorflow as tf  # noqa: E402
 import tfpvi  # noqa: E402
 
 __all__ = [
-  "EXPERIMENT_MARKER",
-  "SMOKE_MARKER",
   "binarized_test_set",
   "check_plan",
   "check_spec",
@@ -63,8 +62,9 @@ __all__ = [
 ]
 
 SMOKE_ROOT = pathlib.Path("runs") / "smoke"
-SMOKE_MARKER = ".tfpvi_smoke"  # marks a folder written by a --smoke run
-EXPERIMENT_MARKER = ".tfpvi_experiment"  # holds the module (e.g. experiments.iwae) whose run the folder holds
+# Older folders marked their experiment and smoke runs with these files; run.json's "experiment" section does now.
+_LEGACY_SMOKE_MARKER = ".tfpvi_smoke"
+_LEGACY_EXPERIMENT_MARKER = ".tfpvi_experiment"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -316,14 +316,24 @@ def holds_checkpoints(folder) -> bool:
   return folder.is_dir() and any(folder.rglob("checkpoint"))
 
 
+def _experiment_record(folder: pathlib.Path) -> dict:
+  """The "experiment" section of the folder's run.json ({} where there is none)."""
+  if not (folder / tfpvi.run_record.RECORD_FILE).is_file():
+    return {}
+  return tfpvi.run_record.read(folder).get("experiment") or {}
+
+
 def folder_experiment(folder) -> Optional[str]:
   """The experiment module (e.g. experiments.iwae) whose run `folder` holds, or None if it holds none.
 
-  Read from EXPERIMENT_MARKER, else from results.json ("experiment", or for a results.json written
-  before that key existed, None: its owner is unknown).
+  Read from the "experiment" section of its run.json, else (older folders) from a .tfpvi_experiment
+  file or results.json ("experiment"; a results.json written before that key existed: None).
   """
   folder = pathlib.Path(folder)
-  marker = folder / EXPERIMENT_MARKER
+  recorded = _experiment_record(folder).get("module")
+  if recorded:
+    return recorded
+  marker = folder / _LEGACY_EXPERIMENT_MARKER
   if marker.is_file():
     return marker.read_text().strip() or None
   results = folder / "results.json"
@@ -333,6 +343,10 @@ def folder_experiment(folder) -> Optional[str]:
     except (ValueError, AttributeError):
       return None
   return None
+
+
+def _holds_smoke_run(folder: pathlib.Path) -> bool:
+  return bool(_experiment_record(folder).get("smoke")) or (folder / _LEGACY_SMOKE_MARKER).exists()
 
 
 def start(
@@ -356,7 +370,7 @@ def start(
     out = tfpvi.checks.check_output_dir(config.output_dir, "--output_dir")
   except ValueError as error:
     parser.error(str(error))
-  marked = (out / SMOKE_MARKER).exists()
+  marked = _holds_smoke_run(out)
   experiment = _module_path(config_cls)
   owner = folder_experiment(out)
   if owner is not None and owner != experiment and not default_smoke_folder:
@@ -380,9 +394,9 @@ def start(
     except ValueError as error:
       parser.error(str(error))
   out.mkdir(parents=True, exist_ok=True)
-  (out / EXPERIMENT_MARKER).write_text(experiment + "\n")
+  # A smoke run is "a tiny model on tiny data, not a result"; a real run of another experiment refuses the folder.
+  tfpvi.run_record.update(out, experiment={"module": experiment, "smoke": bool(smoke)})
   if smoke:
-    (out / SMOKE_MARKER).write_text("written by a --smoke run: a tiny model on tiny data, not a result\n")
     say(f"smoke run (tiny model and data) into {out}/")
   return config, out, started
 

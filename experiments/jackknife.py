@@ -50,7 +50,7 @@ class Config:
       raise ValueError(
         f"--run_dir {self.run_dir} does not exist: expected a trained model's folder, e.g. runs/iwae/vae_k1."
       )
-    if self.run_dir and not tfpvi.run_record.exists(self.run_dir):
+    if self.run_dir and not tfpvi.run_record.holds_model(self.run_dir):
       raise ValueError(
         f"--run_dir {self.run_dir} holds no {tfpvi.run_record.RECORD_FILE}: expected a trained "
         "model's folder, e.g. runs/iwae/vae_k1."

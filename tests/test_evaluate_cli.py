@@ -101,7 +101,7 @@ def test_folders_that_are_not_a_vae_model_folder_say_so(tmp_path, capsys):
   root = tmp_path / "flows"
   for name in ("iaf", "gaussian"):
     (root / name).mkdir(parents=True)
-    (root / name / "run.json").write_text("{}")
+    (root / name / "run.json").write_text('{"model": null, "settings": {}}')
   assert evaluate.main([str(root), *EVAL]) == 2
   err = capsys.readouterr().err
   assert "is not a VAE model folder" in err and str(root / "iaf") in err and str(root / "gaussian") in err
@@ -109,6 +109,7 @@ def test_folders_that_are_not_a_vae_model_folder_say_so(tmp_path, capsys):
 
   empty = tmp_path / "bayes_by_backprop"
   empty.mkdir()
+  (empty / "run.json").write_text('{"experiment": {"module": "experiments.bayes_by_backprop", "smoke": false}}')
   assert evaluate.main([str(empty), *EVAL]) == 2
   err = capsys.readouterr().err
   assert "is not a VAE model folder" in err and "no run.json" in err and "iwae" not in err

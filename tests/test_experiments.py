@@ -11,6 +11,7 @@ import tempfile
 import pandas as pd
 import pytest
 
+import tfpvi
 from experiments import common
 
 FIGURES = {
@@ -219,8 +220,10 @@ def test_a_run_refuses_another_experiments_folder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{tmp_path} holds a run of experiments.iwae, not of experiments.beta_vae" in err, err
     assert _snapshot(tmp_path) == before
-  # A folder written before the marker existed: results.json names its experiment.
-  (tmp_path / common.EXPERIMENT_MARKER).unlink()
+  assert tfpvi.run_record.read(tmp_path)["experiment"] == {"module": "experiments.iwae", "smoke": True}
+  assert not list(tmp_path.glob(".tfpvi_*"))  # no marker files: the record says it
+  # A folder written before run.json named its experiment: results.json names it.
+  tfpvi.run_record.update(tmp_path, experiment=None)
   assert common.folder_experiment(tmp_path) == "experiments.iwae"
 
 

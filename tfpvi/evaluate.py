@@ -55,7 +55,7 @@ def _model_folders(folder: pathlib.Path) -> list[str]:
   """Sub-folders (two levels down at most) that hold a run record, relative to folder."""
   names = (run_record.RECORD_FILE, *run_record.LEGACY_FILES)
   found = sorted({path.parent for name in names for path in (*folder.glob(f"*/{name}"), *folder.glob(f"*/*/{name}"))})
-  return [str(path.relative_to(folder)) for path in found]
+  return [str(path.relative_to(folder)) for path in found if run_record.holds_model(path)]
 
 
 def check_folder(run_dir) -> None:
@@ -63,7 +63,7 @@ def check_folder(run_dir) -> None:
   folder = pathlib.Path(run_dir)
   if not folder.is_dir():
     raise FileNotFoundError(f"{folder} is not a folder; expected the output folder of one trained VAE.")
-  if run_record.exists(folder):
+  if run_record.holds_model(folder):
     return
   record = run_record.RECORD_FILE
   inside = _model_folders(folder)

@@ -28,7 +28,7 @@ from typing import Any, Union
 
 from tfpvi.files import atomic_write
 
-__all__ = ["LEGACY_FILES", "RECORD_FILE", "exists", "read", "update", "write"]
+__all__ = ["LEGACY_FILES", "RECORD_FILE", "exists", "holds_model", "read", "update", "write"]
 
 RECORD_FILE = "run.json"
 FORMAT = 2
@@ -59,6 +59,18 @@ def exists(folder: Folder) -> bool:
   """Whether the folder holds a run record (run.json, or the training.json / model_spec.json of older runs)."""
   folder = pathlib.Path(folder)
   return any((folder / name).exists() for name in (RECORD_FILE, *LEGACY_FILES))
+
+
+def holds_model(folder: Folder) -> bool:
+  """Whether the folder is one model's run folder: its record describes a model or a training run.
+
+  An experiment's own folder may hold a run.json with only its sections (which experiment, smoke
+  or not) above the model folders.
+  """
+  if not exists(folder):
+    return False
+  record = read(folder)
+  return any(key in record for key in ("model", "model_note", "legacy_spec", "settings", "data"))
 
 
 def read(folder: Folder) -> dict[str, Any]:
