@@ -267,3 +267,14 @@ def test_bad_numbers_on_the_command_line_get_one_line(tmp_path, capsys):
     assert words in err and len(err.splitlines()) == 1, err
   with pytest.raises(TypeError, match="a tfpvi.LinearGaussian: pass model.as_vae"):
     tfpvi.ais.ais_log_marginal_likelihood(tfpvi.LinearGaussian.random(4, 2), np.zeros([2, 4], np.float32))
+
+
+def test_more_examples_than_the_test_set_are_refused_in_one_line(tmp_path, capsys):
+  config = flows.Config(**flows.Config.SMOKE)
+  _train(tmp_path, flows.model_spec("gaussian", config), _binary())
+  assert evaluate.main([str(tmp_path), "--num_samples", "2", "--examples", "100000"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert err == (
+    "error: --examples 100000 asks for more images than the mnist test set has (10000); give --examples "
+    "10000, or 0 for all of them"
+  ), err

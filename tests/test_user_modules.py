@@ -148,6 +148,7 @@ def test_user_modules_train_evaluate_in_a_fresh_process_and_resume(user_dir):
     user_dir,
   )
   assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+  assert f"written to     {run / 'evaluation.json'}" in evaluated.stdout
   summary = json.loads((run / "evaluation.json").read_text())
   assert summary["num_examples"] == 16 and summary["checkpoint"] == "ckpt-10"
   assert -600 < summary["log_px"] < -100  # 10 steps of a 3-d model: poor, but a log-likelihood in nats
@@ -168,6 +169,7 @@ def test_user_modules_train_evaluate_in_a_fresh_process_and_resume(user_dir):
   # A resumed fit in another fresh process continues from step 10: each step once in the history.
   resumed = _run(["train.py", str(run), "20"], user_dir)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert f"resuming {run} from step 10 (ckpt-10)" in resumed.stderr
   steps = [int(line.split(",")[0]) for line in (run / "history.csv").read_text().splitlines()[1:]]
   assert steps == [5, 10, 15, 20]
 
@@ -178,6 +180,7 @@ def test_a_module_that_does_not_describe_itself_is_refused_by_evaluate_with_what
   run = user_dir / "unannounced"
   trained = _run(["train_unannounced.py", str(run), "2"], user_dir)
   assert trained.returncode == 0, trained.stderr[-3000:]
+  assert "encoder: the Unannounced does not describe itself" in trained.stderr  # said at training time too
   evaluated = _run(["-m", "tfpvi.evaluate", str(run), "--data", "mnist", "--format", "binary"], user_dir)
   assert evaluated.returncode == 2
   err = evaluated.stderr.strip().splitlines()

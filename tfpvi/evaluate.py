@@ -364,6 +364,11 @@ def main(argv=None) -> int:
       return _run_bdmc(args, model, spec, checkpoint)
     spec = dict(spec, data=data_description(spec, args.data, args.format, model))
     images = test_images(spec, args.examples or None)
+    if args.examples and len(images) < args.examples:
+      raise ValueError(
+        f"--examples {args.examples} asks for more images than the {spec['data']['name']} test set "
+        f"has ({len(images)}); give --examples {len(images)}, or 0 for all of them"
+      )
     if args.estimator == "ais":
       estimator, output, label = (
         _ais_settings(args),
@@ -415,6 +420,7 @@ def main(argv=None) -> int:
       print(f"  compared       {compared}")
       record["comparison"] = compared
     atomic_write(pathlib.Path(args.run_dir) / output, json.dumps(record, indent=2))
+    print(f"  written to     {pathlib.Path(args.run_dir) / output}")
     progress_file.unlink(missing_ok=True)
   except (FileNotFoundError, ValueError, config.ConfigError, tf.errors.InvalidArgumentError) as error:
     message = error.message if isinstance(error, tf.errors.OpError) else str(error)

@@ -392,6 +392,7 @@ class RunFolder:
         if differences:
           changes.append({"at_step": _step_of(latest), "differences": differences})
         step = self._restore(latest, model, tracked)
+        _note(f"resuming {self.path} from step {step} ({os.path.basename(latest)}).")
       except (tf.errors.OpError, IndexError) as error:  # a cut or damaged checkpoint file
         raise ValueError(self._unreadable(latest, error)) from None
     variables = {"/".join(map(str, path)): variable.shape.as_list() for path, variable in _variables(model)}
@@ -413,6 +414,8 @@ class RunFolder:
     if changes:
       new_record["changes"] = changes
     run_record.write(self.path, new_record)
+    if model_note:  # said now, not first when someone evaluates the folder
+      _note(f"{model_note} (recorded in {self.path / RECORD_FILE})")
     self.writer = tf.summary.create_file_writer(str(self.path / "tensorboard"))
     return step
 
