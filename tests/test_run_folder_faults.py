@@ -272,6 +272,23 @@ def test_tensorboard_gets_each_step_once_across_a_kill_and_a_resume(tmp_path):
   assert sorted(steps) == list(range(2, reached + 9, 2))  # every logged step once, none twice
 
 
+def test_rows_a_kill_kept_out_of_tensorboard_are_written_on_resume(tmp_path):
+  """A kill after a checkpoint and before its TensorBoard events: the resume writes them from history.csv."""
+  from tensorboard.backend.event_processing import event_accumulator
+
+  fit(tmp_path, 8)
+  events = sorted((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+  events[-1].write_bytes(events[-1].read_bytes()[:200])  # the events after the first few are lost
+  fit(tmp_path, 12)
+  steps = []
+  for path in (tmp_path / "tensorboard").glob("events.out.tfevents.*"):
+    accumulator = event_accumulator.EventAccumulator(str(path), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    if "loss" in accumulator.Tags()["tensors"]:
+      steps += [event.step for event in accumulator.Tensors("loss")]
+  assert sorted(steps) == [2, 4, 6, 8, 10, 12], steps
+
+
 def test_numbers_out_of_range_are_refused_in_one_sentence():
   model = small_model()
   with pytest.raises(ValueError, match=r"num_samples must be at most 2\*\*31 - 1 = 2147483647 .* got 10000000000000"):

@@ -317,6 +317,19 @@ class _WriterLock:
       self.fd = None
 
 
+def _last_tensorboard_step(folder: pathlib.Path) -> int:
+  """The last step the TensorBoard event files in folder hold a "loss" point for (0 for none)."""
+  last = 0
+  for events in folder.glob("events.out.tfevents.*"):
+    try:
+      for event in tf.compat.v1.train.summary_iterator(str(events)):
+        if any(value.tag == "loss" for value in event.summary.value):
+          last = max(last, int(event.step))
+    except tf.errors.DataLossError:  # a file cut by a kill: the points before the cut count
+      continue
+  return last
+
+
 def checkpoints_on_disk(folder) -> list[tuple[int, str]]:
   """(step, path) of each checkpoint in folder/checkpoints whose index and data files are both there, by step."""
   folder = pathlib.Path(folder) / "checkpoints"
@@ -417,7 +430,20 @@ class RunFolder:
     if model_note:  # said now, not first when someone evaluates the folder
       _note(f"{model_note} (recorded in {self.path / RECORD_FILE})")
     self.writer = tf.summary.create_file_writer(str(self.path / "tensorboard"))
+    if step:  # rows of the checkpoint that a kill kept out of TensorBoard (after the checkpoint, before the events)
+      shown = _last_tensorboard_step(self.path / "tensorboard")
+      self._unsaved = [row for row in self.history.rows if int(row["step"]) > shown]
+      self._write_tensorboard()
     return step
+
+  def _write_tensorboard(self) -> None:
+    for row in self._unsaved:
+      with self.writer.as_default(step=int(row["step"])):
+        for key, value in row.items():
+          if key != "step" and value is not None and np.isfinite(value):
+            tf.summary.scalar(key, value)
+    self._unsaved = []
+    self.writer.flush()
 
   def _write_failure(self, step: int, error: Exception) -> str:
     """What to say when history.csv or a checkpoint cannot be written (a full disk, a file-size limit)."""
@@ -564,18 +590,13 @@ class RunFolder:
 
     TensorBoard receives the rows logged since the previous checkpoint only once they are in one:
     rows past the checkpoint would be logged again after a resume, and TensorBoard cannot take
-    points back (a kill right after the checkpoint leaves its last rows in history.csv only).
+    points back. Rows a kill keeps out of TensorBoard after the checkpoint are written from
+    history.csv when the run resumes.
     """
     try:
       self.history.write()
       self.manager.save(checkpoint_number=step)
-      for row in self._unsaved:
-        with self.writer.as_default(step=int(row["step"])):
-          for key, value in row.items():
-            if key != "step" and value is not None and np.isfinite(value):
-              tf.summary.scalar(key, value)
-      self._unsaved = []
-      self.writer.flush()
+      self._write_tensorboard()
     except (OSError, tf.errors.OpError) as error:
       raise FolderWriteError(self._write_failure(step, error)) from None
 
