@@ -464,20 +464,11 @@ def recorded_plan(run_dir) -> Optional[dict]:
   legacy = run_dir / "plan.json"
   if not legacy.exists():
     return None
-  plan = _read_json(legacy)
+  plan = tfpvi.run_record.read_json(legacy, remedy=f"delete {run_dir} to start over")
   settings = run_dir / "settings.json"
   if "requested" not in plan and settings.exists():
-    plan["requested"] = _read_json(settings)
+    plan["requested"] = tfpvi.run_record.read_json(settings, remedy=f"delete {run_dir} to start over")
   return plan
-
-
-def _read_json(path: pathlib.Path) -> dict:
-  try:
-    return json.loads(path.read_text())
-  except (ValueError, UnicodeDecodeError) as error:
-    raise ValueError(
-      f"{path} is not readable JSON ({error}); restore it from a copy, or delete {path.parent} to start over."
-    ) from None
 
 
 def check_plan(run_dir, requested: dict) -> None:

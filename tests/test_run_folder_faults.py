@@ -255,38 +255,38 @@ def test_a_cut_checkpoint_says_so_and_names_the_previous_one(tmp_path):
   assert history["step"].tolist() == [2, 4, 6, 8, 10, 12]
 
 
-def test_tensorboard_gets_each_step_once_across_a_kill_and_a_resume(tmp_path):
+def _tensorboard_loss_steps(folder) -> list:
+  """The steps of every "loss" point in folder/tensorboard, sorted (a step twice appears twice)."""
   from tensorboard.backend.event_processing import event_accumulator
 
+  steps = []
+  for events in (folder / "tensorboard").glob("events.out.tfevents.*"):
+    accumulator = event_accumulator.EventAccumulator(str(events), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    if "loss" in accumulator.Tags()["tensors"]:  # a file cut before its first point holds none
+      steps += [event.step for event in accumulator.Tensors("loss")]
+  return sorted(steps)
+
+
+def test_tensorboard_gets_each_step_once_across_a_kill_and_a_resume(tmp_path):
   process = _start_training(tmp_path)
   time.sleep(1.0)
   process.kill()
   process.wait()
   reached = int(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).rsplit("-", 1)[1])
   fit(tmp_path, reached + 8, max_to_keep=1)
-  steps = []
-  for events in (tmp_path / "tensorboard").glob("events.out.tfevents.*"):
-    accumulator = event_accumulator.EventAccumulator(str(events), size_guidance={"tensors": 0})
-    accumulator.Reload()
-    steps += [event.step for event in accumulator.Tensors("loss")]
-  assert sorted(steps) == list(range(2, reached + 9, 2))  # every logged step once, none twice
+  steps = _tensorboard_loss_steps(tmp_path)
+  assert steps == list(range(2, reached + 9, 2))  # every logged step once, none twice
 
 
 def test_rows_a_kill_kept_out_of_tensorboard_are_written_on_resume(tmp_path):
   """A kill after a checkpoint and before its TensorBoard events: the resume writes them from history.csv."""
-  from tensorboard.backend.event_processing import event_accumulator
-
   fit(tmp_path, 8)
   events = sorted((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
   events[-1].write_bytes(events[-1].read_bytes()[:200])  # the events after the first few are lost
   fit(tmp_path, 12)
-  steps = []
-  for path in (tmp_path / "tensorboard").glob("events.out.tfevents.*"):
-    accumulator = event_accumulator.EventAccumulator(str(path), size_guidance={"tensors": 0})
-    accumulator.Reload()
-    if "loss" in accumulator.Tags()["tensors"]:
-      steps += [event.step for event in accumulator.Tensors("loss")]
-  assert sorted(steps) == [2, 4, 6, 8, 10, 12], steps
+  steps = _tensorboard_loss_steps(tmp_path)
+  assert steps == [2, 4, 6, 8, 10, 12], steps
 
 
 def test_numbers_out_of_range_are_refused_in_one_sentence():

@@ -28,7 +28,7 @@ from typing import Any, Union
 
 from tfpvi.files import atomic_write
 
-__all__ = ["LEGACY_FILES", "RECORD_FILE", "exists", "holds_model", "read", "update", "write"]
+__all__ = ["LEGACY_FILES", "RECORD_FILE", "exists", "holds_model", "read", "read_json", "update", "write"]
 
 RECORD_FILE = "run.json"
 FORMAT = 2
@@ -38,19 +38,26 @@ LEGACY_FILES = (_LEGACY_SETTINGS, _LEGACY_SPEC)
 Folder = Union[str, os.PathLike]
 
 
-def _read_json(path: pathlib.Path) -> dict:
-  """A JSON record of the folder; a cut or garbled one is named with what to do."""
+_FORCE_REMEDY = "delete it and continue with resume='force' (--resume force) to record these settings anew"
+
+
+def read_json(path: pathlib.Path, remedy: str = _FORCE_REMEDY) -> dict:
+  """A JSON record (a dict) of a run folder; a cut or garbled one is named, with what to do.
+
+  Args:
+    path: the file.
+    remedy: what to do besides restoring it from a copy, e.g. "delete the folder to start over".
+
+  Raises:
+    ValueError: naming the file, if it is not readable JSON or holds no JSON object.
+  """
   try:
     value = json.loads(path.read_text())
   except (ValueError, UnicodeDecodeError) as error:
-    raise ValueError(
-      f"{path} is not readable JSON ({error}); restore it from a copy, or delete it and continue "
-      "with resume='force' (--resume force) to record these settings anew."
-    ) from None
+    raise ValueError(f"{path} is not readable JSON ({error}); restore it from a copy, or {remedy}.") from None
   if not isinstance(value, dict):
     raise ValueError(
-      f"{path} holds a JSON {type(value).__name__}, not a run record; restore it from a copy, or "
-      "delete it and continue with resume='force' (--resume force)."
+      f"{path} holds a JSON {type(value).__name__}, not a run record; restore it from a copy, or {remedy}."
     )
   return value
 
@@ -84,13 +91,13 @@ def read(folder: Folder) -> dict[str, Any]:
   """
   folder = pathlib.Path(folder)
   if (folder / RECORD_FILE).exists():
-    return _read_json(folder / RECORD_FILE)
+    return read_json(folder / RECORD_FILE)
   record: dict[str, Any] = {}
   if (folder / _LEGACY_SETTINGS).exists():
-    old = _read_json(folder / _LEGACY_SETTINGS)
+    old = read_json(folder / _LEGACY_SETTINGS)
     record.update({key: old[key] for key in ("settings", "run", "variables", "changes") if key in old})
   if (folder / _LEGACY_SPEC).exists():
-    spec = _read_json(folder / _LEGACY_SPEC)
+    spec = read_json(folder / _LEGACY_SPEC)
     if spec.get("data"):
       record["data"] = spec["data"]
     record["legacy_spec"] = {key: value for key, value in spec.items() if key != "data"}
