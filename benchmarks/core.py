@@ -81,10 +81,8 @@ def fit_variant(steps_per_call: int, jit: bool, x_train, k: int, batch: int, ste
     steps=steps,
     batch_size=batch,
     preprocess=tfpvi.data.binarize_dynamic,
-    steps_per_call=steps_per_call,
-    log_every=steps // 4,
-    progress=False,
-    jit_compile=jit,
+    logging=tfpvi.train.Logging(every=steps // 4, progress=False),
+    loop=tfpvi.train.Loop(steps_per_call=steps_per_call, jit_compile=jit),
   )
   times, steps_logged = history["wall_time"].to_numpy(), history["step"].to_numpy()
   # Exclude the first logged chunk (compilation); time per step over the rest.

@@ -107,10 +107,10 @@ def train(config, out):
     steps=config.steps,
     batch_size=config.batch_size,
     preprocess=tfpvi.data.binarize_dynamic,
-    resume=common.fit_resume(config),
     output_dir=str(out / "model"),
     seed=config.seed,
-    steps_per_call=50,
+    checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
+    loop=tfpvi.train.Loop(steps_per_call=50),
   )
   return model, history
 

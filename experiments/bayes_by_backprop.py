@@ -168,11 +168,11 @@ def train(model, name: str, train_data, config: Config, run_dir):
     steps=config.steps,
     batch_size=config.batch_size,
     objective_kwargs={"kl_weight": kl_weight},
-    resume=common.fit_resume(config),
     output_dir=str(run_dir),
     seed=config.seed,
-    steps_per_call=config.steps_per_call,
-    log_every=max(1, config.steps // 100),
+    logging=tfpvi.train.Logging(every=max(1, config.steps // 100)),
+    checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
+    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call),
   )
 
 

@@ -123,11 +123,11 @@ def train(model, name: str, data, config: Config, out, *, kl_weight):
     steps=config.steps,
     batch_size=config.batch_size,
     objective_kwargs={"kl_weight": kl_weight},
-    log_every="powers_of_two",
-    resume=common.fit_resume(config),
     output_dir=str(out / name),
     seed=config.seed,
-    steps_per_call=100,
+    logging=tfpvi.train.Logging(every="powers_of_two"),
+    checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
+    loop=tfpvi.train.Loop(steps_per_call=100),
   )
 
 

@@ -82,11 +82,11 @@ def main(argv=None) -> dict:
     steps=config.steps,
     batch_size=config.batch_size,
     preprocess=tfpvi.data.binarize_dynamic,
-    log_every="powers_of_two",
-    resume=common.fit_resume(config),
     output_dir=str(out),
     seed=config.seed,
-    steps_per_call=64,
+    logging=tfpvi.train.Logging(every="powers_of_two"),
+    checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
+    loop=tfpvi.train.Loop(steps_per_call=64),
   )
   terms = tfpvi.objectives.elbo(model, x_test, beta=config.beta, seed=[config.seed, 1], return_terms=True)
   metrics = {

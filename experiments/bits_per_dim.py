@@ -214,11 +214,11 @@ def train_one(model, config: Config, x_train: np.ndarray, run_dir: pathlib.Path)
     x_train,
     optimizer=optimizer,
     batch_size=config.batch_size,
-    resume=common.fit_resume(config),
     output_dir=str(run_dir),
-    steps_per_call=config.steps_per_call,
     seed=config.seed,
-    progress=False,
+    logging=tfpvi.train.Logging(progress=False),
+    checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
+    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call),
   )
   run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -234,7 +234,11 @@ def train_one(model, config: Config, x_train: np.ndarray, run_dir: pathlib.Path)
   def learning_rate(step):  # exponential decay to a tenth of the initial rate at the last step
     return config.learning_rate * tf.pow(0.1, step / steps)
 
-  history = fit(steps=steps, learning_rate=learning_rate, log_every=max(1, steps // 100))
+  history = fit(
+    steps=steps,
+    logging=tfpvi.train.Logging(every=max(1, steps // 100), progress=False),
+    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call, learning_rate=learning_rate),
+  )
   return history, steps
 
 

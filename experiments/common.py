@@ -511,7 +511,7 @@ def steps_for_budget(config, fit: Callable, minimum: int = 20) -> int:
 
 def seconds_per_step(fit: Callable, steps_per_call: int) -> float:
   """Times a step: a short run (resumed by the real one) logging every steps_per_call steps."""
-  calibration = fit(steps=3 * steps_per_call, log_every=steps_per_call, progress=False)
+  calibration = fit(steps=3 * steps_per_call, logging=tfpvi.train.Logging(every=steps_per_call, progress=False))
   times = calibration["wall_time"].to_numpy()
   return float(times[-1] - times[0]) / (2 * steps_per_call)
 

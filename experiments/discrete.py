@@ -220,11 +220,11 @@ def train_one(name: str, config: Config, x_train, x_curve, run_dir: pathlib.Path
     optimizer=snt.optimizers.Adam(config.learning_rate),
     batch_size=config.batch_size,
     preprocess=tfpvi.data.binarize_dynamic,
-    resume=common.fit_resume(config),
     output_dir=str(run_dir),
-    steps_per_call=config.steps_per_call,
     seed=config.seed,
     objective_kwargs=built.objective_kwargs,
+    checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
+    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call),
   )
   steps = common.plan_steps(run_dir, settings_for(name, config), lambda: common.steps_for_budget(config, fit))
 
@@ -233,7 +233,11 @@ def train_one(name: str, config: Config, x_train, x_curve, run_dir: pathlib.Path
     value = discrete_elbo(built.evaluation_model, x_curve, config.elbo_samples, config.eval_batch, config.seed)
     return {"test_elbo": value, "eval_seconds": time.perf_counter() - started}
 
-  history = fit(steps=steps, log_every=max(1, steps // 100), eval_every=config.eval_every, eval_fn=eval_fn)
+  history = fit(
+    steps=steps,
+    logging=tfpvi.train.Logging(every=max(1, steps // 100)),
+    evaluation=tfpvi.train.Evaluation(every=config.eval_every, metrics=eval_fn),
+  )
   return built, history, steps
 
 

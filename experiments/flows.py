@@ -119,7 +119,7 @@ def _compiled_gap(model, num_samples, elbo_samples):
     log_px = tfpvi.evaluation.log_marginal_likelihood(
       model, x, num_samples, chunk_size=min(num_samples, 500), seed=seed
     )
-    elbo = tfpvi.objectives.elbo(model, x, elbo_samples, seed=seed)
+    elbo = tfpvi.objectives.elbo(model, x, num_samples=elbo_samples, seed=seed)
     return tf.reduce_mean(log_px), tf.reduce_mean(elbo)
 
   return compute
@@ -130,7 +130,7 @@ def mean_elbo(model, x: np.ndarray, num_samples: int, batch: int, seed: int) -> 
 
   @tf.function
   def batch_sum(xb, s):
-    return tf.reduce_sum(tfpvi.objectives.elbo(model, xb, num_samples, seed=s))
+    return tf.reduce_sum(tfpvi.objectives.elbo(model, xb, num_samples=num_samples, seed=s))
 
   total = sum(
     float(batch_sum(tf.constant(x[i : i + batch], tf.float32), tf.constant([seed, i]))) for i in range(0, len(x), batch)
@@ -214,14 +214,18 @@ def train_one(posterior: str, config: Config, x_train, x_gap, run_dir: pathlib.P
     optimizer=snt.optimizers.Adam(config.learning_rate),
     batch_size=config.batch_size,
     preprocess=tfpvi.data.binarize_dynamic,
-    resume=common.fit_resume(config),
     output_dir=str(run_dir),
-    steps_per_call=config.steps_per_call,
     seed=config.seed,
+    checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
+    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call),
   )
   steps = common.plan_steps(run_dir, settings_for(posterior, config), lambda: common.steps_for_budget(config, fit))
   eval_fn = gap_evaluator(x_gap, config.gap_samples, config.elbo_samples, config.seed)
-  history = fit(steps=steps, log_every=max(1, steps // 100), eval_every=config.eval_every, eval_fn=eval_fn)
+  history = fit(
+    steps=steps,
+    logging=tfpvi.train.Logging(every=max(1, steps // 100)),
+    evaluation=tfpvi.train.Evaluation(every=config.eval_every, metrics=eval_fn),
+  )
   return model, history, steps
 
 

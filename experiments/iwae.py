@@ -358,21 +358,27 @@ def train_one(name: str, k: int, config: Config, x_train: np.ndarray, run_dir: p
     optimizer=optimizer,
     batch_size=config.batch_size,
     preprocess=tfpvi.data.binarize_dynamic,
-    resume=common.fit_resume(config),
     output_dir=str(run_dir),
-    steps_per_call=config.steps_per_call,
     seed=config.seed,
+    checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
+    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call),
   )
 
   def measure():
     # A short constant-rate run to time a step on this machine; the full run resumes from it.
-    calibration = fit(steps=4 * config.steps_per_call, log_every=config.steps_per_call, progress=False)
+    calibration = fit(
+      steps=4 * config.steps_per_call, logging=tfpvi.train.Logging(every=config.steps_per_call, progress=False)
+    )
     times = calibration["wall_time"].to_numpy()
     return float(times[-1] - times[1]) / (2 * config.steps_per_call)
 
   steps = planned_steps(config, run_dir, measure)
   schedule = learning_rate_schedule(steps, config.learning_rate, config.schedule_growth)
-  history = fit(steps=steps, learning_rate=schedule, log_every=max(1, steps // 100))
+  history = fit(
+    steps=steps,
+    logging=tfpvi.train.Logging(every=max(1, steps // 100)),
+    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call, learning_rate=schedule),
+  )
   return model, history, steps
 
 

@@ -81,10 +81,10 @@ def trained_model(config: Config, out):
     steps=config.steps,
     batch_size=100,
     preprocess=tfpvi.data.binarize_dynamic,
-    resume=common.fit_resume(config),
     output_dir=str(out / "model"),
-    steps_per_call=50,
     seed=config.seed,
+    checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
+    loop=tfpvi.train.Loop(steps_per_call=50),
   )
   return model, evaluate.test_images(spec, config.examples), {"model": common.trained_record(history, config.steps)}
 

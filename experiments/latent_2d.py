@@ -96,11 +96,11 @@ def train(config, x_train, run_dir, num_samples: int):
     steps=steps,
     batch_size=config.batch_size,
     preprocess=tfpvi.data.binarize_dynamic,
-    resume=common.fit_resume(config),
     output_dir=str(run_dir),
-    log_every=max(1, steps // 200),
     seed=config.seed,
-    steps_per_call=100,
+    logging=tfpvi.train.Logging(every=max(1, steps // 200)),
+    checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
+    loop=tfpvi.train.Loop(steps_per_call=100),
   )
   return model, history
 

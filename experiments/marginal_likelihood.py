@@ -174,10 +174,10 @@ def main(argv=None) -> dict:
       steps=config.steps,
       batch_size=config.batch_size,
       preprocess=preprocess,
-      resume=common.fit_resume(config),
       output_dir=str(out / name),
       seed=config.seed,
-      steps_per_call=50,
+      checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
+      loop=tfpvi.train.Loop(steps_per_call=50),
     )
     trained[name] = common.trained_record(history, config.steps)
     result = {"final_train_loss": float(history["loss"].iloc[-1])}

@@ -1,7 +1,7 @@
 """Renyi bounds and MIWAE / PIWAE / CIWAE on dynamically binarized MNIST, with encoder-gradient SNR.
 
 Model: a VAE with a 784-200-20 tanh MLP encoder (diagonal Gaussian q), the mirror decoder (Bernoulli
-p(x|z)) and an N(0, I) prior; one model is trained per entry of --models (`tfpvi.bounds`):
+p(x|z)) and an N(0, I) prior; one model is trained per entry of --models (`tfpvi.objectives`):
 - vr:ALPHA:K, the Renyi bound VR_alpha with K samples (Li & Turner 2016): ALPHA = -inf is VR-max,
   0 is IWAE, 1 the VAE (the K-sample ELBO);
 - miwae:M:K, piwae:M:K, ciwae:BETA:K (Rainforth et al. 2018): at M * K = 50 these spend the same
@@ -35,7 +35,7 @@ import tensorflow as tf
 
 import tfpvi
 from experiments import common
-from tfpvi import bounds
+from tfpvi import objectives
 
 DEFAULT_MODELS = (
   "vr:-inf:5",
@@ -56,7 +56,9 @@ DEFAULT_MODELS = (
 class Config:
   output_dir: str = common.flag("runs/renyi", "folder for results, figures and one sub-folder per model")
   models: tuple = common.flag(DEFAULT_MODELS, "models, each vr:ALPHA:K, miwae:M:K, piwae:M:K or ciwae:BETA:K")
-  gradient_estimator: str = common.flag("reparam", "gradient estimator of every bound", choices=bounds.BOUND_ESTIMATORS)
+  gradient_estimator: str = common.flag(
+    "reparam", "gradient estimator of every bound", choices=objectives.GRADIENT_ESTIMATORS
+  )
   hidden_sizes: tuple = common.flag((200,), "hidden layer sizes of the encoder and decoder MLPs", minimum=1)
   latent_size: int = common.flag(20, "number of latent dimensions", minimum=1)
   batch_size: int = common.flag(20, "training batch size", minimum=1)
@@ -123,10 +125,10 @@ def objective_for(spec: str, estimator: str):
   name, middle, k = parse_model(spec)
   common_kwargs = dict(gradient_estimator=estimator, return_terms=True)
   if name == "vr":
-    return functools.partial(bounds.renyi, num_samples=k, alpha=middle, **common_kwargs)
+    return functools.partial(objectives.renyi, num_samples=k, alpha=middle, **common_kwargs)
   if name == "ciwae":
-    return functools.partial(bounds.ciwae, num_samples=k, beta=middle, **common_kwargs)
-  fn = bounds.miwae if name == "miwae" else bounds.piwae
+    return functools.partial(objectives.ciwae, num_samples=k, beta=middle, **common_kwargs)
+  fn = objectives.miwae if name == "miwae" else objectives.piwae
   return functools.partial(fn, num_groups=int(middle), num_samples=k, **common_kwargs)
 
 
@@ -218,13 +220,13 @@ def train_one(spec: str, config: Config, x_train, run_dir: pathlib.Path):
     optimizer=snt.optimizers.Adam(config.learning_rate),
     batch_size=config.batch_size,
     preprocess=tfpvi.data.binarize_dynamic,
-    resume=common.fit_resume(config),
     output_dir=str(run_dir),
-    steps_per_call=config.steps_per_call,
     seed=config.seed,
+    checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
+    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call),
   )
   steps = common.plan_steps(run_dir, settings_for(spec, config), lambda: common.steps_for_budget(config, fit))
-  history = fit(steps=steps, log_every=max(1, steps // 50))
+  history = fit(steps=steps, logging=tfpvi.train.Logging(every=max(1, steps // 50)))
   return model, objective, history, steps
 
 

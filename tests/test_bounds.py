@@ -10,7 +10,7 @@ from helpers import binary_images, small_bernoulli_vae
 from structured_models import TinyCategorical
 
 import tfpvi
-from tfpvi import bounds, objectives
+from tfpvi import objectives
 
 tfd = tfp.distributions
 SEED = (4, 2)
@@ -47,27 +47,27 @@ class IdentityTest(tf.test.TestCase, parameterized.TestCase):
     model, seed = self.model, tf.constant(SEED)
 
     def compute(x):
-      elbo = lambda n: objectives.elbo(model, x, n, kl="monte_carlo", seed=seed)  # noqa: E731
-      iwae = lambda n: objectives.iwae(model, x, n, seed=seed)  # noqa: E731
+      elbo = lambda n: objectives.elbo(model, x, num_samples=n, kl="monte_carlo", seed=seed)  # noqa: E731
+      iwae = lambda n: objectives.iwae(model, x, num_samples=n, seed=seed)  # noqa: E731
       return {
         "iwae5": iwae(5),
         "iwae6": iwae(6),
         "elbo5": elbo(5),
         "elbo6": elbo(6),
         "log_w6": model.log_weights(x, 6, seed=seed),
-        "vr0": bounds.renyi(model, x, 5, 0.0, seed=seed),
-        "vr1": bounds.renyi(model, x, 5, 1.0, seed=seed),
-        "vr_near1": bounds.renyi(model, x, 5, 1.0 - 1e-3, seed=seed),
-        "vr_half6": bounds.renyi(model, x, 6, 0.5, seed=seed),
-        "vr_minus6": bounds.renyi(model, x, 6, -2.0, seed=seed),
-        "vr_max6": bounds.renyi(model, x, 6, -math.inf, seed=seed),
-        "miwae_1_5": bounds.miwae(model, x, 1, 5, seed=seed),
-        "miwae_6_1": bounds.miwae(model, x, 6, 1, seed=seed),
-        "miwae_2_3": bounds.miwae(model, x, 2, 3, seed=seed),
-        "piwae_2_3": bounds.piwae(model, x, 2, 3, seed=seed),
-        "ciwae1": bounds.ciwae(model, x, 5, 1.0, seed=seed),
-        "ciwae0": bounds.ciwae(model, x, 5, 0.0, seed=seed),
-        "ciwae_third6": bounds.ciwae(model, x, 6, 0.3, seed=seed),
+        "vr0": objectives.renyi(model, x, num_samples=5, alpha=0.0, seed=seed),
+        "vr1": objectives.renyi(model, x, num_samples=5, alpha=1.0, seed=seed),
+        "vr_near1": objectives.renyi(model, x, num_samples=5, alpha=1.0 - 1e-3, seed=seed),
+        "vr_half6": objectives.renyi(model, x, num_samples=6, alpha=0.5, seed=seed),
+        "vr_minus6": objectives.renyi(model, x, num_samples=6, alpha=-2.0, seed=seed),
+        "vr_max6": objectives.renyi(model, x, num_samples=6, alpha=-math.inf, seed=seed),
+        "miwae_1_5": objectives.miwae(model, x, num_groups=1, num_samples=5, seed=seed),
+        "miwae_6_1": objectives.miwae(model, x, num_groups=6, num_samples=1, seed=seed),
+        "miwae_2_3": objectives.miwae(model, x, num_groups=2, num_samples=3, seed=seed),
+        "piwae_2_3": objectives.piwae(model, x, num_groups=2, num_samples=3, seed=seed),
+        "ciwae1": objectives.ciwae(model, x, num_samples=5, beta=1.0, seed=seed),
+        "ciwae0": objectives.ciwae(model, x, num_samples=5, beta=0.0, seed=seed),
+        "ciwae_third6": objectives.ciwae(model, x, num_samples=6, beta=0.3, seed=seed),
       }
 
     if jit:
@@ -108,7 +108,7 @@ class IdentityTest(tf.test.TestCase, parameterized.TestCase):
       self.assertAllLessEqual(lower - upper, 1e-4)
 
   def test_return_terms(self):
-    terms = bounds.renyi(self.model, self.x, 4, 0.5, return_terms=True, seed=SEED)
+    terms = objectives.renyi(self.model, self.x, num_samples=4, alpha=0.5, return_terms=True, seed=SEED)
     self.assertEqual(set(terms), {"objective", "log_likelihood", "kl"})
     self.assertEqual(terms["objective"].shape, [6])
 
@@ -128,45 +128,56 @@ class GradientTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.parameters("reparam", "stl", "dreg")
   def test_vr0_miwae1_ciwae0_gradients_are_iwaes(self, estimator):
-    reference = self.grads(lambda m, x: objectives.iwae(m, x, 5, estimator, seed=SEED))
+    reference = self.grads(lambda m, x: objectives.iwae(m, x, num_samples=5, gradient_estimator=estimator, seed=SEED))
     for fn in (
-      lambda m, x: bounds.renyi(m, x, 5, 0.0, estimator, seed=SEED),
-      lambda m, x: bounds.miwae(m, x, 1, 5, estimator, seed=SEED),
-      lambda m, x: bounds.piwae(m, x, 1, 5, estimator, seed=SEED),
-      lambda m, x: bounds.ciwae(m, x, 5, 0.0, estimator, seed=SEED),
+      lambda m, x: objectives.renyi(m, x, num_samples=5, alpha=0.0, gradient_estimator=estimator, seed=SEED),
+      lambda m, x: objectives.miwae(m, x, num_groups=1, num_samples=5, gradient_estimator=estimator, seed=SEED),
+      lambda m, x: objectives.piwae(m, x, num_groups=1, num_samples=5, gradient_estimator=estimator, seed=SEED),
+      lambda m, x: objectives.ciwae(m, x, num_samples=5, beta=0.0, gradient_estimator=estimator, seed=SEED),
     ):
       self.assertAllClose(self.grads(fn), reference, atol=1e-5, rtol=1e-4)
 
   @parameterized.parameters("reparam", "stl")
   def test_vr1_and_ciwae1_gradients_are_the_monte_carlo_elbos(self, estimator):
     reference = self.grads(
-      lambda m, x: objectives.elbo(m, x, 5, kl="monte_carlo", gradient_estimator=estimator, seed=SEED)
+      lambda m, x: objectives.elbo(m, x, num_samples=5, kl="monte_carlo", gradient_estimator=estimator, seed=SEED)
     )
     self.assertAllClose(
-      self.grads(lambda m, x: bounds.renyi(m, x, 5, 1.0, estimator, seed=SEED)), reference, atol=1e-5, rtol=1e-4
+      self.grads(
+        lambda m, x: objectives.renyi(m, x, num_samples=5, alpha=1.0, gradient_estimator=estimator, seed=SEED)
+      ),
+      reference,
+      atol=1e-5,
+      rtol=1e-4,
     )
     self.assertAllClose(
-      self.grads(lambda m, x: bounds.ciwae(m, x, 5, 1.0, estimator, seed=SEED)), reference, atol=1e-5, rtol=1e-4
+      self.grads(lambda m, x: objectives.ciwae(m, x, num_samples=5, beta=1.0, gradient_estimator=estimator, seed=SEED)),
+      reference,
+      atol=1e-5,
+      rtol=1e-4,
     )
 
   def test_dreg_at_alpha_one_is_stl(self):
-    stl = self.grads(lambda m, x: bounds.renyi(m, x, 5, 1.0, "stl", seed=SEED))
+    stl = self.grads(lambda m, x: objectives.renyi(m, x, num_samples=5, alpha=1.0, gradient_estimator="stl", seed=SEED))
     self.assertAllClose(
-      self.grads(lambda m, x: bounds.renyi(m, x, 5, 1.0, "dreg", seed=SEED)), stl, atol=1e-5, rtol=1e-4
+      self.grads(lambda m, x: objectives.renyi(m, x, num_samples=5, alpha=1.0, gradient_estimator="dreg", seed=SEED)),
+      stl,
+      atol=1e-5,
+      rtol=1e-4,
     )
 
   def test_piwae_splits_decoder_and_encoder_gradients(self):
     encoder, decoder = self.model.encoder.trainable_variables, self.model.decoder.trainable_variables
-    piwae = lambda m, x: bounds.piwae(m, x, 2, 3, seed=SEED)  # noqa: E731
+    piwae = lambda m, x: objectives.piwae(m, x, num_groups=2, num_samples=3, seed=SEED)  # noqa: E731
     self.assertAllClose(
       self.grads(piwae, decoder),
-      self.grads(lambda m, x: objectives.iwae(m, x, 6, seed=SEED), decoder),
+      self.grads(lambda m, x: objectives.iwae(m, x, num_samples=6, seed=SEED), decoder),
       atol=1e-5,
       rtol=1e-4,
     )
     self.assertAllClose(
       self.grads(piwae, encoder),
-      self.grads(lambda m, x: bounds.miwae(m, x, 2, 3, seed=SEED), encoder),
+      self.grads(lambda m, x: objectives.miwae(m, x, num_groups=2, num_samples=3, seed=SEED), encoder),
       atol=1e-5,
       rtol=1e-4,
     )
@@ -177,7 +188,8 @@ class GradientTest(tf.test.TestCase, parameterized.TestCase):
     def gradient(x):
       with tf.GradientTape() as tape:
         loss = -tf.reduce_mean(
-          bounds.renyi(self.model, x, 4, 0.5, "dreg", seed=SEED) + bounds.piwae(self.model, x, 2, 2, "dreg", seed=SEED)
+          objectives.renyi(self.model, x, num_samples=4, alpha=0.5, gradient_estimator="dreg", seed=SEED)
+          + objectives.piwae(self.model, x, num_groups=2, num_samples=2, gradient_estimator="dreg", seed=SEED)
         )
       return tape.gradient(loss, variables)
 
@@ -190,11 +202,11 @@ class ExactPosteriorTest(tf.test.TestCase, parameterized.TestCase):
   """q = p(z|x): every log w equals log p(x); STL and DReG encoder gradients vanish for every bound."""
 
   BOUNDS = {
-    "vr_half": lambda m, x, e: bounds.renyi(m, x, 6, 0.5, e, seed=SEED),
-    "vr_minus": lambda m, x, e: bounds.renyi(m, x, 6, -1.0, e, seed=SEED),
-    "miwae": lambda m, x, e: bounds.miwae(m, x, 2, 3, e, seed=SEED),
-    "piwae": lambda m, x, e: bounds.piwae(m, x, 2, 3, e, seed=SEED),
-    "ciwae": lambda m, x, e: bounds.ciwae(m, x, 6, 0.5, e, seed=SEED),
+    "vr_half": lambda m, x, e: objectives.renyi(m, x, num_samples=6, alpha=0.5, gradient_estimator=e, seed=SEED),
+    "vr_minus": lambda m, x, e: objectives.renyi(m, x, num_samples=6, alpha=-1.0, gradient_estimator=e, seed=SEED),
+    "miwae": lambda m, x, e: objectives.miwae(m, x, num_groups=2, num_samples=3, gradient_estimator=e, seed=SEED),
+    "piwae": lambda m, x, e: objectives.piwae(m, x, num_groups=2, num_samples=3, gradient_estimator=e, seed=SEED),
+    "ciwae": lambda m, x, e: objectives.ciwae(m, x, num_samples=6, beta=0.5, gradient_estimator=e, seed=SEED),
   }
 
   @parameterized.product(bound=sorted(BOUNDS), estimator=("reparam", "stl", "dreg"))
@@ -224,13 +236,83 @@ class DregUnbiasedTest(tf.test.TestCase):
     @tf.function
     def gradient(estimator, seed):
       with tf.GradientTape() as tape:
-        loss = -tf.reduce_sum(bounds.renyi(model, x, 6, 0.5, estimator, seed=seed))
+        loss = -tf.reduce_sum(
+          objectives.renyi(model, x, num_samples=6, alpha=0.5, gradient_estimator=estimator, seed=seed)
+        )
       return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(loss, encoder.trainable_variables)], 0)
 
     draws = {e: np.stack([gradient(e, tf.constant([r, 5])).numpy() for r in range(200)]) for e in ("reparam", "dreg")}
     difference = draws["reparam"].mean(0) - draws["dreg"].mean(0)
     standard_error = np.sqrt((draws["reparam"].var(0) + draws["dreg"].var(0)) / 200)
     self.assertGreater(int((np.abs(draws["reparam"].mean(0)) > 3 * standard_error).sum()), 2)  # informative
+    self.assertAllLessEqual(np.abs(difference) - 4.5 * standard_error - 1e-4, 0.0)
+
+
+class _LogMeanExp(objectives.MultiSampleBound):
+  """IWAE written as a user would: a value only, every weight by autodiff, no DReG weights."""
+
+  def value(self, log_w):
+    return tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(tf.shape(log_w)[0], log_w.dtype))
+
+
+class UserBoundTest(tf.test.TestCase, parameterized.TestCase):
+  """A new bound is a small subclass: its autodiff weights give IWAE's gradients for every estimator."""
+
+  def setUp(self):
+    super().setUp()
+    self.model, self.x = small_bernoulli_vae(), binary_images()
+    self.model.log_weights(self.x, 1)
+
+  def grads(self, fn):
+    with tf.GradientTape() as tape:
+      loss = -tf.reduce_mean(fn())
+    return flat(tape.gradient(loss, self.model.trainable_variables))
+
+  @parameterized.parameters("reparam", "stl", "vimco")
+  def test_value_only_bound_matches_iwae(self, estimator):
+    mine = lambda: _LogMeanExp()(self.model, self.x, num_samples=5, gradient_estimator=estimator, seed=SEED)  # noqa: E731
+    iwae = lambda: objectives.iwae(self.model, self.x, num_samples=5, gradient_estimator=estimator, seed=SEED)  # noqa: E731
+    self.assertAllClose(mine(), iwae(), atol=1e-5)
+    self.assertAllClose(self.grads(mine), self.grads(iwae), atol=1e-5, rtol=1e-4)
+
+  def test_autodiff_weights_are_the_closed_forms(self):
+    log_w = tf.random.stateless_normal([6, 4], seed=[1, 2]) * 3.0
+    for bound in (
+      objectives.IWAE(),
+      objectives.Renyi(0.5),
+      objectives.MIWAE(2),
+      objectives.CIWAE(0.3),
+      objectives.VRMax(),
+    ):
+      autodiff = objectives.MultiSampleBound.weights(bound, log_w)
+      self.assertAllClose(bound.weights(log_w), autodiff, atol=1e-6, msg=repr(bound))
+
+  def test_dreg_needs_dreg_weights(self):
+    with self.assertRaisesRegex(ValueError, "_LogMeanExp.*defines none.*dreg_weights"):
+      _LogMeanExp()(self.model, self.x, num_samples=3, gradient_estimator="dreg")
+
+
+class VimcoUnbiasedTest(tf.test.TestCase, parameterized.TestCase):
+  """VIMCO's leave-one-out signal applies to any bound: its mean gradient is the reparameterized one."""
+
+  @parameterized.parameters(("renyi", 6), ("miwae", 3))
+  def test_agrees_with_reparam_in_mean(self, name, num_samples):
+    truth = tfpvi.LinearGaussian.random(data_size=5, latent_size=2, noise_scale=0.7, seed=3)
+    encoder = AffineEncoder(truth, shift=0.4)
+    model = truth.as_vae(encoder)
+    x = truth.sample(4, seed=[7, 7])
+    bound = objectives.Renyi(0.5) if name == "renyi" else objectives.MIWAE(2)
+
+    @tf.function
+    def gradient(estimator, seed):
+      with tf.GradientTape() as tape:
+        loss = -tf.reduce_sum(bound(model, x, num_samples=num_samples, gradient_estimator=estimator, seed=seed))
+      return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(loss, encoder.trainable_variables)], 0)
+
+    draws = {e: np.stack([gradient(e, tf.constant([r, 5])).numpy() for r in range(300)]) for e in ("reparam", "vimco")}
+    difference = draws["reparam"].mean(0) - draws["vimco"].mean(0)
+    standard_error = np.sqrt((draws["reparam"].var(0) + draws["vimco"].var(0)) / 300)
+    self.assertGreater(int((np.abs(draws["reparam"].mean(0)) > 3 * standard_error).sum()), 1)  # informative
     self.assertAllLessEqual(np.abs(difference) - 4.5 * standard_error - 1e-4, 0.0)
 
 
@@ -242,27 +324,43 @@ class ErrorTest(tf.test.TestCase, parameterized.TestCase):
   @parameterized.parameters(math.inf, math.nan, "0.5", True)
   def test_bad_alpha(self, alpha):
     with self.assertRaisesRegex(ValueError, "alpha must be"):
-      bounds.renyi(self.model, self.x, 3, alpha)
+      objectives.renyi(self.model, self.x, num_samples=3, alpha=alpha)
 
   @parameterized.parameters(-0.1, 1.5, None)
   def test_bad_beta(self, beta):
     with self.assertRaisesRegex(ValueError, r"beta must be a Python float in \[0, 1\]"):
-      bounds.ciwae(self.model, self.x, 3, beta)
+      objectives.ciwae(self.model, self.x, num_samples=3, beta=beta)
 
   def test_bad_counts(self):
     with self.assertRaisesRegex(ValueError, "num_groups must be >= 1, got 0"):
-      bounds.miwae(self.model, self.x, 0, 3)
+      objectives.miwae(self.model, self.x, num_groups=0, num_samples=3)
     with self.assertRaisesRegex(ValueError, "num_samples must be >= 1, got 0"):
-      bounds.renyi(self.model, self.x, 0, 0.5)
+      objectives.renyi(self.model, self.x, num_samples=0, alpha=0.5)
 
   def test_estimators(self):
-    with self.assertRaisesRegex(ValueError, "one of .*vimco.*objectives.iwae"):
-      bounds.renyi(self.model, self.x, 3, 0.5, "vimco")
+    with self.assertRaisesRegex(ValueError, "one of 'reparam', 'stl', 'dreg', 'vimco'.*got 'score'"):
+      objectives.renyi(self.model, self.x, num_samples=3, alpha=0.5, gradient_estimator="score")
+    with self.assertRaisesRegex(ValueError, "vimco.*num_samples >= 2.*got 1"):
+      objectives.ciwae(self.model, self.x, num_samples=1, beta=0.5, gradient_estimator="vimco")
     with self.assertRaisesRegex(ValueError, "dreg.*VR-max"):
-      bounds.vr_max(self.model, self.x, 3, "dreg")
+      objectives.vr_max(self.model, self.x, num_samples=3, gradient_estimator="dreg")
     with self.assertRaisesRegex(ValueError, "dreg.*VR-max"):
-      bounds.renyi(self.model, self.x, 3, -math.inf, "dreg")
+      objectives.renyi(self.model, self.x, num_samples=3, alpha=-math.inf, gradient_estimator="dreg")
+    with self.assertRaisesRegex(TypeError, "takes 2 positional arguments"):
+      objectives.iwae(self.model, self.x, 3)  # options after the data are keyword-only
 
   def test_non_reparameterized_q_raises(self):
     with self.assertRaisesRegex(ValueError, "reparameterization_type"):
-      bounds.miwae(TinyCategorical().vae(), tf.ones([2, 1]), 2, 2)
+      objectives.miwae(TinyCategorical().vae(), tf.ones([2, 1]), num_groups=2, num_samples=2)
+
+  def test_vimco_trains_a_non_reparameterized_q_for_any_bound(self):
+    tiny = TinyCategorical()
+    with tf.GradientTape() as tape:
+      loss = -tf.reduce_mean(
+        objectives.miwae(
+          tiny.vae(), tf.ones([2, 1]), num_groups=2, num_samples=2, gradient_estimator="vimco", seed=SEED
+        )
+      )
+    gradients = tape.gradient(loss, [tiny.q_logits, tiny.weights])
+    self.assertTrue(gradients and all(g is not None for g in gradients))
+    self.assertTrue(all(np.all(np.isfinite(g)) for g in gradients))

@@ -140,7 +140,7 @@ class ConvVAETest(tf.test.TestCase, parameterized.TestCase):
     @tf.function(jit_compile=jit, input_signature=[tf.TensorSpec([None, *shape]), tf.TensorSpec([2], tf.int32)])
     def step(x, seed):
       with tf.GradientTape() as tape:
-        loss = -tf.reduce_mean(tfpvi.objectives.iwae(model, x, 3, seed=seed))
+        loss = -tf.reduce_mean(tfpvi.objectives.iwae(model, x, num_samples=3, seed=seed))
       grads = tape.gradient(loss, model.trainable_variables)
       adam.apply(grads, model.trainable_variables)
       return loss, tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])

@@ -11,7 +11,7 @@ from absl.testing import parameterized
 from helpers import binary_images
 
 import tfpvi
-from tfpvi import bounds, discrete, objectives
+from tfpvi import discrete, objectives
 
 tfd = tfp.distributions
 N, K = 3, 4
@@ -47,9 +47,9 @@ class RelaxedLogWeightsTest(tf.test.TestCase, parameterized.TestCase):
     def values(x):
       return (
         model.log_weights(x, 20, seed=[1, 1]),
-        objectives.iwae(model, x, 5, "dreg", seed=[1, 1]),
-        objectives.elbo(model, x, 3, seed=[2, 2]),
-        bounds.renyi(model, x, 5, 0.5, seed=[1, 1]),
+        objectives.iwae(model, x, num_samples=5, gradient_estimator="dreg", seed=[1, 1]),
+        objectives.elbo(model, x, num_samples=3, seed=[2, 2]),
+        objectives.renyi(model, x, num_samples=5, alpha=0.5, seed=[1, 1]),
       )
 
     for value in (tf.function(values, jit_compile=True) if jit else values)(x):
@@ -66,8 +66,8 @@ class RelaxedLogWeightsTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_kl_auto_falls_back_to_monte_carlo(self):
     model, x = discrete_vae(), binary_images()
-    terms = objectives.elbo(model, x, 4, seed=[1, 1], return_terms=True)
-    mc = objectives.elbo(model, x, 4, kl="monte_carlo", seed=[1, 1], return_terms=True)
+    terms = objectives.elbo(model, x, num_samples=4, seed=[1, 1], return_terms=True)
+    mc = objectives.elbo(model, x, num_samples=4, kl="monte_carlo", seed=[1, 1], return_terms=True)
     self.assertAllClose(terms["kl"], mc["kl"])
 
   def test_event_shape_and_reparameterized(self):
@@ -98,7 +98,7 @@ class StraightThroughTest(tf.test.TestCase, parameterized.TestCase):
   def test_straight_through_model_trains_encoder(self):
     model, x = discrete_vae(straight_through=True), binary_images()
     with tf.GradientTape() as tape:
-      loss = -tf.reduce_mean(objectives.elbo(model, x, 2, seed=[1, 1]))
+      loss = -tf.reduce_mean(objectives.elbo(model, x, num_samples=2, seed=[1, 1]))
     grads = tape.gradient(loss, model.encoder.trainable_variables)
     self.assertNotIn(None, grads)
     self.assertGreater(float(tf.linalg.global_norm(grads)), 0.0)
@@ -152,10 +152,9 @@ class TemperatureScheduleTest(tf.test.TestCase):
       optimizer=snt.optimizers.Adam(1e-3),
       steps=30,
       batch_size=10,
-      log_every=10,
-      progress=False,
-      steps_per_call=5,
       objective_kwargs=dict(num_samples=3, temperature=schedule),
+      logging=tfpvi.train.Logging(every=10, progress=False),
+      loop=tfpvi.train.Loop(steps_per_call=5),
     )
     self.assertIn("temperature", history)
     self.assertAllClose(history["temperature"].to_numpy(), [math.exp(-0.3), math.exp(-0.6), 0.5], atol=1e-4)
@@ -172,9 +171,9 @@ class ExactCategoricalTest(tf.test.TestCase):
   def test_vimco_runs_and_reparam_raises(self):
     model, x = discrete_vae(kind="categorical"), binary_images()
     with self.assertRaisesRegex(ValueError, "reparameterization_type"):
-      objectives.iwae(model, x, 3)
+      objectives.iwae(model, x, num_samples=3)
     with tf.GradientTape() as tape:
-      loss = -tf.reduce_mean(objectives.iwae(model, x, 3, "vimco", seed=[1, 1]))
+      loss = -tf.reduce_mean(objectives.iwae(model, x, num_samples=3, gradient_estimator="vimco", seed=[1, 1]))
     grads = tape.gradient(loss, model.trainable_variables)
     self.assertNotIn(None, grads)
     self.assertTrue(np.isfinite(float(loss)))

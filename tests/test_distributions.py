@@ -165,7 +165,7 @@ def test_normal_decoder_dequantized_data_and_bits_per_dim():
     batch_size=3,
     preprocess=tfpvi.data.dequantize,
     output_dir=folder,
-    progress=False,
+    logging=tfpvi.train.Logging(progress=False),
   )
   restored = tfpvi.load_model(folder)
   np.testing.assert_array_equal(restored.decoder(z).mean(), model.decoder(z).mean())

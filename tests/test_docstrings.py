@@ -5,7 +5,14 @@ import importlib
 
 import pytest
 
-MODULES = ["tfpvi.ais", "tfpvi.config", "tfpvi.evaluation", "tfpvi.jackknife"]
+MODULES = [
+  "tfpvi.ais",
+  "tfpvi.config",
+  "tfpvi.evaluation",
+  "tfpvi.jackknife",
+  "tfpvi.objectives",
+  "tfpvi.objectives.functions",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

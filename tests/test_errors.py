@@ -168,7 +168,7 @@ def test_an_output_dir_that_is_a_file_is_refused_in_one_sentence(tmp_path, capsy
         steps=1,
         batch_size=2,
         output_dir=str(path),
-        progress=False,
+        logging=tfpvi.train.Logging(progress=False),
       )
     with pytest.raises(SystemExit):
       beta_vae.main(["--smoke", "--output_dir", str(path)])
@@ -191,7 +191,7 @@ def test_a_keras_schedule_inside_a_sonnet_optimizer_and_a_list_of_images_say_wha
       optimizer=snt.optimizers.Adam(schedule),
       steps=2,
       batch_size=4,
-      progress=False,
+      logging=tfpvi.train.Logging(progress=False),
     )
   assert len(str(raised.value)) < 400
   # What the message advises works: the schedule given to fit, the rate a tf.Variable.
@@ -203,9 +203,8 @@ def test_a_keras_schedule_inside_a_sonnet_optimizer_and_a_list_of_images_say_wha
     optimizer=optimizer,
     steps=4,
     batch_size=4,
-    learning_rate=schedule,
-    log_every=1,
-    progress=False,
+    logging=tfpvi.train.Logging(every=1, progress=False),
+    loop=tfpvi.train.Loop(learning_rate=schedule),
   )
   np.testing.assert_allclose(
     history["learning_rate"].to_numpy(), [1e-3 * 0.5 ** (s / 10) for s in history["step"]], rtol=1e-5
@@ -218,7 +217,7 @@ def test_a_keras_schedule_inside_a_sonnet_optimizer_and_a_list_of_images_say_wha
       optimizer=snt.optimizers.Adam(1e-3),
       steps=2,
       batch_size=4,
-      progress=False,
+      logging=tfpvi.train.Logging(progress=False),
     )
 
 

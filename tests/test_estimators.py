@@ -21,7 +21,7 @@ ESTIMATORS = ("reparam", "stl", "dreg")
 
 def gradient_norm_and_bound(model, variables, x, estimator, num_samples=10, seed=(1, 2)):
   with tf.GradientTape() as tape:
-    bound = objectives.iwae(model, x, num_samples, estimator, seed=tf.constant(seed))
+    bound = objectives.iwae(model, x, num_samples=num_samples, gradient_estimator=estimator, seed=tf.constant(seed))
     loss = -tf.reduce_mean(bound)
   grads = tape.gradient(loss, variables)
   return float(tf.linalg.global_norm([g for g in grads if g is not None])), bound
@@ -61,7 +61,9 @@ class ExactPosteriorBehindFlowTest(tf.test.TestCase, parameterized.TestCase):
       out = []
       for estimator in ESTIMATORS:
         with tf.GradientTape() as tape:
-          loss = -tf.reduce_mean(objectives.iwae(self.model, x, 10, estimator, seed=[3, 3]))
+          loss = -tf.reduce_mean(
+            objectives.iwae(self.model, x, num_samples=10, gradient_estimator=estimator, seed=[3, 3])
+          )
         out.append(tf.linalg.global_norm(tape.gradient(loss, self.encoder.trainable_variables)))
       return out
 
@@ -72,7 +74,7 @@ class ExactPosteriorBehindFlowTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_stl_elbo_encoder_gradient_vanishes(self):
     with tf.GradientTape() as tape:
-      loss = -tf.reduce_mean(objectives.elbo(self.model, self.x, 4, gradient_estimator="stl", seed=[1, 1]))
+      loss = -tf.reduce_mean(objectives.elbo(self.model, self.x, num_samples=4, gradient_estimator="stl", seed=[1, 1]))
     grads = tape.gradient(loss, self.encoder.trainable_variables)
     self.assertLess(float(tf.linalg.global_norm(grads)), 5e-5)
 
@@ -89,7 +91,7 @@ class ExactJointPosteriorTest(tf.test.TestCase, parameterized.TestCase):
     exact = truth.marginal.log_prob(x)
     norm, bound = gradient_norm_and_bound(model, encoder.trainable_variables, x, estimator)
     self.assertAllClose(bound, exact, atol=2e-3)
-    self.assertAllClose(objectives.elbo(model, x, 3, seed=[2, 2]), exact, atol=2e-3)
+    self.assertAllClose(objectives.elbo(model, x, num_samples=3, seed=[2, 2]), exact, atol=2e-3)
     self.assertAllClose(tfpvi.evaluation.log_marginal_likelihood(model, x, 10, seed=[1, 1]), exact, atol=2e-3)
     if estimator == "reparam":
       self.assertGreater(norm, 0.5)
@@ -105,7 +107,7 @@ class ExactJointPosteriorTest(tf.test.TestCase, parameterized.TestCase):
     @tf.function
     def gradient(estimator, seed):
       with tf.GradientTape() as tape:
-        loss = -tf.reduce_sum(objectives.iwae(model, x, 8, estimator, seed=seed))
+        loss = -tf.reduce_sum(objectives.iwae(model, x, num_samples=8, gradient_estimator=estimator, seed=seed))
       return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(loss, encoder.trainable_variables)], 0)
 
     draws = {e: np.stack([gradient(e, tf.constant([r, 1])).numpy() for r in range(150)]) for e in ("reparam", "dreg")}
@@ -120,7 +122,7 @@ class NonReparameterizedTest(tf.test.TestCase, parameterized.TestCase):
   def test_iwae_raises_naming_reparameterization_type(self, estimator):
     model = TinyCategorical().vae()
     with self.assertRaisesRegex(ValueError, "reparameterization_type.*vimco"):
-      objectives.iwae(model, tf.ones([2, 1]), 3, estimator)
+      objectives.iwae(model, tf.ones([2, 1]), num_samples=3, gradient_estimator=estimator)
 
   def test_elbo_raises(self):
     model = TinyCategorical().vae()
@@ -129,7 +131,7 @@ class NonReparameterizedTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_vimco_needs_two_samples(self):
     with self.assertRaisesRegex(ValueError, "vimco.*num_samples >= 2, got 1"):
-      objectives.iwae(TinyCategorical().vae(), tf.ones([2, 1]), 1, "vimco")
+      objectives.iwae(TinyCategorical().vae(), tf.ones([2, 1]), num_samples=1, gradient_estimator="vimco")
 
   def test_vimco_is_unbiased_for_the_gradient_of_expected_iwae(self):
     """Mean of VIMCO gradients vs the exact gradient of E[IWAE_2], by enumerating all pairs of states."""
@@ -148,7 +150,7 @@ class NonReparameterizedTest(tf.test.TestCase, parameterized.TestCase):
     @tf.function
     def vimco_gradient(seed):
       with tf.GradientTape() as tape:
-        value = tf.reduce_mean(objectives.iwae(model, x, 2, "vimco", seed=seed))
+        value = tf.reduce_mean(objectives.iwae(model, x, num_samples=2, gradient_estimator="vimco", seed=seed))
       return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(value, tiny.trainable_variables)], 0)
 
     draws = np.stack([vimco_gradient(tf.constant([r, 3])).numpy() for r in range(20)])
@@ -165,7 +167,7 @@ class NonReparameterizedTest(tf.test.TestCase, parameterized.TestCase):
     @tf.function
     def step(seed):
       with tf.GradientTape() as tape:
-        loss = -tf.reduce_mean(objectives.iwae(model, x, 5, "vimco", seed=seed))
+        loss = -tf.reduce_mean(objectives.iwae(model, x, num_samples=5, gradient_estimator="vimco", seed=seed))
       grads = tape.gradient(loss, tiny.trainable_variables)
       optimizer.apply(grads, tiny.trainable_variables)
       return loss

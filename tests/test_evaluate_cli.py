@@ -31,8 +31,8 @@ def _train(folder, spec, x, objective=tfpvi.objectives.elbo, **kwargs):
     steps=2,
     batch_size=4,
     output_dir=str(folder),
-    progress=False,
     **kwargs,
+    logging=tfpvi.train.Logging(progress=False),
   )
   return model
 
@@ -66,8 +66,8 @@ def test_a_discrete_folder_is_evaluated_with_exact_one_hot_latents(tmp_path):
     steps=2,
     batch_size=4,
     output_dir=str(tmp_path),
-    progress=False,
     objective_kwargs=built.objective_kwargs,
+    logging=tfpvi.train.Logging(progress=False),
   )
   restored, _ = evaluate.restore(tmp_path)
   x = _binary(3)

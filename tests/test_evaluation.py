@@ -117,7 +117,7 @@ def test_evaluate_command_on_a_folder_written_by_fit_alone(tmp_path, capsys):
     steps=2,
     batch_size=20,
     output_dir=str(tmp_path),
-    progress=False,
+    logging=tfpvi.train.Logging(progress=False),
   )
   argv = [str(tmp_path), "--num_samples", "40", "--examples", "10", "--batch_size", "5", "--no-progress"]
   assert evaluate.main(argv) == 2

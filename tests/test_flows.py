@@ -9,7 +9,7 @@ from absl.testing import parameterized
 from helpers import binary_images
 
 import tfpvi
-from tfpvi import bounds, flows, objectives
+from tfpvi import flows, objectives
 
 tfd = tfp.distributions
 ESTIMATORS = ("reparam", "stl", "dreg")
@@ -115,7 +115,7 @@ class IAFTest(tf.test.TestCase, parameterized.TestCase):
       steps=5,
       batch_size=10,
       objective_kwargs=dict(num_samples=3, gradient_estimator="dreg"),
-      progress=False,
+      logging=tfpvi.train.Logging(progress=False),
     )
     moved = [not np.allclose(b, v.numpy()) for b, v in zip(before, made_variables)]
     self.assertTrue(all(moved), msg=str(moved))
@@ -135,8 +135,11 @@ class ExactPosteriorBehindIAFTest(tf.test.TestCase, parameterized.TestCase):
     out = {}
     for estimator in ESTIMATORS:
       for name, fn in (
-        ("iwae", lambda e: objectives.iwae(self.model, x, 10, e, seed=[3, 3])),
-        ("renyi", lambda e: bounds.renyi(self.model, x, 10, 0.5, e, seed=[3, 3])),
+        ("iwae", lambda e: objectives.iwae(self.model, x, num_samples=10, gradient_estimator=e, seed=[3, 3])),
+        (
+          "renyi",
+          lambda e: objectives.renyi(self.model, x, num_samples=10, alpha=0.5, gradient_estimator=e, seed=[3, 3]),
+        ),
       ):
         with tf.GradientTape() as tape:
           value = fn(estimator)
@@ -158,7 +161,7 @@ class ExactPosteriorBehindIAFTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_stl_elbo_and_evaluation(self):
     with tf.GradientTape() as tape:
-      loss = -tf.reduce_mean(objectives.elbo(self.model, self.x, 4, gradient_estimator="stl", seed=[1, 1]))
+      loss = -tf.reduce_mean(objectives.elbo(self.model, self.x, num_samples=4, gradient_estimator="stl", seed=[1, 1]))
     self.assertLess(float(tf.linalg.global_norm(tape.gradient(loss, self.encoder.trainable_variables))), 1e-4)
     estimate = tfpvi.evaluation.log_marginal_likelihood(self.model, self.x, 10, seed=[1, 1])
     self.assertAllClose(estimate, self.truth.log_marginal(self.x), atol=2e-3)
@@ -178,7 +181,7 @@ class BernoulliModelTest(tf.test.TestCase, parameterized.TestCase):
 
     def gradients(x):
       with tf.GradientTape() as tape:
-        loss = -tf.reduce_mean(objectives.iwae(model, x, 4, estimator, seed=[1, 1]))
+        loss = -tf.reduce_mean(objectives.iwae(model, x, num_samples=4, gradient_estimator=estimator, seed=[1, 1]))
       return loss, tape.gradient(loss, model.trainable_variables)
 
     loss, grads = (tf.function(gradients, jit_compile=True) if jit else gradients)(x)
@@ -189,7 +192,7 @@ class BernoulliModelTest(tf.test.TestCase, parameterized.TestCase):
   def test_planar_reparam_evaluation_and_reconstruct(self):
     model, x = self.model("planar"), binary_images()
     with tf.GradientTape() as tape:
-      loss = -tf.reduce_mean(objectives.iwae(model, x, 4, seed=[1, 1]))
+      loss = -tf.reduce_mean(objectives.iwae(model, x, num_samples=4, seed=[1, 1]))
     grads = tape.gradient(loss, model.trainable_variables)
     self.assertNotIn(None, grads)
     self.assertTrue(np.isfinite(float(loss)))
@@ -200,7 +203,7 @@ class BernoulliModelTest(tf.test.TestCase, parameterized.TestCase):
   def test_planar_stl_names_the_missing_inverse(self):
     model, x = self.model("planar"), binary_images()
     with self.assertRaisesRegex(NotImplementedError, "no closed-form inverse.*reparam"):
-      objectives.iwae(model, x, 3, "stl")
+      objectives.iwae(model, x, num_samples=3, gradient_estimator="stl")
 
 
 class PlanarFlowTest(tf.test.TestCase):

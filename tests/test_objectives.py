@@ -71,9 +71,9 @@ class KLAndLikelihoodTest(tf.test.TestCase):
 
   def test_beta_scales_only_the_kl(self):
     model, x = small_bernoulli_vae(), binary_images()
-    terms = objectives.elbo(model, x, 3, beta=1.0, seed=[2, 2], return_terms=True)
+    terms = objectives.elbo(model, x, num_samples=3, beta=1.0, seed=[2, 2], return_terms=True)
     for beta in (0.0, 0.01, 4.0):
-      value = objectives.elbo(model, x, 3, beta=beta, seed=[2, 2])
+      value = objectives.elbo(model, x, num_samples=3, beta=beta, seed=[2, 2])
       self.assertAllClose(value, terms["log_likelihood"] - beta * terms["kl"], rtol=1e-5)
     self.assertAllGreater(terms["kl"], 0.0)
 
@@ -83,14 +83,17 @@ class IWAETest(tf.test.TestCase, parameterized.TestCase):
     model, x = small_bernoulli_vae(), binary_images()
     for estimator in ("reparam", "stl", "dreg"):  # "vimco" needs K >= 2
       self.assertAllClose(
-        objectives.iwae(model, x, 1, estimator, seed=[9, 1]),
-        objectives.elbo(model, x, 1, kl="monte_carlo", seed=[9, 1]),
+        objectives.iwae(model, x, num_samples=1, gradient_estimator=estimator, seed=[9, 1]),
+        objectives.elbo(model, x, num_samples=1, kl="monte_carlo", seed=[9, 1]),
         atol=1e-4,
       )
 
   def test_estimators_share_the_value(self):
     model, x = small_bernoulli_vae(), binary_images()
-    values = [objectives.iwae(model, x, 8, e, seed=[3, 4]) for e in objectives.GRADIENT_ESTIMATORS]
+    values = [
+      objectives.iwae(model, x, num_samples=8, gradient_estimator=e, seed=[3, 4])
+      for e in objectives.GRADIENT_ESTIMATORS
+    ]
     self.assertAllClose(values[0], values[1], atol=1e-5)
     self.assertAllClose(values[0], values[2], atol=1e-5)
 
@@ -98,9 +101,9 @@ class IWAETest(tf.test.TestCase, parameterized.TestCase):
     truth, x = linear_gaussian_setup()
     model = truth.as_vae(truth.perturbed_posterior(shift=0.8, scale_factor=2.0))
     values = [
-      objectives.elbo(model, x, 200, seed=[1, 1]),
-      objectives.iwae(model, x, 5, seed=[1, 2]),
-      objectives.iwae(model, x, 50, seed=[1, 3]),
+      objectives.elbo(model, x, num_samples=200, seed=[1, 1]),
+      objectives.iwae(model, x, num_samples=5, seed=[1, 2]),
+      objectives.iwae(model, x, num_samples=50, seed=[1, 3]),
       truth.log_marginal(x),
     ]
     # mean ELBO < mean IWAE_5 < mean IWAE_50 < log p(x), each gap judged by the standard error
@@ -118,8 +121,8 @@ class IWAETest(tf.test.TestCase, parameterized.TestCase):
     truth, x = linear_gaussian_setup(20)
     model = truth.as_vae()
     exact = truth.log_marginal(x)
-    self.assertAllClose(objectives.iwae(model, x, 3, seed=[1, 1]), exact, atol=1e-3)
-    self.assertAllClose(objectives.elbo(model, x, 2, kl="monte_carlo", seed=[1, 1]), exact, atol=1e-3)
+    self.assertAllClose(objectives.iwae(model, x, num_samples=3, seed=[1, 1]), exact, atol=1e-3)
+    self.assertAllClose(objectives.elbo(model, x, num_samples=2, kl="monte_carlo", seed=[1, 1]), exact, atol=1e-3)
 
   @parameterized.parameters("stl", "dreg")
   def test_encoder_gradient_vanishes_at_exact_posterior(self, estimator):
@@ -129,7 +132,7 @@ class IWAETest(tf.test.TestCase, parameterized.TestCase):
     grads = {}
     for name in ("reparam", estimator):
       with tf.GradientTape() as tape:
-        loss = -tf.reduce_mean(objectives.iwae(model, x, 4, name, seed=[1, 5]))
+        loss = -tf.reduce_mean(objectives.iwae(model, x, num_samples=4, gradient_estimator=name, seed=[1, 5]))
       grads[name] = tape.gradient(loss, encoder.trainable_variables)
     # Sticking the landing: zero-variance (here zero) encoder gradients at the exact posterior.
     for grad in grads[estimator]:
@@ -142,7 +145,7 @@ class IWAETest(tf.test.TestCase, parameterized.TestCase):
     grads = []
     for estimator in objectives.GRADIENT_ESTIMATORS:
       with tf.GradientTape() as tape:
-        loss = -tf.reduce_mean(objectives.iwae(model, x, 6, estimator, seed=[8, 8]))
+        loss = -tf.reduce_mean(objectives.iwae(model, x, num_samples=6, gradient_estimator=estimator, seed=[8, 8]))
       grads.append(tape.gradient(loss, model.decoder.trainable_variables))
     for other in grads[1:]:
       for a, b in zip(grads[0], other):
@@ -158,8 +161,8 @@ class CompiledTest(tf.test.TestCase):
     @tf.function(jit_compile=True)
     def bounds(x):
       return (
-        objectives.elbo(model, x, 3, kl="monte_carlo", seed=[1, 1]),
-        objectives.iwae(model, x, 5, "dreg", seed=[1, 1]),
+        objectives.elbo(model, x, num_samples=3, kl="monte_carlo", seed=[1, 1]),
+        objectives.iwae(model, x, num_samples=5, gradient_estimator="dreg", seed=[1, 1]),
         tfpvi.evaluation.log_marginal_likelihood(model, x, 50, chunk_size=16, seed=[1, 1]),
       )
 
@@ -176,7 +179,7 @@ class CompiledTest(tf.test.TestCase):
     @tf.function(jit_compile=True)
     def step(x, seed):
       with tf.GradientTape() as tape:
-        loss = -tf.reduce_mean(objectives.iwae(model, x, 5, seed=seed))
+        loss = -tf.reduce_mean(objectives.iwae(model, x, num_samples=5, seed=seed))
       optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
       return loss
 
@@ -201,7 +204,7 @@ class GradientEstimatorStatisticsTest(tf.test.TestCase):
     @tf.function
     def gradient(seed):
       with tf.GradientTape() as tape:
-        loss = -tf.reduce_sum(objectives.iwae(model, x, k, estimator, seed=seed))
+        loss = -tf.reduce_sum(objectives.iwae(model, x, num_samples=k, gradient_estimator=estimator, seed=seed))
       return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(loss, encoder.trainable_variables)], 0)
 
     return np.stack([gradient(tf.constant([k, r])).numpy() for r in range(replicates)])

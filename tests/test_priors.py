@@ -56,8 +56,8 @@ class PriorTest(tf.test.TestCase, parameterized.TestCase):
       optimizer=snt.optimizers.Adam(1e-2),
       steps=5,
       batch_size=8,
-      jit_compile=False,
-      progress=False,
+      logging=tfpvi.train.Logging(progress=False),
+      loop=tfpvi.train.Loop(jit_compile=False),
     )
     for variable, old in zip(prior.trainable_variables, before):
       self.assertGreater(float(np.max(np.abs(variable.numpy() - old))), 0.0, msg=variable.name)
@@ -67,6 +67,8 @@ class PriorTest(tf.test.TestCase, parameterized.TestCase):
     model, _ = vae_with(kind)
     x = binary_images()
     for estimator in ("reparam", "stl", "dreg"):
-      self.assertEqual(tfpvi.objectives.iwae(model, x, 3, estimator, seed=[1, 1]).shape, [6])
-    self.assertEqual(tfpvi.objectives.elbo(model, x, 2, seed=[1, 1]).shape, [6])  # Monte Carlo KL
+      self.assertEqual(
+        tfpvi.objectives.iwae(model, x, num_samples=3, gradient_estimator=estimator, seed=[1, 1]).shape, [6]
+      )
+    self.assertEqual(tfpvi.objectives.elbo(model, x, num_samples=2, seed=[1, 1]).shape, [6])  # Monte Carlo KL
     self.assertEqual(model.sample(2, seed=[1, 1]).shape, [2, 4, 4, 1])

@@ -9,6 +9,7 @@ import tempfile
 import numpy as np
 import sonnet as snt
 import tensorflow as tf
+from helpers import fit_kwargs
 
 import tfpvi
 from tfpvi import evaluate, run_folder, train
@@ -30,7 +31,8 @@ def binary_data(n=128):
 
 
 def fit(output_dir, model=None, objective=ELBO_TERMS, steps=4, **kwargs):
-  kwargs = dict(dict(optimizer=snt.optimizers.Adam(1e-2), batch_size=16, checkpoint_every=2), **kwargs)
+  defaults = dict(optimizer=snt.optimizers.Adam(1e-2), batch_size=16, checkpoints=train.Checkpoints(every=2))
+  kwargs = fit_kwargs(defaults, kwargs)
   return train.fit(model or small_model(), objective, binary_data(), steps=steps, output_dir=output_dir, **kwargs)
 
 
@@ -56,14 +58,14 @@ class ResumeChecksTest(tf.test.TestCase):
       r"'tfpvi.objectives.elbo\(return_terms=True\)' before, "
       r"'tfpvi.objectives.iwae\(num_samples=2\)' now\); "
       r"use a new output_dir or delete .* or continue it with these "
-      r"settings: resume='force'",
+      r"settings: tfpvi.train.fit\(\.\.\., checkpoints=tfpvi.train.Checkpoints\(resume='force'\)\)",
     ):
       fit(self.folder, objective=IWAE_2, steps=8)
     with self.assertRaisesRegex(ValueError, r"optimizer class 'sonnet.*Adam' before, 'sonnet.*SGD' now"):
       fit(self.folder, optimizer=snt.optimizers.SGD(0.1), steps=8)
     with self.assertRaisesRegex(ValueError, r"batch_size 16 before, 32 now"):
       fit(self.folder, batch_size=32, steps=8)
-    history = fit(self.folder, objective=IWAE_2, steps=8, resume="force")
+    history = fit(self.folder, objective=IWAE_2, steps=8, checkpoints=tfpvi.train.Checkpoints(resume="force"))
     self.assertEqual(list(history["step"])[-1], 8)
     record = json.loads(pathlib.Path(self.folder, run_folder.RECORD_FILE).read_text())
     self.assertEqual(record["changes"][0]["at_step"], 4)
@@ -75,9 +77,9 @@ class ResumeChecksTest(tf.test.TestCase):
     again = fit(self.folder, steps=4)
     self.assertEqual(list(again["step"]), [1, 2, 3, 4])
     with self.assertRaisesRegex(ValueError, r"already holds checkpoints \(step 4\) and resume=False"):
-      fit(self.folder, steps=8, resume=False)
+      fit(self.folder, steps=8, checkpoints=tfpvi.train.Checkpoints(resume=False))
     with self.assertRaisesRegex(ValueError, "resume must be True, False or 'force'"):
-      fit(self.folder, steps=8, resume="yes")
+      fit(self.folder, steps=8, checkpoints=tfpvi.train.Checkpoints(resume="yes"))
 
   def test_same_settings_resume_and_the_record_says_what_was_trained(self):
     history = fit(self.folder, steps=6)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import sonnet as snt
 import tensorflow as tf
+from helpers import fit_kwargs
 
 import tfpvi
 from tfpvi import train
@@ -28,7 +29,13 @@ def data(n=64):
 
 
 def fit(folder, steps, model=None, **kwargs):
-  kwargs = dict(dict(batch_size=16, checkpoint_every=4, log_every=2, seed=3), **kwargs)
+  defaults = dict(
+    batch_size=16,
+    checkpoints=train.Checkpoints(every=4),
+    logging=train.Logging(every=2, progress=False),
+    seed=3,
+  )
+  kwargs = fit_kwargs(defaults, kwargs)
   return train.fit(
     model or small_model(),
     ELBO_TERMS,
@@ -36,7 +43,6 @@ def fit(folder, steps, model=None, **kwargs):
     optimizer=snt.optimizers.Adam(1e-2),
     steps=steps,
     output_dir=str(folder),
-    progress=False,
     **kwargs,
   )
 
@@ -71,9 +77,9 @@ def test_a_lost_checkpoint_state_file_resumes_from_the_checkpoints_on_disk(tmp_p
 
 
 def test_an_empty_history_from_a_stop_before_the_first_row_resumes(tmp_path):
-  fit(tmp_path, 4, log_every=100)  # checkpointed at step 4, no row logged yet
+  fit(tmp_path, 4, logging=tfpvi.train.Logging(every=100))  # checkpointed at step 4, no row logged yet
   (tmp_path / "history.csv").write_text("\n")  # what a run stopped before its first row leaves
-  history = fit(tmp_path, 8, log_every=100)
+  history = fit(tmp_path, 8, logging=tfpvi.train.Logging(every=100))
   assert history["step"].tolist() == [8]
 
 
@@ -99,7 +105,7 @@ def test_a_deleted_record_refuses_an_unchecked_resume(tmp_path):
   (tmp_path / "run.json").unlink()
   with pytest.raises(ValueError, match=r"holds checkpoints \(step 4\) but no run.json.*resume='force'"):
     fit(tmp_path, 8, model=small_model())
-  history = fit(tmp_path, 8, resume="force")
+  history = fit(tmp_path, 8, checkpoints=tfpvi.train.Checkpoints(resume="force"))
   assert history["step"].iloc[-1] == 8 and (tmp_path / "run.json").exists()
   (tmp_path / "run.json").write_text('{"settings": {"objective": "tfpvi.obj')  # cut mid-write
   with pytest.raises(ValueError, match=r"run.json is not readable JSON .*restore it from a copy"):
@@ -113,8 +119,9 @@ model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([16], 2), tfpvi.decoders.BernoulliM
                   tfpvi.standard_normal_prior(2))
 x = (np.random.default_rng(0).random([64, 4, 4, 1]) > 0.5).astype("float32")
 tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x,
-                optimizer=snt.optimizers.Adam(1e-2), steps=100000, batch_size=16, checkpoint_every=4, log_every=2,
-                seed=3, output_dir={str(tmp_path)!r}, progress=False)
+                optimizer=snt.optimizers.Adam(1e-2), steps=100000, batch_size=16, seed=3,
+                output_dir={str(tmp_path)!r}, checkpoints=tfpvi.train.Checkpoints(every=4),
+                logging=tfpvi.train.Logging(every=2, progress=False))
 """
 
   def latest_step():
@@ -149,9 +156,10 @@ model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([16], 2), tfpvi.decoders.BernoulliM
                   tfpvi.standard_normal_prior(2))
 x = (np.random.default_rng(0).random([64, 4, 4, 1]) > 0.5).astype("float32")
 tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x,
-                optimizer=snt.optimizers.Adam(1e-2), steps=10**7, batch_size=16, checkpoint_seconds=3600,
-                log_every=2, eval_every=20, eval_fn=lambda model: print("step", flush=True) or {{}}, seed=3,
-                output_dir={str(tmp_path)!r}, progress=False)
+                optimizer=snt.optimizers.Adam(1e-2), steps=10**7, batch_size=16,
+                checkpoints=tfpvi.train.Checkpoints(seconds=3600),
+                logging=tfpvi.train.Logging(every=2, progress=False), seed=3, output_dir={str(tmp_path)!r},
+                evaluation=tfpvi.train.Evaluation(every=20, metrics=lambda model: print("step", flush=True) or {{}}))
 """
   process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   # Training (not importing or compiling) when the signal comes: after the 3rd evaluation (step 60),
@@ -179,8 +187,9 @@ model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([16], 2), tfpvi.decoders.BernoulliM
                   tfpvi.standard_normal_prior(2))
 x = (np.random.default_rng(0).random([64, 4, 4, 1]) > 0.5).astype("float32")
 tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x,
-                optimizer=snt.optimizers.Adam(1e-2), steps=10**7, batch_size=16, checkpoint_every=4, log_every=2,
-                seed=3, output_dir=sys.argv[1], progress=False, max_to_keep=1)
+                optimizer=snt.optimizers.Adam(1e-2), steps=10**7, batch_size=16, seed=3,
+                output_dir=sys.argv[1], checkpoints=tfpvi.train.Checkpoints(every=4, max_to_keep=1),
+                logging=tfpvi.train.Logging(every=2, progress=False))
 """
 
 
@@ -231,16 +240,16 @@ def test_evaluate_during_training_pins_a_checkpoint_that_is_not_deleted_under_it
 
 
 def test_a_state_file_naming_a_checkpoint_whose_index_is_gone_resumes_from_the_one_on_disk(tmp_path, capfd):
-  fit(tmp_path, 8, max_to_keep=3)
+  fit(tmp_path, 8, checkpoints=tfpvi.train.Checkpoints(max_to_keep=3))
   (tmp_path / "checkpoints" / "ckpt-8.index").unlink()
-  history = fit(tmp_path, 12, max_to_keep=3)
+  history = fit(tmp_path, 12, checkpoints=tfpvi.train.Checkpoints(max_to_keep=3))
   err = capfd.readouterr().err
   assert "names ckpt-8, whose index file is gone" in err and "resumes from ckpt-4" in err
   assert history["step"].tolist() == [2, 4, 6, 8, 10, 12]  # the rows after ckpt-4 are trained again, once
 
 
 def test_a_cut_checkpoint_says_so_and_names_the_previous_one(tmp_path):
-  fit(tmp_path, 8, max_to_keep=3)
+  fit(tmp_path, 8, checkpoints=tfpvi.train.Checkpoints(max_to_keep=3))
   data_file = next((tmp_path / "checkpoints").glob("ckpt-8.data-*"))
   data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])  # cut, as by a full disk
   with pytest.raises(
@@ -248,10 +257,10 @@ def test_a_cut_checkpoint_says_so_and_names_the_previous_one(tmp_path):
     match=r"ckpt-8 cannot be read .*cut or damaged.*The previous checkpoint ckpt-4 "
     r"\(step 4\) is on disk: move ckpt-8.index and ckpt-8.data-\* out of",
   ):
-    fit(tmp_path, 12, max_to_keep=3)
+    fit(tmp_path, 12, checkpoints=tfpvi.train.Checkpoints(max_to_keep=3))
   for path in (tmp_path / "checkpoints").glob("ckpt-8.*"):  # what the message says to do
     path.rename(tmp_path / path.name)
-  history = fit(tmp_path, 12, max_to_keep=3)
+  history = fit(tmp_path, 12, checkpoints=tfpvi.train.Checkpoints(max_to_keep=3))
   assert history["step"].tolist() == [2, 4, 6, 8, 10, 12]
 
 
@@ -274,7 +283,7 @@ def test_tensorboard_gets_each_step_once_across_a_kill_and_a_resume(tmp_path):
   process.kill()
   process.wait()
   reached = int(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).rsplit("-", 1)[1])
-  fit(tmp_path, reached + 8, max_to_keep=1)
+  fit(tmp_path, reached + 8, checkpoints=tfpvi.train.Checkpoints(max_to_keep=1))
   steps = _tensorboard_loss_steps(tmp_path)
   assert steps == list(range(2, reached + 9, 2))  # every logged step once, none twice
 
@@ -298,7 +307,7 @@ def test_numbers_out_of_range_are_refused_in_one_sentence():
 def test_evaluate_says_which_checkpoint_it_takes_when_the_latest_index_is_gone(tmp_path, capsys):
   from tfpvi import evaluate
 
-  fit(tmp_path, 8, max_to_keep=3)
+  fit(tmp_path, 8, checkpoints=tfpvi.train.Checkpoints(max_to_keep=3))
   tfpvi.run_record.update(tmp_path, data={"name": "mnist", "format": "binary"})
   (tmp_path / "checkpoints" / "ckpt-8.index").unlink()
   _, _, checkpoint = evaluate.restore_pinned(tmp_path)
@@ -317,8 +326,9 @@ if len(sys.argv) > 2:  # a file-size limit: writes past it fail with EFBIG (SIGX
   signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
   resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
 tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, return_terms=True), x,
-                optimizer=snt.optimizers.Adam(1e-2), steps=2000, batch_size=16, checkpoint_every=4, log_every=2,
-                seed=3, output_dir=sys.argv[1], progress=False)
+                optimizer=snt.optimizers.Adam(1e-2), steps=2000, batch_size=16, seed=3,
+                output_dir=sys.argv[1], checkpoints=tfpvi.train.Checkpoints(every=4),
+                logging=tfpvi.train.Logging(every=2, progress=False))
 """
 
 

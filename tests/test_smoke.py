@@ -31,10 +31,9 @@ def _fit(**kwargs):
     images,
     optimizer=snt.optimizers.Adam(1e-3),
     batch_size=10,
-    log_every=1,
-    jit_compile=False,
-    progress=False,
     **kwargs,
+    logging=tfpvi.train.Logging(every=1, progress=False),
+    loop=tfpvi.train.Loop(jit_compile=False),
   )
 
 

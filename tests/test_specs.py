@@ -115,7 +115,7 @@ def test_load_model_restores_the_trained_weights_quietly(tmp_path, caplog):
     steps=3,
     batch_size=4,
     output_dir=str(tmp_path),
-    progress=False,
+    logging=tfpvi.train.Logging(progress=False),
   )
   with caplog.at_level(logging.WARNING):
     restored = tfpvi.load_model(tmp_path)
@@ -164,8 +164,8 @@ def test_an_older_folder_loads_and_a_resumed_fit_merges_its_records_into_run_jso
       steps=steps,
       batch_size=4,
       output_dir=str(tmp_path),
-      progress=False,
-      checkpoint_every=2,
+      logging=tfpvi.train.Logging(progress=False),
+      checkpoints=tfpvi.train.Checkpoints(every=2),
     )
     return model
 

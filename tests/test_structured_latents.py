@@ -53,19 +53,19 @@ def make_model(kind):
 def run_compiled_subset(model, x):
   """Fewer pieces under XLA (compiling is slow on CPU): every estimator path, the evaluator, a reconstruction."""
   return {
-    "elbo_stl": tfpvi.objectives.elbo(model, x, 2, gradient_estimator="stl", seed=[1, 1]),
-    "dreg": tfpvi.objectives.iwae(model, x, 3, "dreg", seed=[1, 2]),
-    "vimco": tfpvi.objectives.iwae(model, x, 3, "vimco", seed=[1, 2]),
+    "elbo_stl": tfpvi.objectives.elbo(model, x, num_samples=2, gradient_estimator="stl", seed=[1, 1]),
+    "dreg": tfpvi.objectives.iwae(model, x, num_samples=3, gradient_estimator="dreg", seed=[1, 2]),
+    "vimco": tfpvi.objectives.iwae(model, x, num_samples=3, gradient_estimator="vimco", seed=[1, 2]),
     "log_px": tfpvi.evaluation.log_marginal_likelihood(model, x, 6, chunk_size=3, seed=[1, 3]),
     "reconstruct": model.reconstruct(x, seed=[1, 4]),
   }
 
 
 def run_everything(model, x):
-  out = {"elbo": tfpvi.objectives.elbo(model, x, 2, seed=[1, 1])}
-  out["elbo_stl"] = tfpvi.objectives.elbo(model, x, 2, gradient_estimator="stl", seed=[1, 1])
+  out = {"elbo": tfpvi.objectives.elbo(model, x, num_samples=2, seed=[1, 1])}
+  out["elbo_stl"] = tfpvi.objectives.elbo(model, x, num_samples=2, gradient_estimator="stl", seed=[1, 1])
   for estimator in ESTIMATORS:
-    out[estimator] = tfpvi.objectives.iwae(model, x, 3, estimator, seed=[1, 2])
+    out[estimator] = tfpvi.objectives.iwae(model, x, num_samples=3, gradient_estimator=estimator, seed=[1, 2])
   out["log_px"] = tfpvi.evaluation.log_marginal_likelihood(model, x, 7, chunk_size=3, seed=[1, 3])
   out["reconstruct"] = model.reconstruct(x, seed=[1, 4])
   out["reconstruct_5"] = model.reconstruct(x, 5, seed=[1, 4])
@@ -112,8 +112,8 @@ class StructuredLatentTest(tf.test.TestCase, parameterized.TestCase):
       steps=3,
       batch_size=8,
       objective_kwargs={"num_samples": 3, "gradient_estimator": "dreg"},
-      jit_compile=False,
-      progress=False,
+      logging=tfpvi.train.Logging(progress=False),
+      loop=tfpvi.train.Loop(jit_compile=False),
     )
     self.assertTrue(np.isfinite(history["loss"].iloc[-1]))
     moved = [np.max(np.abs(v.numpy() - old)) > 0 for v, old in zip(model.trainable_variables, variables)]
@@ -130,8 +130,8 @@ class StructuredLatentTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_kl_auto_falls_back_to_monte_carlo_for_joints(self):
     model, x = make_model("joint"), binary_images()
-    terms = tfpvi.objectives.elbo(model, x, 4, kl="auto", seed=[1, 1], return_terms=True)
-    monte_carlo = tfpvi.objectives.elbo(model, x, 4, kl="monte_carlo", seed=[1, 1], return_terms=True)
+    terms = tfpvi.objectives.elbo(model, x, num_samples=4, kl="auto", seed=[1, 1], return_terms=True)
+    monte_carlo = tfpvi.objectives.elbo(model, x, num_samples=4, kl="monte_carlo", seed=[1, 1], return_terms=True)
     self.assertAllClose(terms["kl"], monte_carlo["kl"])
 
   def test_reconstruct_without_a_mean(self):
@@ -171,7 +171,9 @@ class StructureErrorsTest(tf.test.TestCase):
     model = tfpvi.VAE(encoder, decoder, prior)
     x = binary_images()
     for estimator in ("reparam", "stl", "dreg"):
-      self.assertEqual(tfpvi.objectives.iwae(model, x, 3, estimator, seed=[1, 1]).shape, [6])
+      self.assertEqual(
+        tfpvi.objectives.iwae(model, x, num_samples=3, gradient_estimator=estimator, seed=[1, 1]).shape, [6]
+      )
 
   def test_decoder_latent_keys_error(self):
     decoder = tfpvi.decoders.BernoulliMLP([8], IMAGE, latent_keys=["z3"])

@@ -45,10 +45,9 @@ class FitTest(tf.test.TestCase):
       optimizer=snt.optimizers.Adam(1e-2),
       steps=100,
       batch_size=32,
-      log_every="powers_of_two",
-      steps_per_call=8,
-      eval_data=binary_data(64, seed=1),
-      eval_every=50,
+      logging=tfpvi.train.Logging(every="powers_of_two"),
+      evaluation=tfpvi.train.Evaluation(data=binary_data(64, seed=1), every=50),
+      loop=tfpvi.train.Loop(steps_per_call=8),
     )
     self.assertEqual(list(history["step"]), [1, 2, 4, 8, 16, 32, 50, 64, 100])
     for column in ("wall_time", "loss", "log_likelihood", "kl", "eval_objective"):
@@ -71,9 +70,8 @@ class FitTest(tf.test.TestCase):
           optimizer=snt.optimizers.Adam(1e-2),
           steps=21,
           batch_size=16,
-          log_every=7,
-          steps_per_call=steps_per_call,
-          jit_compile=jit_compile,
+          logging=tfpvi.train.Logging(every=7),
+          loop=tfpvi.train.Loop(steps_per_call=steps_per_call, jit_compile=jit_compile),
         )
       )
     self.assertAllClose(histories[0]["loss"], histories[1]["loss"], rtol=1e-4)
@@ -89,8 +87,8 @@ class FitTest(tf.test.TestCase):
       optimizer=snt.optimizers.Adam(1e-3),
       steps=10,
       batch_size=16,
-      log_every=1,
       objective_kwargs=dict(beta=lambda step: tf.minimum(1.0, step / 10.0)),
+      logging=tfpvi.train.Logging(every=1),
     )
     self.assertAllClose(history["beta"], np.arange(1, 11) / 10.0)
     # One step per row: the interval means are that step's values.
@@ -105,10 +103,9 @@ class FitTest(tf.test.TestCase):
         optimizer=snt.optimizers.Adam(1e-3),
         steps=6,
         batch_size=16,
-        log_every=3,
-        steps_per_call=3,
-        jit_compile=jit_compile,
         objective_kwargs=dict(beta=lambda s: min(1.0, s / 4)),
+        logging=tfpvi.train.Logging(every=3),
+        loop=tfpvi.train.Loop(steps_per_call=3, jit_compile=jit_compile),
       )
       self.assertAllClose(history["beta"], [0.75, 1.0])
 
@@ -132,9 +129,8 @@ class FitTest(tf.test.TestCase):
           optimizer=snt.optimizers.Adam(1e-2),
           steps=10,
           batch_size=16,
-          log_every=log_every,
-          steps_per_call=5,
-          jit_compile=False,
+          logging=tfpvi.train.Logging(every=log_every),
+          loop=tfpvi.train.Loop(steps_per_call=5, jit_compile=False),
         )
       )
     every, interval = histories
@@ -155,11 +151,10 @@ class FitTest(tf.test.TestCase):
         optimizer=snt.optimizers.Adam(1e-2),
         steps=steps,
         batch_size=16,
-        log_every=5,
-        checkpoint_every=3,
-        max_to_keep=5,
         output_dir=output_dir,
-        jit_compile=False,
+        logging=tfpvi.train.Logging(every=5),
+        checkpoints=tfpvi.train.Checkpoints(every=3, max_to_keep=5),
+        loop=tfpvi.train.Loop(jit_compile=False),
       )
 
     clean = run(tempfile.mkdtemp(), 10)
@@ -184,7 +179,7 @@ class FitTest(tf.test.TestCase):
       steps=10,
       batch_size=16,
       output_dir=output_dir,
-      checkpoint_every=10,
+      checkpoints=tfpvi.train.Checkpoints(every=10),
     )
     weights_before = [v.numpy() for v in model.trainable_variables]
 
@@ -201,8 +196,7 @@ class FitTest(tf.test.TestCase):
         steps=20,
         batch_size=16,
         output_dir=output_dir,
-        checkpoint_every=5,
-        resume="force",
+        checkpoints=tfpvi.train.Checkpoints(every=5, resume="force"),
       )
     for before, after in zip(weights_before, model.trainable_variables):
       self.assertAllClose(before, after)  # the poisoned update was not applied
@@ -214,20 +208,39 @@ class FitTest(tf.test.TestCase):
       train.fit(small_model(), ELBO_TERMS, binary_data(), optimizer=snt.optimizers.SGD(0.1), batch_size=8)
     with self.assertRaisesRegex(ValueError, "needs batch_size"):
       train.fit(small_model(), ELBO_TERMS, binary_data(), optimizer=snt.optimizers.SGD(0.1), steps=3)
-    with self.assertRaisesRegex(ValueError, "log_every must be"):
+    with self.assertRaisesRegex(ValueError, r"Logging.every must be"):
       train.fit(
-        small_model(), ELBO_TERMS, binary_data(), optimizer=snt.optimizers.SGD(0.1), steps=3, batch_size=8, log_every=0
+        small_model(),
+        ELBO_TERMS,
+        binary_data(),
+        optimizer=snt.optimizers.SGD(0.1),
+        steps=3,
+        batch_size=8,
+        logging=tfpvi.train.Logging(every=0),
       )
 
   def test_dataset_input_and_epochs(self):
     dataset = tf.data.Dataset.from_tensor_slices({"image": binary_data(64)}).batch(16)
-    history = train.fit(small_model(), ELBO_TERMS, dataset, optimizer=snt.optimizers.Adam(1e-2), epochs=2, log_every=1)
+    history = train.fit(
+      small_model(),
+      ELBO_TERMS,
+      dataset,
+      optimizer=snt.optimizers.Adam(1e-2),
+      epochs=2,
+      logging=tfpvi.train.Logging(every=1),
+    )
     self.assertEqual(list(history["step"]), list(range(1, 9)))
 
   def test_dataset_with_a_short_last_batch_inside_one_call(self):
     dataset = tf.data.Dataset.from_tensor_slices(binary_data(50)).batch(16)  # 16, 16, 16, 2
     history = train.fit(
-      small_model(), ELBO_TERMS, dataset, optimizer=snt.optimizers.Adam(1e-2), epochs=2, log_every=4, steps_per_call=4
+      small_model(),
+      ELBO_TERMS,
+      dataset,
+      optimizer=snt.optimizers.Adam(1e-2),
+      epochs=2,
+      logging=tfpvi.train.Logging(every=4),
+      loop=tfpvi.train.Loop(steps_per_call=4),
     )
     self.assertEqual(list(history["step"]), [4, 8])
 
@@ -276,7 +289,15 @@ class DistributeTest(tf.test.TestCase):
     for a, b in zip(mirrored.trainable_variables, single.trainable_variables):
       a.assign(b)
     for model, strat in ((single, None), (mirrored, strategy)):
-      train.fit(model, reconstruction, x, optimizer=snt.optimizers.SGD(0.5), steps=2, batch_size=32, strategy=strat)
+      train.fit(
+        model,
+        reconstruction,
+        x,
+        optimizer=snt.optimizers.SGD(0.5),
+        steps=2,
+        batch_size=32,
+        loop=tfpvi.train.Loop(strategy=strat),
+      )
     for a, b in zip(mirrored.trainable_variables, single.trainable_variables):
       self.assertAllClose(a, b, atol=1e-6)
 
@@ -345,10 +366,10 @@ class LabelledDataTest(tf.test.TestCase):
       data,
       optimizer=snt.optimizers.Adam(0.05),
       steps=steps,
-      log_every=10,
-      checkpoint_every=10,
       output_dir=output_dir,
       **kwargs,
+      logging=tfpvi.train.Logging(every=10),
+      checkpoints=tfpvi.train.Checkpoints(every=10),
     )
     return model, history
 
@@ -370,7 +391,7 @@ class LabelledDataTest(tf.test.TestCase):
       tf.random.set_seed(1)  # the shuffle order depends on the global seed too
       return tf.data.Dataset.from_tensor_slices(classification_data()).shuffle(384, seed=1).batch(32)
 
-    self.check_trains_and_resumes_exactly(dataset, eval_data=dataset(), eval_every=30)
+    self.check_trains_and_resumes_exactly(dataset, evaluation=tfpvi.train.Evaluation(dataset(), every=30))
 
   def test_dicts_pass_whole_with_inputs_none_and_under_xla(self):
     x, y = classification_data()
@@ -385,10 +406,8 @@ class LabelledDataTest(tf.test.TestCase):
       optimizer=snt.optimizers.Adam(0.05),
       steps=20,
       batch_size=32,
-      inputs=None,
-      jit_compile=True,
-      steps_per_call=10,
-      log_every=10,
+      logging=tfpvi.train.Logging(every=10),
+      loop=tfpvi.train.Loop(inputs=None, jit_compile=True, steps_per_call=10),
     )
     self.assertLess(history["loss"].iloc[-1], history["loss"].iloc[0])
 
@@ -417,8 +436,8 @@ def test_fits_first_update_is_the_optimizers_first_step(make_optimizer):
     optimizer=make_optimizer(),
     steps=1,
     batch_size=4,
-    progress=False,
-    jit_compile=False,
+    logging=tfpvi.train.Logging(progress=False),
+    loop=tfpvi.train.Loop(jit_compile=False),
   )
   moved = [
     not np.array_equal(a.numpy(), b.numpy()) for a, b in zip(copy.trainable_variables, model.trainable_variables)

@@ -97,8 +97,9 @@ x = tfpvi.data.binarize_static(images / 255.0)
 model = tfpvi.VAE(my_models.FullCovarianceEncoder(32, 3), my_models.BernoulliDecoder(32, [28, 28, 1]),
                   my_models.LearnedGaussianPrior(3))
 history = tfpvi.train.fit(model, tfpvi.objectives.iwae, x, optimizer=snt.optimizers.Adam(1e-3), steps=steps,
-                          batch_size=32, objective_kwargs={"num_samples": 2}, output_dir=folder, progress=False,
-                          checkpoint_every=5, log_every=5)
+                          batch_size=32, objective_kwargs={"num_samples": 2}, output_dir=folder,
+                          checkpoints=tfpvi.train.Checkpoints(every=5),
+                          logging=tfpvi.train.Logging(every=5, progress=False))
 print("prior loc", np.asarray(model.prior.mean()).tolist())
 """
 

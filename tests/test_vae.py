@@ -68,7 +68,7 @@ class BadInputTest(tf.test.TestCase):
   def test_num_samples(self):
     for bad in (0, -3, 2.5, "5"):
       with self.assertRaisesRegex(ValueError, "num_samples must be"):
-        tfpvi.objectives.iwae(self.model, self.x, bad)
+        tfpvi.objectives.iwae(self.model, self.x, num_samples=bad)
     with self.assertRaisesRegex(ValueError, "num_samples must be >= 1, got 0"):
       tfpvi.objectives.elbo(self.model, self.x, num_samples=0)
     with self.assertRaisesRegex(ValueError, "num_samples must be >= 1"):
@@ -110,7 +110,7 @@ class BadInputTest(tf.test.TestCase):
 
   def test_unknown_options(self):
     with self.assertRaisesRegex(ValueError, "gradient_estimator must be one of"):
-      tfpvi.objectives.iwae(self.model, self.x, 2, gradient_estimator="score")
+      tfpvi.objectives.iwae(self.model, self.x, num_samples=2, gradient_estimator="score")
     with self.assertRaisesRegex(ValueError, "kl must be one of"):
       tfpvi.objectives.elbo(self.model, self.x, kl="exact")
 

@@ -26,11 +26,10 @@ def main(output_dir, steps):
     steps=steps,
     batch_size=32,
     objective_kwargs=dict(num_samples=3),
-    log_every=1,
-    checkpoint_every=20,
-    steps_per_call=5,
     output_dir=output_dir,
-    progress=False,
+    logging=tfpvi.train.Logging(every=1, progress=False),
+    checkpoints=tfpvi.train.Checkpoints(every=20),
+    loop=tfpvi.train.Loop(steps_per_call=5),
   )
 
 

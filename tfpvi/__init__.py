@@ -12,7 +12,6 @@ _startup.import_tensorflow()  # before anything else imports TensorFlow: no star
 from tfpvi import (  # noqa: E402
   ais,
   bnn,
-  bounds,
   checks,
   config,
   conv,
@@ -53,7 +52,6 @@ __all__ = [
   "VAE",
   "ais",
   "bnn",
-  "bounds",
   "checks",
   "config",
   "conv",

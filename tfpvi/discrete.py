@@ -7,7 +7,7 @@ same encoder logits [B, N, K]:
   are log-probability vectors y = log z. Densities are evaluated in log space, so log q, log p and
   the log weights stay finite at any temperature; pair it with `relaxed_prior(..., log_space=True)`
   and a decoder wrapped in `RelaxedInput(decoder, log_space=True)` (which feeds it exp(y)). Every
-  objective (`elbo` with a Monte Carlo KL, `iwae` with any reparameterized estimator, `tfpvi.bounds`)
+  objective (`elbo` with a Monte Carlo KL, `iwae` with any reparameterized estimator, `tfpvi.objectives`)
   applies.
 - "relaxed" (Jang et al. 2017): `tfd.RelaxedOneHotCategorical` on the simplex. Its density at a
   sample can underflow at low temperature (components exactly 0), so use it with

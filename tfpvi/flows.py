@@ -166,7 +166,7 @@ class IAFPosterior(snt.Module):
   `IAFPosterior(base_encoder, latent_size, num_steps)(x)` returns
   `tfd.TransformedDistribution(q0, Chain(steps))` with batch shape [B] and event shape [D]: a
   fully reparameterized q that works with every objective and estimator ("reparam", "stl",
-  "dreg"), the bounds of `tfpvi.bounds` and the evaluators.
+  "dreg"), the bounds of `tfpvi.objectives` and the evaluators.
 
   #### Examples
 

@@ -16,7 +16,8 @@ of the training-set pixel means clipped to [0.001, 0.999] (`train_images` below;
 
 ```python
 model = tfpvi.hierarchical.burda_two_layer(train_images=train_images)
-loss = -tfpvi.objectives.iwae(model, x, 50, "dreg")    # z: {"z1": [50, B, 100], "z2": [50, B, 50]}
+loss = -tfpvi.objectives.iwae(model, x, num_samples=50, gradient_estimator="dreg")
+# z: {"z1": [50, B, 100], "z2": [50, B, 50]}
 ```
 
 References:

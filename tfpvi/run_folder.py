@@ -20,6 +20,7 @@ recorded ones, unless the caller resumes with `resume="force"` (the change is th
 from __future__ import annotations
 
 import collections
+import dataclasses
 import fcntl
 import functools
 import io
@@ -128,6 +129,8 @@ def describe_callable(fn: Callable) -> str:
   if isinstance(fn, functools.partial):
     args = [repr(jsonable(a)) for a in fn.args] + [f"{k}={jsonable(v)!r}" for k, v in sorted(fn.keywords.items())]
     return f"{describe_callable(fn.func)}({', '.join(args)})"
+  if dataclasses.is_dataclass(fn) and not isinstance(fn, type):  # e.g. a bound object: Renyi(alpha=0.5)
+    return f"{type(fn).__module__}.{fn!r}"
   name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
   module = getattr(fn, "__module__", None) or type(fn).__module__
   return f"{module}.{name}"
@@ -393,7 +396,9 @@ class RunFolder:
       raise ValueError(
         f"{self.path} holds checkpoints (step {_step_of(latest)}) but no {RECORD_FILE}, so its settings cannot be "
         "checked against these; restore the file from a copy, or continue it with these settings (they are "
-        "then recorded): resume='force' in tfpvi.train.fit, --resume force on an experiment's command line."
+        "then recorded): "
+        "tfpvi.train.fit(..., checkpoints=tfpvi.train.Checkpoints(resume='force')), --resume force on an "
+        "experiment's command line."
       )
     changes = list(record.get("changes", []))
     model_config, model_note = _describe(model)
@@ -530,7 +535,10 @@ class RunFolder:
     at = f" (step {_step_of(latest)})"
     fresh = f"use a new output_dir or delete {self.path} to start fresh"
     if resume is False:
-      raise ValueError(f"{self.path} already holds checkpoints{at} and resume=False; {fresh}, or pass resume=True.")
+      raise ValueError(
+        f"{self.path} already holds checkpoints{at} and resume=False; {fresh}, or pass "
+        "tfpvi.train.Checkpoints(resume=True)."
+      )
     shapes = shape_differences(latest, model)
     if shapes:
       raise ValueError(
@@ -541,7 +549,9 @@ class RunFolder:
     if differences and resume != "force":
       raise ValueError(
         f"{self.path} was trained{at} with other settings ({'; '.join(differences)}); {fresh}, or continue it "
-        "with these settings: resume='force' in tfpvi.train.fit, --resume force on an experiment's command line."
+        "with these settings: "
+        "tfpvi.train.fit(..., checkpoints=tfpvi.train.Checkpoints(resume='force')), --resume force on an "
+        "experiment's command line."
       )
     reached = _step_of(latest)
     if steps is not None and reached > steps:

@@ -23,6 +23,7 @@ Design:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import numbers
 import os
@@ -30,7 +31,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Union
 
 import pandas as pd
 import sonnet as snt
@@ -48,7 +49,7 @@ from tfpvi.run_folder import (
 from tfpvi.train_data import DEFAULT_INPUTS, TrainData
 from tfpvi.training_step import Schedules, TrainingLoop, split_objective
 
-__all__ = ["fit", "linear_warmup", "powers_of_two"]
+__all__ = ["Checkpoints", "Evaluation", "Logging", "Loop", "fit", "linear_warmup", "powers_of_two"]
 
 LogSchedule = Union[int, str, Callable[[int], bool]]
 
@@ -83,7 +84,7 @@ def _log_predicate(log_every: Optional[LogSchedule], total_steps: int) -> Callab
     return log_every
   if isinstance(log_every, int) and not isinstance(log_every, bool) and log_every >= 1:
     return lambda step: step % log_every == 0
-  raise ValueError(f"log_every must be an int >= 1, 'powers_of_two' or a callable, got {log_every!r}.")
+  raise ValueError(f"Logging.every must be an int >= 1, 'powers_of_two' or a callable, got {log_every!r}.")
 
 
 def _check_arguments(objective, optimizer, steps_per_call, learning_rate, steps, epochs) -> None:
@@ -99,7 +100,8 @@ def _check_arguments(objective, optimizer, steps_per_call, learning_rate, steps,
     raise TypeError(
       f"the optimizer's learning_rate is a {type(rate).__name__} (a schedule); Sonnet optimizers take a float or a "
       "tf.Variable. Give the schedule to fit instead: fit(..., optimizer=snt.optimizers.Adam(tf.Variable(1e-3)), "
-      "learning_rate=schedule), where schedule(step) returns the rate (a Keras LearningRateSchedule works)."
+      "loop=tfpvi.train.Loop(learning_rate=schedule)), where schedule(step) returns the rate (a Keras "
+      "LearningRateSchedule works)."
     )
   if isinstance(steps_per_call, bool) or not isinstance(steps_per_call, int) or steps_per_call < 1:
     raise ValueError(f"steps_per_call must be an int >= 1, got {steps_per_call!r}.")
@@ -122,6 +124,91 @@ def _total_steps(steps, epochs, data: TrainData) -> int:
   return int(steps)
 
 
+@dataclasses.dataclass(frozen=True)
+class Logging:
+  """What `fit` logs: history rows and the progress bar.
+
+  Attributes:
+    every: int (every n steps), "powers_of_two", or a callable `step -> bool`; the final step is
+      always logged. None: about 200 rows in all.
+    progress: show a tqdm progress bar (None: when stderr is a terminal).
+  """
+
+  every: Optional[LogSchedule] = None
+  progress: Optional[bool] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """What `fit` evaluates while it trains, logged in the history at evaluation steps.
+
+  Attributes:
+    data: data (same rules as train_data, in-memory in slices of 500 rows, a Dataset in one pass)
+      on which the objective is evaluated (logged as eval_objective); None for `metrics` only.
+    every: steps between evaluations (also at the last step; None: at the last step only).
+    metrics: `metrics(model) -> {name: float}`, extra metrics logged at evaluation steps.
+  """
+
+  data: Any = None
+  every: Optional[int] = None
+  metrics: Optional[Callable[[Any], Mapping[str, float]]] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoints:
+  """How `fit` checkpoints into its output_dir, and whether it may resume a folder that has some.
+
+  Attributes:
+    every: steps between checkpoints; else every `seconds`.
+    seconds: seconds between checkpoints when `every` is None.
+    max_to_keep: checkpoints kept.
+    resume: with an output_dir holding checkpoints: True continues it when its run.json records
+      the same model and settings (objective and its kwargs, optimizer class and hyperparameters,
+      batch size, preprocess, seed, data layout) and refuses otherwise, naming what differs;
+      "force" continues with the new settings (recorded under "changes" in run.json); False
+      refuses to touch a folder with checkpoints. Variables of other shapes are always refused.
+  """
+
+  every: Optional[int] = None
+  seconds: float = 60.0
+  max_to_keep: int = 2
+  resume: Union[bool, str] = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Loop:
+  """How each training step is computed and run.
+
+  Attributes:
+    steps_per_call: optimizer steps per compiled call (the loop runs inside the graph or XLA);
+      calls end at log, evaluation and checkpoint steps.
+    jit_compile: compile the training loop with XLA: True, False, or "auto" (XLA when a GPU is
+      visible; on CPUs TensorFlow's graph kernels are faster, see benchmarks/).
+    strategy: a `tf.distribute.Strategy`; the model's variables must have been created under its
+      scope. Each step splits the global batch over the replicas and averages gradients.
+    learning_rate: a schedule `step -> learning rate` (the rules of `fit`'s objective_kwargs
+      schedules), assigned before every step to the optimizer's `learning_rate`, which must then
+      be a `tf.Variable` (e.g. `snt.optimizers.Adam(tf.Variable(1e-3))`); logged as learning_rate.
+    inputs: when a batch is a dict holding this key, the objective (and preprocess) receives that
+      entry alone: the default "image" gives VAE objectives the images of `tfpvi.data` datasets of
+      {"image", "label"} dicts. None passes whole dicts; tuples are always passed whole.
+  """
+
+  steps_per_call: int = 1
+  jit_compile: xla.JitCompile = "auto"
+  strategy: Optional[tf.distribute.Strategy] = None
+  learning_rate: Optional[Callable[[tf.Tensor], tf.Tensor]] = None
+  inputs: Optional[str] = DEFAULT_INPUTS
+
+
+def _check_group(value, kind, name):
+  if value is None:
+    return kind()
+  if not isinstance(value, kind):
+    raise TypeError(f"{name} must be a tfpvi.train.{kind.__name__}(...), got {type(value).__name__} {value!r}.")
+  return value
+
+
 def fit(
   model,
   objective: Callable[..., Any],
@@ -132,23 +219,13 @@ def fit(
   epochs: Optional[float] = None,
   batch_size: Optional[int] = None,
   objective_kwargs: Optional[Mapping[str, Any]] = None,
-  learning_rate: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
   preprocess: Optional[Callable[[Any, tf.Tensor], Any]] = None,
-  eval_data=None,
-  eval_every: Optional[int] = None,
-  eval_fn: Optional[Callable[[Any], Mapping[str, float]]] = None,
-  log_every: Optional[LogSchedule] = None,
   output_dir: Optional[str] = None,
-  checkpoint_every: Optional[int] = None,
-  checkpoint_seconds: float = 60.0,
-  max_to_keep: int = 2,
-  steps_per_call: int = 1,
-  strategy: Optional[tf.distribute.Strategy] = None,
-  jit_compile: xla.JitCompile = "auto",
   seed: int = 0,
-  progress: Optional[bool] = None,
-  inputs: Optional[str] = DEFAULT_INPUTS,
-  resume: Union[bool, str] = True,
+  logging: Optional[Logging] = None,
+  evaluation: Optional[Evaluation] = None,
+  checkpoints: Optional[Checkpoints] = None,
+  loop: Optional[Loop] = None,
 ) -> pd.DataFrame:
   """Trains `model` by maximizing the batch mean of `objective`, and returns the history.
 
@@ -173,47 +250,24 @@ def fit(
       warm-up `beta=lambda s: min(1., s / 1e4)` or `beta=tfpvi.train.linear_warmup(1e4)`.
       Schedules written with TensorFlow ops run inside the compiled loop; any other Python
       callable is evaluated on the host for each step and fed in. Scheduled values are logged.
-    learning_rate: a schedule `step -> learning rate` (same rules), assigned before every step to
-      the optimizer's `learning_rate`, which must then be a `tf.Variable` (e.g.
-      `snt.optimizers.Adam(tf.Variable(1e-3))`); logged as learning_rate.
     preprocess: `preprocess(batch, seed) -> batch` applied to each batch inside the compiled step,
       with the batch's structure, e.g. `tfpvi.data.binarize_dynamic` on images.
-    eval_data: data (same rules as train_data, in-memory in slices of 500 rows, a Dataset in one
-      pass) to evaluate the objective on every `eval_every` steps (logged as eval_objective).
-    eval_every: steps between evaluations (also at the last step).
-    eval_fn: `eval_fn(model) -> {name: float}`, extra metrics logged at evaluation steps.
-    log_every: int (every n steps), "powers_of_two", or a callable `step -> bool`; the final
-      step is always logged.
     output_dir: the run folder (`tfpvi.run_folder`): history.csv, checkpoints/, tensorboard/ and
       run.json, the record of the model (class paths and constructor arguments, `tfpvi.config`;
       a model of the user's own modules describes itself by `@tfpvi.config.configurable` or a
       `get_config()`, else the record says why it cannot) and of what it was trained with. A run
-      with an output_dir that holds checkpoints resumes from the last one; see `resume`.
-    checkpoint_every: steps between checkpoints; else every `checkpoint_seconds`.
-    checkpoint_seconds: seconds between checkpoints when checkpoint_every is None.
-    max_to_keep: checkpoints kept.
-    steps_per_call: optimizer steps per compiled call (the loop runs inside the graph or XLA);
-      calls end at log, evaluation and checkpoint steps.
-    strategy: a `tf.distribute.Strategy`; the model's variables must have been created under its
-      scope. Each step splits the global batch over the replicas and averages gradients.
-    jit_compile: compile the training loop with XLA: True, False, or "auto" (XLA when a GPU is
-      visible; on CPUs TensorFlow's graph kernels are faster, see benchmarks/).
+      with an output_dir that holds checkpoints resumes from the last one; see `Checkpoints`.
     seed: seed of every random draw (batches, samples, dynamic binarization) and of the model's
       initial values when fit creates them (it seeds TensorFlow's global generator before the first
       forward pass; a model whose variables exist already keeps them). Draws are stateless
       (seed, step), so a run repeats exactly and a resumed run continues as an uninterrupted one
       would. XLA implements the stateless generators with another algorithm: the same seed gives
       other (equally distributed) numbers with jit_compile=True than without.
-    progress: show a tqdm progress bar (default: when stderr is a terminal).
-    inputs: when a batch is a dict holding this key, the objective (and preprocess) receives that
-      entry alone: the default "image" gives VAE objectives the images of `tfpvi.data` datasets of
-      {"image", "label"} dicts. None passes whole dicts; tuples are always passed whole.
-    resume: with an output_dir holding checkpoints: True continues it when its run.json records
-      the same model and settings (objective and its kwargs, optimizer class and hyperparameters,
-      batch size, preprocess, seed, data layout) and refuses otherwise, naming what differs;
-      "force" continues with the new settings (recorded under "changes" in run.json); False
-      refuses to touch a folder with checkpoints. Variables of other shapes are always refused.
-
+    logging: a `Logging`: history rows (`every`) and the progress bar.
+    evaluation: an `Evaluation`: data to evaluate the objective on, and metrics, every n steps.
+    checkpoints: a `Checkpoints`: how often to checkpoint, how many to keep, and `resume`.
+    loop: a `Loop`: steps per compiled call, XLA, a distribution strategy, a learning-rate
+      schedule, and which entry of dict batches the objective sees.
   Returns:
     pandas DataFrame with one row per logged step: step, wall_time (seconds of training), loss
     (the negative batch-mean objective) and each term's batch mean, each averaged over the steps
@@ -225,23 +279,31 @@ def fit(
   Raises:
     FloatingPointError: on a NaN or Inf loss or term, naming the step and the term.
     ValueError: on bad arguments or data (no examples, fewer than batch_size, ...), on a folder
-      trained with other settings or further than `steps` (see `resume`).
+      trained with other settings or further than `steps` (see `Checkpoints.resume`).
     TypeError: on an objective that is not callable.
   """
+  logging = _check_group(logging, Logging, "logging")
+  evaluation = _check_group(evaluation, Evaluation, "evaluation")
+  checkpoints = _check_group(checkpoints, Checkpoints, "checkpoints")
+  loop_options = _check_group(loop, Loop, "loop")
+  learning_rate, inputs = loop_options.learning_rate, loop_options.inputs
+  steps_per_call = loop_options.steps_per_call
   _check_arguments(objective, optimizer, steps_per_call, learning_rate, steps, epochs)
   if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**62:
     raise ValueError(f"seed must be an int in [0, 2**62), got {seed!r}.")
   seed = int(seed)
   data = TrainData(train_data, batch_size=batch_size, inputs=inputs)
-  strategy_given = strategy is not None
-  strategy = strategy or tf.distribute.get_strategy()
+  strategy_given = loop_options.strategy is not None
+  strategy = loop_options.strategy or tf.distribute.get_strategy()
   if data.in_memory and data.batch_size % strategy.num_replicas_in_sync != 0:
     raise ValueError(f"batch_size {data.batch_size} must be divisible by the {strategy.num_replicas_in_sync} replicas.")
   steps = _total_steps(steps, epochs, data)
-  should_log = _log_predicate(log_every, steps)
+  should_log = _log_predicate(logging.every, steps)
+  evaluates = evaluation.data is not None or evaluation.metrics is not None
+  eval_every = (evaluation.every or steps) if evaluates else None
   objective_kwargs = dict(objective_kwargs or {})
   schedules = {k: v for k, v in objective_kwargs.items() if callable(v)}
-  loop = TrainingLoop(
+  training = TrainingLoop(
     model,
     objective,
     optimizer,
@@ -253,16 +315,16 @@ def fit(
     strategy=strategy,
     seed=seed,
   )
-  loop.build()
-  jit = xla.resolve(jit_compile)
-  loop.compile(jit, steps_per_call)
-  evaluate = _make_evaluator(loop, eval_data, inputs, jit)
+  training.build()
+  jit = xla.resolve(loop_options.jit_compile)
+  training.compile(jit, steps_per_call)
+  evaluate = _make_evaluator(training, evaluation.data, inputs, jit)
 
-  folder = RunFolder(output_dir, max_to_keep=max_to_keep) if output_dir else None
+  folder = RunFolder(output_dir, max_to_keep=checkpoints.max_to_keep) if output_dir else None
   try:
     start_step = 0
     if folder is not None:
-      tracked = dict(optimizer=optimizer, **loop.tracked())
+      tracked = dict(optimizer=optimizer, **training.tracked())
       if data.iterator is not None:
         tracked["data"] = data.iterator
       settings = _settings(objective, objective_kwargs, optimizer, learning_rate, data, preprocess, seed, inputs)
@@ -273,21 +335,17 @@ def fit(
         "learning_rate": describe_callable(learning_rate) if learning_rate is not None else None,
         "replicas": strategy.num_replicas_in_sync if strategy_given else 1,
       }
-      start_step = folder.open(model=model, tracked=tracked, settings=settings, info=info, resume=resume, steps=steps)
+      start_step = folder.open(
+        model=model, tracked=tracked, settings=settings, info=info, resume=checkpoints.resume, steps=steps
+      )
     return _drive(
-      loop,
+      training,
       data,
       folder,
-      steps=steps,
-      start_step=start_step,
-      should_log=should_log,
-      steps_per_call=steps_per_call,
-      eval_every=eval_every,
+      _Plan(steps, start_step, should_log, steps_per_call, eval_every, checkpoints.every, checkpoints.seconds),
       evaluate=evaluate,
-      eval_fn=eval_fn,
-      checkpoint_every=checkpoint_every,
-      checkpoint_seconds=checkpoint_seconds,
-      progress=progress,
+      eval_fn=evaluation.metrics,
+      progress=logging.progress,
     )
   finally:
     if folder is not None:
@@ -310,48 +368,41 @@ def _settings(objective, objective_kwargs, optimizer, learning_rate, data, prepr
   }
 
 
+class _Plan(NamedTuple):
+  """Where a run starts and ends, and at which steps a compiled call must return."""
+
+  steps: int
+  start_step: int
+  should_log: Callable[[int], bool]
+  steps_per_call: int
+  eval_every: Optional[int]
+  checkpoint_every: Optional[int]
+  checkpoint_seconds: float
+
+  def next_boundary(self, step: int) -> int:
+    """The first step after `step` at which a call must return (log, eval, checkpoint or the end)."""
+    limit = min(self.steps, step + self.steps_per_call)
+    for candidate in range(step + 1, limit):
+      if (
+        self.should_log(candidate)
+        or (self.eval_every and candidate % self.eval_every == 0)
+        or (self.checkpoint_every and candidate % self.checkpoint_every == 0)
+      ):
+        return candidate
+    return limit
+
+
 def _drive(
-  loop: TrainingLoop,
-  data: TrainData,
-  folder: Optional[RunFolder],
-  *,
-  steps,
-  start_step,
-  should_log,
-  steps_per_call,
-  eval_every,
-  evaluate,
-  eval_fn,
-  checkpoint_every,
-  checkpoint_seconds,
-  progress,
+  loop: TrainingLoop, data: TrainData, folder: Optional[RunFolder], plan: _Plan, *, evaluate, eval_fn, progress
 ):
   """The loop driver: compiled calls between boundaries, then log, evaluate and checkpoint."""
   history = folder.history if folder is not None else _MemoryHistory()
   wall_offset = history.wall_time
   started = time.perf_counter()
-  bar = _progress_bar(progress, steps, start_step)
-  step = start_step
+  bar = _progress_bar(progress, plan.steps, plan.start_step)
   with _terminate_as_interrupt() as terminated:
     try:
-      step = _run_steps(
-        loop,
-        data,
-        folder,
-        history,
-        bar,
-        steps=steps,
-        step=step,
-        should_log=should_log,
-        steps_per_call=steps_per_call,
-        eval_every=eval_every,
-        evaluate=evaluate,
-        eval_fn=eval_fn,
-        checkpoint_every=checkpoint_every,
-        checkpoint_seconds=checkpoint_seconds,
-        wall_offset=wall_offset,
-        started=started,
-      )
+      _run_steps(loop, data, folder, history, bar, plan, evaluate, eval_fn, wall_offset, started)
     except FloatingPointError:
       raise  # a non-finite step: by design, no checkpoint after it
     except (KeyboardInterrupt, Exception) as error:
@@ -368,29 +419,12 @@ def _drive(
   return history.frame()
 
 
-def _run_steps(
-  loop,
-  data,
-  folder,
-  history,
-  bar,
-  *,
-  steps,
-  step,
-  should_log,
-  steps_per_call,
-  eval_every,
-  evaluate,
-  eval_fn,
-  checkpoint_every,
-  checkpoint_seconds,
-  wall_offset,
-  started,
-) -> int:
+def _run_steps(loop, data, folder, history, bar, plan: _Plan, evaluate, eval_fn, wall_offset, started) -> int:
   """Compiled calls between boundaries, then log, evaluate and checkpoint; returns the step reached."""
+  steps, step, eval_every = plan.steps, plan.start_step, plan.eval_every
   last_checkpoint_time = started
   while step < steps:
-    boundary = _next_boundary(step, steps, steps_per_call, should_log, eval_every, checkpoint_every)
+    boundary = plan.next_boundary(step)
     groups = [(None, boundary - step)] if data.in_memory else data.next_batches(boundary - step)
     for batches, num in groups:
       metrics, finite = loop.run(num, batches)
@@ -400,7 +434,7 @@ def _run_steps(
       bar.update(boundary - step)
     step = boundary
     is_eval = bool(eval_every) and (step % eval_every == 0 or step == steps)
-    if should_log(step) or step == steps or is_eval:
+    if plan.should_log(step) or step == steps or is_eval:
       row = {"step": step, "wall_time": wall_offset + time.perf_counter() - started}
       row.update(metrics)
       row.update(loop.take_interval_means())
@@ -415,9 +449,9 @@ def _run_steps(
       if bar is not None:
         bar.set_postfix(loss=f"{row['loss']:.2f}")
     due = (
-      step % checkpoint_every == 0
-      if checkpoint_every
-      else time.perf_counter() - last_checkpoint_time >= checkpoint_seconds
+      step % plan.checkpoint_every == 0
+      if plan.checkpoint_every
+      else time.perf_counter() - last_checkpoint_time >= plan.checkpoint_seconds
     )
     if folder is not None and (due or step == steps):
       folder.save(step)
@@ -499,19 +533,6 @@ def _raise_non_finite(bad_step: int, values: dict[str, float]) -> None:
     f"non-finite {', '.join(bad)} at step {bad_step} ({values}); training stopped, the "
     f"update of step {bad_step} was not applied and no checkpoint was written after it."
   )
-
-
-def _next_boundary(step, steps, steps_per_call, should_log, eval_every, checkpoint_every) -> int:
-  """The first step after `step` at which a call must return (log, eval, checkpoint or the end)."""
-  limit = min(steps, step + steps_per_call)
-  for candidate in range(step + 1, limit):
-    if (
-      should_log(candidate)
-      or (eval_every and candidate % eval_every == 0)
-      or (checkpoint_every and candidate % checkpoint_every == 0)
-    ):
-      return candidate
-  return limit
 
 
 def _make_evaluator(loop: TrainingLoop, eval_data, inputs, jit_compile: bool):
