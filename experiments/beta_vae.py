@@ -46,7 +46,7 @@ class Config:
 
 
 def model_spec(config: Config) -> dict:
-  """The model as a `tfpvi.specs` dict (saved beside the checkpoints for `python -m tfpvi.evaluate`)."""
+  """The model as a `tfpvi.specs` dict (saved beside the checkpoints for `python -m tfpvi.cli.evaluate`)."""
   hidden = list(config.hidden_sizes)
   return {
     "encoder": {

@@ -61,7 +61,7 @@ import tensorflow as tf  # noqa: E402
 
 import tfpvi  # noqa: E402
 from experiments import common  # noqa: E402
-from tfpvi import conv  # noqa: E402
+from tfpvi.models import conv  # noqa: E402
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn", "generated_rgb")
 MODELS = ("conv_mixture", "mlp_logistic")
@@ -153,7 +153,7 @@ def load_images(name: str, split: str, limit: int, seed: int) -> np.ndarray:
 
 
 def test_data(name: str, config: Config) -> dict:
-  """The "data" part of a model spec: how `python -m tfpvi.evaluate` makes the test images again."""
+  """The "data" part of a model spec: how `python -m tfpvi.cli.evaluate` makes the test images again."""
   if name == "generated_rgb":  # load_images' test split: made again from its seed and count
     return {"name": name, "format": "eight_bit", "seed": config.seed + 1, "num_images": config.eval_examples}
   return {"name": name, "format": "eight_bit"}
@@ -355,7 +355,7 @@ def main(argv=None) -> dict:
       common.say(f"[{key}] training ...")
       tf.random.set_seed(config.seed)
       model = build_model(name, config, image_shape)
-      tfpvi.run_record.update(out / key, data=test_data(dataset, config))  # for `python -m tfpvi.evaluate`
+      tfpvi.run_record.update(out / key, data=test_data(dataset, config))  # for `python -m tfpvi.cli.evaluate`
       history, steps = train_one(model, config, x_train, out / key)
       trained[key] = common.trained_record(history, steps)
       common.say(

@@ -401,24 +401,9 @@ def start(
   return config, out, started
 
 
-class _OwnTraceCount:
-  """Calls `fn`; as an object of its own, not a closure, TensorFlow counts its tf.function's traces apart."""
-
-  def __init__(self, fn: Callable):
-    self._fn = fn
-
-  def __call__(self, *args):
-    return self._fn(*args)
-
-
 def compiled(fn: Callable, **tf_function_options) -> Callable:
-  """`tf.function(fn, ...)` for a closure made anew per model or setting, without "retracing" warnings.
-
-  TensorFlow counts traces per Python code object, so a closure made for each of several models
-  (one trace each, as it should be) adds up to a "triggered tf.function retracing" warning after
-  five; wrapped here, each one is counted on its own.
-  """
-  return tf.function(_OwnTraceCount(fn), **tf_function_options)
+  """`tf.function(fn, ...)` for a closure made anew per model or setting: `tfpvi.xla.function`."""
+  return tfpvi.xla.function(fn, **tf_function_options)
 
 
 def check_spec(run_dir, spec: dict) -> None:

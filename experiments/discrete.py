@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import pathlib
 import time
+import weakref
 
 import numpy as np
 import sonnet as snt
@@ -39,7 +40,7 @@ import tensorflow_probability as tfp
 
 import tfpvi
 from experiments import common
-from tfpvi import discrete
+from tfpvi.models import discrete
 
 tfd = tfp.distributions
 MODELS = ("gumbel", "gumbel_st", "concrete", "vimco", "gaussian")
@@ -113,7 +114,7 @@ class Built:
 def model_spec(name: str, config: Config) -> dict:
   """The spec (`tfpvi.specs`) of one model as trained, saved beside its checkpoints with its test data.
 
-  `python -m tfpvi.evaluate` rebuilds it and estimates log p(x) with exact one-hot latents (as
+  `python -m tfpvi.cli.evaluate` rebuilds it and estimates log p(x) with exact one-hot latents (as
   `Built.evaluation_model` does here).
   """
   n, k, hidden = config.num_variables, config.num_classes, list(config.hidden_sizes)
@@ -170,13 +171,14 @@ def discrete_elbo(model, x: np.ndarray, num_samples: int, batch: int, seed: int)
   return total / len(x)
 
 
-@functools.lru_cache(maxsize=None)
 def _compiled_elbo(model, num_samples):
-  def batch_sum(x, seed):
-    return tf.reduce_sum(tf.reduce_mean(model.log_weights(x, num_samples, seed=seed), axis=0))
+  """One compiled batch ELBO sum per model (tfpvi's compile cache; its own trace count)."""
+  reference = weakref.ref(model)
 
-  # One compiled function per model, each with its own trace count (no "retracing" warning).
-  return common.compiled(batch_sum, reduce_retracing=True)
+  def batch_sum(x, seed):
+    return tf.reduce_sum(tf.reduce_mean(reference().log_weights(x, num_samples, seed=seed), axis=0))
+
+  return tfpvi.xla.cached(model, ("elbo", num_samples), lambda: tfpvi.xla.function(batch_sum, reduce_retracing=True))
 
 
 SETTINGS = (
@@ -210,7 +212,7 @@ def check_folders(config: Config, out: pathlib.Path) -> None:
 
 def train_one(name: str, config: Config, x_train, x_curve, run_dir: pathlib.Path):
   tf.random.set_seed(config.seed)
-  common.save_spec(run_dir, model_spec(name, config))  # so `python -m tfpvi.evaluate run_dir` works
+  common.save_spec(run_dir, model_spec(name, config))  # so `python -m tfpvi.cli.evaluate run_dir` works
   built = build(name, config)
   fit = functools.partial(
     tfpvi.train.fit,

@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import pathlib
 import time
+import weakref
 
 import numpy as np
 import sonnet as snt
@@ -112,17 +113,18 @@ def gap_evaluator(x, num_samples: int, elbo_samples: int, seed: int):
   return evaluate
 
 
-@functools.lru_cache(maxsize=None)
 def _compiled_gap(model, num_samples, elbo_samples):
-  @tf.function
+  """One compiled (log p(x), ELBO) per model and sample counts (tfpvi's compile cache)."""
+  reference = weakref.ref(model)
+
   def compute(x, seed):
     log_px = tfpvi.evaluation.log_marginal_likelihood(
-      model, x, num_samples, chunk_size=min(num_samples, 500), seed=seed
+      reference(), x, num_samples, chunk_size=min(num_samples, 500), seed=seed
     )
-    elbo = tfpvi.objectives.elbo(model, x, num_samples=elbo_samples, seed=seed)
+    elbo = tfpvi.objectives.elbo(reference(), x, num_samples=elbo_samples, seed=seed)
     return tf.reduce_mean(log_px), tf.reduce_mean(elbo)
 
-  return compute
+  return tfpvi.xla.cached(model, ("gap", num_samples, elbo_samples), lambda: tfpvi.xla.function(compute))
 
 
 def mean_elbo(model, x: np.ndarray, num_samples: int, batch: int, seed: int) -> float:
@@ -204,7 +206,7 @@ def check_folders(config: Config, out: pathlib.Path) -> None:
 
 def train_one(posterior: str, config: Config, x_train, x_gap, run_dir: pathlib.Path):
   tf.random.set_seed(config.seed)
-  common.save_spec(run_dir, model_spec(posterior, config))  # so `python -m tfpvi.evaluate run_dir` works
+  common.save_spec(run_dir, model_spec(posterior, config))  # so `python -m tfpvi.cli.evaluate run_dir` works
   model = build_model(posterior, config)
   fit = functools.partial(
     tfpvi.train.fit,

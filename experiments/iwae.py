@@ -26,7 +26,7 @@ number of active units (Burda et al. section 5.2: Cov_x(E_q[u]) > 0.01).
     python -m experiments.iwae --full_protocol --output_dir runs/burda   # 3,280 passes per model
 
 Each model's folder (e.g. runs/iwae_2layer/vae_k1) holds run.json and checkpoints, so
-`python -m tfpvi.evaluate runs/iwae_2layer/vae_k1` rebuilds and evaluates it.
+`python -m tfpvi.cli.evaluate runs/iwae_2layer/vae_k1` rebuilds and evaluates it.
 
 References:
   Burda, Grosse, Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.

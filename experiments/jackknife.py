@@ -25,7 +25,7 @@ import tensorflow as tf
 
 import tfpvi
 from experiments import common, iwae
-from tfpvi import evaluate
+from tfpvi.cli import evaluate
 
 
 @dataclasses.dataclass(frozen=True)

@@ -55,7 +55,7 @@ class Config:
 
 
 def model_spec(config) -> dict:
-  """The model as a `tfpvi.specs` dict (saved beside the checkpoints for `python -m tfpvi.evaluate`)."""
+  """The model as a `tfpvi.specs` dict (saved beside the checkpoints for `python -m tfpvi.cli.evaluate`)."""
   return {
     "encoder": {
       "class": "GaussianMLP",

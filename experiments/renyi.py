@@ -209,7 +209,7 @@ def gradient_snr(model, objective, x: np.ndarray, replicates: int, seed: int) ->
 
 def train_one(spec: str, config: Config, x_train, run_dir: pathlib.Path):
   tf.random.set_seed(config.seed)
-  common.save_spec(run_dir, model_spec(config))  # so `python -m tfpvi.evaluate run_dir` works
+  common.save_spec(run_dir, model_spec(config))  # so `python -m tfpvi.cli.evaluate run_dir` works
   model = build_model(config)
   objective = objective_for(spec, config.gradient_estimator)
   fit = functools.partial(

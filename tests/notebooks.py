@@ -49,7 +49,8 @@ def execute_notebook(path: pathlib.Path, folder: pathlib.Path, probe: Optional[s
   # The toy sizes must have been in force (a notebook run at full size would take hours).
   notebook.cells.append(
     nbformat.v4.new_code_cell(
-      'import tfpvi as _tfpvi\nassert getattr(_tfpvi.train, "_doc_sizes_installed", False), "toy sizes not in force"',
+      "import tfpvi as _tfpvi\n"
+      'assert getattr(_tfpvi.train.fitting, "_doc_sizes_installed", False), "toy sizes not in force"',
       metadata={"tags": [PROBE_TAG]},
     )
   )

@@ -9,7 +9,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import tfpvi
-from tfpvi import ais, evaluation
+from tfpvi import evaluation
+from tfpvi.evaluation import ais
 
 tfd = tfp.distributions
 
@@ -192,7 +193,7 @@ def test_killed_evaluation_resumes_with_the_same_numbers(tmp_path):
   evaluation.evaluate_dataset(model, x[:6], **settings, progress_file=str(tmp_path / "scratch.jsonl"))
   lines = (tmp_path / "scratch.jsonl").read_text().splitlines()
   header = json.loads(lines[0])
-  header["settings"].update(num_examples=10, fingerprint=evaluation._fingerprint(model, x))
+  header["settings"].update(num_examples=10, fingerprint=evaluation.marginal._fingerprint(model, x))
   path.write_text(json.dumps(header) + "\n" + "\n".join(lines[1:3]) + "\n" + '{"start": 6, "log_p')
   kept = path.read_text().splitlines()[:3]
   resumed, _ = evaluation.evaluate_dataset(model, x, **settings, progress_file=str(path))

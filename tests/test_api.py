@@ -20,7 +20,7 @@ def test_public_api_imports():
 
 
 def test_commands_start_without_tensorflow_startup_lines():
-  """`python -m tfpvi.evaluate --help` prints no oneDNN / CUDA / cpu_feature_guard lines (issue 7, item 12)."""
+  """`python -m tfpvi.cli.evaluate --help` prints no oneDNN / CUDA / cpu_feature_guard lines (issue 7, item 12)."""
   import os
   import pathlib
   import subprocess
@@ -29,7 +29,7 @@ def test_commands_start_without_tensorflow_startup_lines():
   env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TFPVI_SHOW_STARTUP_LOG")}
   root = pathlib.Path(__file__).resolve().parent.parent
   use_tensorflow = "import tfpvi; import tensorflow as tf; tf.constant(1.0) + 1"
-  for command in (["-m", "tfpvi.evaluate", "--help"], ["-c", use_tensorflow]):
+  for command in (["-m", "tfpvi.cli.evaluate", "--help"], ["-c", use_tensorflow]):
     result = subprocess.run([sys.executable, *command], cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     for noise in ("cuInit", "oneDNN", "cpu_feature_guard", "cuda drivers", "absl::InitializeLog"):

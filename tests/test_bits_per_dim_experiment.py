@@ -37,11 +37,11 @@ def test_smoke_run_covers_grey_and_colour_models(smoke_run):
     for figure in ("learning_curves", "reconstructions", "samples"):
       assert (out / f"{figure}_{dataset}.png").stat().st_size > 5000, (figure, dataset)
   assert metrics["generated_rgb_conv_mixture"]["eval_examples"] == 6
-  # Every model folder records data that `python -m tfpvi.evaluate` makes again.
+  # Every model folder records data that `python -m tfpvi.cli.evaluate` makes again.
   for key in keys:
     spec = json.loads((out / key / "run.json").read_text())
     assert spec["data"]["name"] == key.rsplit("_", 2)[0] and spec["data"]["format"] == "eight_bit", key
-  from tfpvi import evaluate
+  from tfpvi.cli import evaluate
 
   assert (
     evaluate.main(

@@ -9,7 +9,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import tfpvi
-from tfpvi import config, specs
+from tfpvi import config
+from tfpvi.models import specs
 
 tfd = tfp.distributions
 SHAPE = [4, 4, 1]

@@ -9,8 +9,8 @@ import tensorflow_probability as tfp
 from absl.testing import parameterized
 
 import tfpvi
-from tfpvi import conv
 from tfpvi.distributions import DiscretizedLogisticMixture, PixelCNNMixture
+from tfpvi.models import conv
 
 tfd = tfp.distributions
 

@@ -11,7 +11,8 @@ from absl.testing import parameterized
 from helpers import binary_images
 
 import tfpvi
-from tfpvi import discrete, objectives
+from tfpvi import objectives
+from tfpvi.models import discrete
 
 tfd = tfp.distributions
 N, K = 3, 4

@@ -6,12 +6,11 @@ import importlib
 import pytest
 
 MODULES = [
-  "tfpvi.ais",
   "tfpvi.config",
-  "tfpvi.evaluation",
-  "tfpvi.jackknife",
+  "tfpvi.evaluation.ais",
+  "tfpvi.evaluation.jackknife",
+  "tfpvi.evaluation.marginal",
   "tfpvi.objectives",
-  "tfpvi.objectives.functions",
 ]
 
 

@@ -1,4 +1,4 @@
-"""`python -m tfpvi.evaluate` on the model folders every experiment writes, and its messages (issue 7, item 14).
+"""`python -m tfpvi.cli.evaluate` on the model folders every experiment writes, and its messages (issue 7, item 14).
 
 Each folder is built here in tmp_path with the experiment's own spec and a few `fit` steps.
 """
@@ -14,7 +14,8 @@ import tensorflow as tf
 
 import tfpvi
 from experiments import bits_per_dim, discrete, flows, renyi
-from tfpvi import evaluate, evaluation, specs
+from tfpvi.cli import evaluate
+from tfpvi.models import specs
 
 EVAL = ["--num_samples", "4", "--examples", "6", "--batch_size", "6"]
 
@@ -140,8 +141,8 @@ def test_examples_defaults_to_a_thousand_and_zero_means_all(tmp_path, monkeypatc
       "ess_min": 1.0,
     }, {"log_px": np.zeros(len(images))}
 
-  monkeypatch.setattr(evaluation, "evaluate_dataset", fake)
-  monkeypatch.setattr(evaluation, "reading", lambda summary: "")
+  monkeypatch.setattr(tfpvi.evaluation.marginal, "evaluate_dataset", fake)
+  monkeypatch.setattr(tfpvi.evaluation.marginal, "reading", lambda summary: "")
   assert evaluate.main([str(tmp_path), "--num_samples", "2"]) == 0
   assert evaluate.main([str(tmp_path), "--num_samples", "2", "--examples", "0"]) == 0
   assert seen == [evaluate.DEFAULT_EXAMPLES, 10000] and evaluate.DEFAULT_EXAMPLES == 1000
@@ -211,7 +212,7 @@ def test_a_killed_evaluation_resumes_with_the_same_numbers(tmp_path, estimator):
   flags += ["--examples", "40", "--batch_size", "4"]
   output = "evaluation_ais" if estimator == "ais" else "evaluation"
   process = subprocess.Popen(
-    [sys.executable, "-m", "tfpvi.evaluate", str(folder), *flags, "--no-progress"],
+    [sys.executable, "-m", "tfpvi.cli.evaluate", str(folder), *flags, "--no-progress"],
     stdout=subprocess.PIPE,
     stderr=subprocess.PIPE,
     env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),

@@ -103,7 +103,7 @@ def test_evaluate_command_on_a_folder_written_by_fit_alone(tmp_path, capsys):
 
   import sonnet as snt
 
-  from tfpvi import evaluate
+  from tfpvi.cli import evaluate
 
   model = tfpvi.VAE(
     tfpvi.encoders.GaussianMLP([8], 2), tfpvi.decoders.BernoulliMLP([8], [28, 28, 1]), tfpvi.standard_normal_prior(2)
@@ -143,7 +143,7 @@ def test_evaluating_many_models_in_one_process_warns_of_no_retracing():
                           tfpvi.standard_normal_prior(2))
         for size in (10, 7):  # the same model again, on another number of examples
           tfpvi.evaluation.evaluate_dataset(model, x[:size], 8, batch_size=4, progress=False, jit_compile=False)
-        assert len(tfpvi.evaluation._COMPILED_BATCH_STATS[model]) == 1
+        assert len(tfpvi.xla.cached_keys(model)) == 1
       print("evaluated")
   """)
   result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)

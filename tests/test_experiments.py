@@ -36,7 +36,7 @@ def _finite_numbers(tree):
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
 def test_smoke_run_writes_results_history_and_figures(name, capsys):
-  from tfpvi import evaluate
+  from tfpvi.cli import evaluate
 
   out = pathlib.Path(tempfile.mkdtemp()) / name
   module = importlib.import_module(f"experiments.{name}")
@@ -53,7 +53,7 @@ def test_smoke_run_writes_results_history_and_figures(name, capsys):
   assert list(out.rglob("history.csv")), "no history.csv written"
   # What actually ran is recorded beside the requested config.
   assert results["trained"] and all(r["trained_steps"] == r["requested_steps"] for r in results["trained"].values())
-  # Every folder with checkpoints has a run.json that `python -m tfpvi.evaluate` can use.
+  # Every folder with checkpoints has a run.json that `python -m tfpvi.cli.evaluate` can use.
   model_dirs = sorted({path.parent.parent for path in out.rglob("checkpoints/checkpoint")})
   assert model_dirs
   for model_dir in model_dirs:
@@ -193,7 +193,7 @@ def test_project_deadline_reports_the_seed_quantities():
 
 
 def test_evaluate_command_on_a_trained_run(capsys):
-  from tfpvi import evaluate
+  from tfpvi.cli import evaluate
 
   out = pathlib.Path(tempfile.mkdtemp()) / "iwae"
   importlib.import_module("experiments.iwae").main(["--smoke", "--output_dir", str(out), "--models", "iwae:2"])

@@ -9,7 +9,8 @@ from absl.testing import parameterized
 from helpers import binary_images
 
 import tfpvi
-from tfpvi import flows, objectives
+from tfpvi import objectives
+from tfpvi.models import flows
 
 tfd = tfp.distributions
 ESTIMATORS = ("reparam", "stl", "dreg")

@@ -7,8 +7,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import tfpvi
-from tfpvi import importance
-from tfpvi.evaluation import pareto_khat
+from tfpvi.evaluation import importance, pareto_khat
 
 tfd = tfp.distributions
 

@@ -41,7 +41,7 @@ def test_smoke_run(name, tmp_path):
   for figure in FIGURES[name]:
     assert (out / figure).stat().st_size > 5000, figure
   assert len(list(out.rglob("history.csv"))) == len(metrics)
-  # Every model folder records its test data, for `python -m tfpvi.evaluate`.
+  # Every model folder records its test data, for `python -m tfpvi.cli.evaluate`.
   for history in out.rglob("history.csv"):
     spec = json.loads((history.parent / "run.json").read_text())
     assert spec["data"] == {"name": "mnist", "format": "binary"}, history.parent

@@ -11,7 +11,8 @@ import tensorflow as tf
 import tfpvi
 from experiments import common
 from experiments import iwae as experiment
-from tfpvi import conv, evaluate, specs
+from tfpvi.cli import evaluate
+from tfpvi.models import conv, specs
 
 
 def _run(*flags) -> pathlib.Path:
@@ -29,7 +30,7 @@ def test_two_layer_smoke_run_is_rebuilt_by_tfpvi_evaluate():
   out = _run("--layers", "2", "--models", "iwae:2")
   run_dir = out / "iwae_k2"
   model_config = tfpvi.run_record.read(run_dir)["model"]["config"]
-  assert model_config["encoder"]["class"] == "tfpvi.hierarchical:TwoLayerEncoder"
+  assert model_config["encoder"]["class"] == "tfpvi.models.hierarchical:TwoLayerEncoder"
   assert list(tfpvi.config.from_config(model_config["encoder"]).get_config()["latent_sizes"]) == [4, 2]
   metrics = json.loads((out / "results.json").read_text())["metrics"]["iwae_k2"]
   assert metrics["layers"] == 2 and set(metrics["active_units"]) == {"z1", "z2"}
@@ -47,7 +48,7 @@ def test_vamp_prior_smoke_run_is_rebuilt_by_tfpvi_evaluate():
   out = _run("--prior", "vamp", "--models", "vae:1", "--steps", "10")
   run_dir = out / "vae_k1"
   prior = tfpvi.run_record.read(run_dir)["model"]["config"]["prior"]
-  assert prior["class"] == "tfpvi.priors:VampPrior" and prior["config"]["encoder"] == {"same_as": "encoder"}
+  assert prior["class"] == "tfpvi.models.priors:VampPrior" and prior["config"]["encoder"] == {"same_as": "encoder"}
   assert prior["config"]["input_shape"] == [28, 28, 1] and prior["config"]["num_components"] == 5
   assert np.isfinite(_evaluate(run_dir)["log_px"])
   model, record = evaluate.restore(run_dir)

@@ -8,7 +8,7 @@ import tensorflow_probability as tfp
 from absl.testing import parameterized
 
 import tfpvi
-from tfpvi.jackknife import jackknife, jackknife_coefficients, leave_out_log_mean
+from tfpvi.evaluation.jackknife import jackknife, jackknife_coefficients, leave_out_log_mean
 
 
 class JackknifeTest(tf.test.TestCase, parameterized.TestCase):

@@ -12,7 +12,9 @@ import tensorflow as tf
 from helpers import fit_kwargs
 
 import tfpvi
-from tfpvi import evaluate, run_folder, train
+from tfpvi import train
+from tfpvi.cli import evaluate
+from tfpvi.train import run_folder
 
 ELBO_TERMS = functools.partial(tfpvi.objectives.elbo, return_terms=True)
 IWAE_2 = functools.partial(tfpvi.objectives.iwae, num_samples=2)
@@ -91,7 +93,7 @@ class ResumeChecksTest(tf.test.TestCase):
     self.assertEqual(settings["batch_size"], 16)
     self.assertEqual(settings["data"]["examples"], 128)
     self.assertEqual(record["variables"]["encoder/_torso/_layers/0/w"], [16, 16])
-    self.assertEqual(record["model"]["config"]["encoder"]["class"], "tfpvi.encoders:GaussianMLP")
+    self.assertEqual(record["model"]["config"]["encoder"]["class"], "tfpvi.models.encoders:GaussianMLP")
     self.assertNotIn("model_note", record)
 
 

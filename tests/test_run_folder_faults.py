@@ -228,7 +228,7 @@ def test_evaluate_during_training_pins_a_checkpoint_that_is_not_deleted_under_it
   tfpvi.run_record.update(tmp_path, data={"name": "mnist", "format": "binary"})
   process = _start_training(tmp_path)
   try:
-    from tfpvi import evaluate
+    from tfpvi.cli import evaluate
 
     for _ in range(4):
       model, _, checkpoint = evaluate.restore_pinned(tmp_path)
@@ -305,7 +305,7 @@ def test_numbers_out_of_range_are_refused_in_one_sentence():
 
 
 def test_evaluate_says_which_checkpoint_it_takes_when_the_latest_index_is_gone(tmp_path, capsys):
-  from tfpvi import evaluate
+  from tfpvi.cli import evaluate
 
   fit(tmp_path, 8, checkpoints=tfpvi.train.Checkpoints(max_to_keep=3))
   tfpvi.run_record.update(tmp_path, data={"name": "mnist", "format": "binary"})

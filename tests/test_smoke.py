@@ -7,19 +7,23 @@ import sonnet as snt
 import tfpvi
 from tests.doc_sizes import sitecustomize as doc_sizes
 from tests.helpers import small_bernoulli_vae
-from tfpvi import evaluation, train
+from tfpvi import evaluation
+from tfpvi.evaluation import marginal
+from tfpvi.train import fitting
 
 
 @pytest.fixture
 def smoke(monkeypatch):
   """Installs the caps for one test; monkeypatch puts the original functions back afterwards."""
   for module, name in (
-    (train, "_total_steps"),
+    (fitting, "_total_steps"),
+    (marginal, "evaluate_dataset"),
+    (marginal, "importance_sampling_stats"),
     (evaluation, "evaluate_dataset"),
     (evaluation, "importance_sampling_stats"),
   ):
     monkeypatch.setattr(module, name, getattr(module, name))
-  monkeypatch.setattr(train, "_doc_sizes_installed", False, raising=False)
+  monkeypatch.setattr(fitting, "_doc_sizes_installed", False, raising=False)
   doc_sizes.install()
 
 

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 import tfpvi
-from tfpvi import config, specs
+from tfpvi import config
+from tfpvi.models import specs
 
 SPEC = {
   "encoder": {"class": "GaussianMLP", "hidden_sizes": [8], "latent_size": 2, "activation": "tanh"},
@@ -128,7 +129,7 @@ def test_load_model_restores_the_trained_weights_quietly(tmp_path, caplog):
   # The methods show their own signatures and docstrings (Sonnet's wrappers hide both).
   assert list(inspect.signature(tfpvi.VAE.sample).parameters) == ["self", "num_samples", "seed", "mean"]
   assert "Generates from the model" in tfpvi.VAE.sample.__doc__
-  assert json.loads((tmp_path / "run.json").read_text())["model"]["class"] == "tfpvi.vae:VAE"
+  assert json.loads((tmp_path / "run.json").read_text())["model"]["class"] == "tfpvi.models.vae:VAE"
   with pytest.raises(FileNotFoundError, match="no run.json"):
     tfpvi.load_model(tmp_path / "nothing")
 
@@ -145,7 +146,7 @@ def test_a_python_int_seed_gives_the_same_samples_at_every_call():
   import pydoc
 
   text = pydoc.plain(pydoc.render_doc(tfpvi.VAE.sample))
-  assert "in module tfpvi.vae" in text and text.splitlines()[2].startswith("sample(self, num_samples")
+  assert "in module tfpvi.models.vae" in text and text.splitlines()[2].startswith("sample(self, num_samples")
 
 
 def test_an_older_folder_loads_and_a_resumed_fit_merges_its_records_into_run_json(tmp_path, capsys):
@@ -183,6 +184,7 @@ def test_an_older_folder_loads_and_a_resumed_fit_merges_its_records_into_run_jso
   assert "training.json and model_spec.json (the older records, merged into it) were removed" in capsys.readouterr().err
   assert sorted(p.name for p in tmp_path.glob("*.json")) == ["run.json"]
   record = json.loads((tmp_path / "run.json").read_text())
-  assert record["data"] == SPEC["data"] and record["model"]["class"] == "tfpvi.vae:VAE" and "legacy_spec" not in record
+  assert record["data"] == SPEC["data"] and record["model"]["class"] == "tfpvi.models.vae:VAE"
+  assert "legacy_spec" not in record
   steps = [int(line.split(",")[0]) for line in (tmp_path / "history.csv").read_text().splitlines()[1:]]
   assert steps == sorted(set(steps)) and steps[-1] == 4  # the history continues, each step once

@@ -1,5 +1,5 @@
 """A user's own encoder, decoder and prior, in a module of the user's: trained, rebuilt in a fresh process,
-evaluated by `python -m tfpvi.evaluate` and resumed, with nothing registered in tfpvi."""
+evaluated by `python -m tfpvi.cli.evaluate` and resumed, with nothing registered in tfpvi."""
 
 import json
 import os
@@ -133,7 +133,7 @@ def test_user_modules_train_evaluate_in_a_fresh_process_and_resume(user_dir):
   evaluated = _run(
     [
       "-m",
-      "tfpvi.evaluate",
+      "tfpvi.cli.evaluate",
       str(run),
       "--data",
       "mnist",
@@ -182,7 +182,7 @@ def test_a_module_that_does_not_describe_itself_is_refused_by_evaluate_with_what
   trained = _run(["train_unannounced.py", str(run), "2"], user_dir)
   assert trained.returncode == 0, trained.stderr[-3000:]
   assert "encoder: the Unannounced does not describe itself" in trained.stderr  # said at training time too
-  evaluated = _run(["-m", "tfpvi.evaluate", str(run), "--data", "mnist", "--format", "binary"], user_dir)
+  evaluated = _run(["-m", "tfpvi.cli.evaluate", str(run), "--data", "mnist", "--format", "binary"], user_dir)
   assert evaluated.returncode == 2
   err = evaluated.stderr.strip().splitlines()
   assert len(err) == 1 and "Traceback" not in evaluated.stderr, evaluated.stderr

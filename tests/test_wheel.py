@@ -58,6 +58,6 @@ def test_wheel_builds_installs_and_runs(tmp_path):
   ).stdout.split()
   assert where[0].startswith(str(env_dir)), where
   assert where[1] == "VAE"
-  run(str(python), "-m", "tfpvi.evaluate", "--help", cwd=tmp_path, env=env)
+  run(str(python), "-m", "tfpvi.cli.evaluate", "--help", cwd=tmp_path, env=env)
   run(str(env_dir / "bin" / "tfpvi-evaluate"), "--help", cwd=tmp_path, env=env)
   run(str(env_dir / "bin" / "tfpvi-data"), "fetch", "--help", cwd=tmp_path, env=env)

@@ -3,46 +3,92 @@
 Encoders return distributions q(z|x), decoders return likelihoods p(x|z), priors are
 `tfd.Distribution`s; objectives and evaluators are written once against these objects and return
 per-example values in nats.
+
+The package is built in layers, each importing only the ones below it:
+
+- foundation: `checks`, `config` (modules that describe themselves), `run_record` (run.json),
+  `types`, `xla` (compiling), `files`;
+- `distributions` (discretized logistics, PixelCNN++ mixtures) and `data` (MNIST-like arrays);
+- `models` (encoders, decoders, priors, flows, discrete and hierarchical latents, the VAE) and
+  `bnn` (Bayes by Backprop);
+- `objectives` (bounds and gradient estimators, one engine);
+- `evaluation` (importance sampling, JVI, AIS) and `train` (`fit` and its run folder);
+- `cli` (command-line tools) and `plot` (optional, imported on first use).
+
+The model modules are also reachable where they always were: `tfpvi.encoders`, `tfpvi.flows`,
+`tfpvi.specs`, ..., `tfpvi.ais`, `tfpvi.jackknife`, `tfpvi.run_record` (and `import tfpvi.encoders`),
+so that code and run records written against those names keep working.
 """
+
+import importlib as _importlib
+import sys as _sys
 
 from tfpvi import _startup
 
 _startup.import_tensorflow()  # before anything else imports TensorFlow: no start-up noise on stderr
 
 from tfpvi import (  # noqa: E402
-  ais,
   bnn,
   checks,
   config,
-  conv,
   data,
+  distributions,
+  evaluation,
+  models,
+  objectives,
+  run_record,
+  train,
+  xla,
+)
+from tfpvi.evaluation import ais, importance  # noqa: E402
+from tfpvi.models import (  # noqa: E402
+  conv,
   decoders,
   discrete,
-  distributions,
   encoders,
-  evaluation,
   flows,
   hierarchical,
-  importance,
-  objectives,
+  linear_gaussian,
   priors,
-  run_record,
   specs,
-  train,
+  vae,
 )
-from tfpvi.linear_gaussian import LinearGaussian  # noqa: E402
-from tfpvi.specs import load_model  # noqa: E402
-from tfpvi.vae import VAE, LogWeightTerms, standard_normal_prior  # noqa: E402
+from tfpvi.models.linear_gaussian import LinearGaussian  # noqa: E402
+from tfpvi.models.specs import load_model  # noqa: E402
+from tfpvi.models.vae import VAE, LogWeightTerms, standard_normal_prior  # noqa: E402
+from tfpvi.train import run_folder  # noqa: E402
 
 __version__ = "0.1.0"
+
+# Where modules lived before the layered layout -> where they live now.
+_MOVED = {
+  "ais": "tfpvi.evaluation.ais",
+  "conv": "tfpvi.models.conv",
+  "decoders": "tfpvi.models.decoders",
+  "discrete": "tfpvi.models.discrete",
+  "encoders": "tfpvi.models.encoders",
+  "flows": "tfpvi.models.flows",
+  "hierarchical": "tfpvi.models.hierarchical",
+  "importance": "tfpvi.evaluation.importance",
+  "jackknife": "tfpvi.evaluation.jackknife",
+  "linear_gaussian": "tfpvi.models.linear_gaussian",
+  "priors": "tfpvi.models.priors",
+  "run_folder": "tfpvi.train.run_folder",
+  "specs": "tfpvi.models.specs",
+  "train_data": "tfpvi.train.data",
+  "training_step": "tfpvi.train.step",
+  "vae": "tfpvi.models.vae",
+}
+for _old, _new in _MOVED.items():
+  _sys.modules.setdefault(f"{__name__}.{_old}", _importlib.import_module(_new))
+jackknife = _sys.modules["tfpvi.evaluation.jackknife"]
+del _old, _new
 
 
 def __getattr__(name: str):
   """`tfpvi.plot` is imported on first use: `import tfpvi` does not import plotnine or matplotlib."""
   if name == "plot":
-    import importlib  # noqa: PLC0415
-
-    return importlib.import_module("tfpvi.plot")
+    return _importlib.import_module("tfpvi.plot")
   raise AttributeError(f"module 'tfpvi' has no attribute {name!r}")
 
 
@@ -64,13 +110,18 @@ __all__ = [
   "flows",
   "hierarchical",
   "importance",
+  "jackknife",
+  "linear_gaussian",
   "load_model",
+  "models",
   "objectives",
   "plot",
   "priors",
+  "run_folder",
   "run_record",
   "specs",
   "standard_normal_prior",
   "train",
+  "vae",
   "xla",
 ]

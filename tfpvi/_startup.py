@@ -60,7 +60,7 @@ def _may_be_native(partial: bytes) -> bool:
 def filter_runtime_noise() -> None:
   """Drops TensorFlow's runtime notes (`RUNTIME_NOISE`) from this process's stderr, passing all else.
 
-  For the command-line tools (experiments and `python -m tfpvi.evaluate`): file descriptor 2 goes
+  For the command-line tools (experiments and `python -m tfpvi.cli.evaluate`): file descriptor 2 goes
   through a pipe read by a thread that writes every byte on, except whole native log lines that
   match a known note. Text without a newline (progress bars) is passed on at once. Stops at exit.
   TFPVI_SHOW_STARTUP_LOG=1 turns it off.

@@ -4,8 +4,8 @@ A model is saved as the importable path of its class and the arguments it was bu
 recursively: `tfpvi.VAE(encoder, decoder, prior)` becomes
 
 ```none
-{"class": "tfpvi.vae:VAE", "config": {
-    "encoder": {"class": "tfpvi.encoders:GaussianMLP", "config": {"hidden_sizes": [200, 200], ...,
+{"class": "tfpvi.models.vae:VAE", "config": {
+    "encoder": {"class": "tfpvi.models.encoders:GaussianMLP", "config": {"hidden_sizes": [200, 200], ...,
                 "activation": {"function": "tensorflow:nn.tanh"}}},
     "decoder": {...}, "prior": {"class": "tensorflow_probability:distributions.Independent", ...}}}
 ```
@@ -34,7 +34,7 @@ referred to (`{"same_as": "encoder"}`), so the rebuilt model shares it too.
 >>> encoder = tfpvi.encoders.GaussianMLP([8], latent_size=2, activation=tf.nn.tanh)
 >>> config = tfpvi.config.to_config(encoder)
 >>> config["class"], config["config"]["activation"]
-('tfpvi.encoders:GaussianMLP', {'function': 'tensorflow:nn.tanh'})
+('tfpvi.models.encoders:GaussianMLP', {'function': 'tensorflow:nn.tanh'})
 >>> rebuilt = tfpvi.config.from_config(config)
 >>> type(rebuilt).__name__, rebuilt.latent_size
 ('GaussianMLP', 2)

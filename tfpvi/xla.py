@@ -1,17 +1,25 @@
-"""When to compile with XLA.
+"""Compiling: when to use XLA, and the one cache of compiled functions.
 
 Measured here (benchmarks/results_cpu.md): on a 2-core CPU, XLA runs the Burda IWAE step about
 2x slower than TensorFlow's graph kernels, while on GPUs XLA is the faster path. So "auto"
 compiles with XLA exactly when a GPU is visible; True and False force either.
+
+`function` and `cached` are the library's one way to keep compiled functions: TensorFlow counts
+the traces of a `tf.function` per Python code object, so closures made anew for each of several
+models (one trace each, as it should be) would add up to a "retracing" warning after five;
+`function` gives each its own count. `cached` keeps one compiled function per model and key, held
+weakly by the model, so that a later call reuses the trace and a dropped model takes its traces
+with it.
 """
 
 from __future__ import annotations
 
-from typing import Union
+import weakref
+from typing import Any, Callable, Hashable, Union
 
 import tensorflow as tf
 
-__all__ = ["JitCompile", "resolve"]
+__all__ = ["JitCompile", "cached", "cached_keys", "function", "resolve"]
 
 JitCompile = Union[bool, str]
 
@@ -23,3 +31,52 @@ def resolve(jit_compile: JitCompile = "auto") -> bool:
   if isinstance(jit_compile, bool):
     return jit_compile
   raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}.")
+
+
+class _Traced:
+  """Calls `fn`; as an object of its own, not a closure, TensorFlow counts its traces apart."""
+
+  def __init__(self, fn: Callable):
+    self._fn = fn
+
+  def __call__(self, *args, **kwargs):
+    return self._fn(*args, **kwargs)
+
+
+def function(fn: Callable, **tf_function_options) -> Callable:
+  """`tf.function(fn, **tf_function_options)`, its traces counted apart from other closures' (see above)."""
+  return tf.function(_Traced(fn), **tf_function_options)
+
+
+# owner -> {key: compiled function}; an entry goes when its owner (a model) is garbage-collected.
+_CACHE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def cached(owner, key: Hashable, build: Callable[[], Callable]) -> Callable:
+  """The compiled function of `owner` (e.g. a model) for `key`, made by `build()` on first use.
+
+  Args:
+    owner: the object the function belongs to; held weakly. An owner that cannot be weakly
+      referenced gets a fresh function on each call.
+    key: what else the function depends on (sample counts, jit_compile, ...), hashable.
+    build: makes the function, e.g. `lambda: xla.function(fn, jit_compile=True)`. It should hold
+      `owner` weakly itself if the function refers to it (or the entry lives as long as the process).
+
+  Returns:
+    the function `build()` returned for (owner, key), the same object on every later call.
+  """
+  try:
+    per_owner = _CACHE.setdefault(owner, {})
+  except TypeError:
+    return build()
+  if key not in per_owner:
+    per_owner[key] = build()
+  return per_owner[key]
+
+
+def cached_keys(owner) -> list:
+  """The keys `cached` holds a compiled function for, for `owner` (as `functools.lru_cache`'s cache_info tells)."""
+  try:
+    return list(_CACHE.get(owner, {}))
+  except TypeError:
+    return []

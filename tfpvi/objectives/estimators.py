@@ -36,15 +36,12 @@ References:
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpvi.types import Seed
-
-if TYPE_CHECKING:
-  from tfpvi.objectives.bounds import MultiSampleBound
 
 tfd = tfp.distributions
 
@@ -141,7 +138,7 @@ def _with_value(value: tf.Tensor, surrogate: tf.Tensor) -> tf.Tensor:
 
 
 def estimate(
-  bound: MultiSampleBound,
+  bound,
   model,
   x: tf.Tensor,
   *,

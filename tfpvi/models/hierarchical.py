@@ -33,10 +33,10 @@ import sonnet as snt
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi import decoders
 from tfpvi.config import configurable
+from tfpvi.models import decoders
+from tfpvi.models.vae import VAE
 from tfpvi.types import Activation
-from tfpvi.vae import VAE
 
 tfd = tfp.distributions
 

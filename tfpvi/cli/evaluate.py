@@ -1,4 +1,4 @@
-"""`python -m tfpvi.evaluate RUN_DIR --num_samples 5000`: test log p(x) of a trained model.
+"""`python -m tfpvi.cli.evaluate RUN_DIR --num_samples 5000`: test log p(x) of a trained model.
 
 RUN_DIR is the output folder of one trained VAE (it holds run.json and checkpoints/, as written by
 `tfpvi.train.fit` and the experiment modules, e.g. runs/iwae/iwae_k50, runs/flows/iaf, runs/discrete/concrete,
@@ -41,9 +41,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi import config, data, decoders, discrete, evaluation, run_folder, run_record, specs
+from tfpvi import config, data, run_record
+from tfpvi.evaluation import marginal as evaluation
 from tfpvi.files import atomic_write
-from tfpvi.vae import VAE
+from tfpvi.models import decoders, discrete, specs
+from tfpvi.models.vae import VAE
+from tfpvi.train import run_folder
 
 tfd = tfp.distributions
 
@@ -290,7 +293,7 @@ def test_images(record, limit=None) -> np.ndarray:
 
 def main(argv=None) -> int:
   parser = _Parser(
-    prog="python -m tfpvi.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    prog="python -m tfpvi.cli.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   parser.add_argument("run_dir", help="output folder of one trained model (holds run.json and checkpoints/)")
   parser.add_argument(

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfpvi.train_data import TrainData
+from tfpvi.train.data import TrainData
 
 __all__ = ["Schedules", "TrainingLoop", "split_objective"]
 

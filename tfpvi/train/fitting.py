@@ -2,11 +2,11 @@
 
 `fit` checks its arguments and drives three parts, each in its own module:
 
-- `tfpvi.train_data.TrainData`: arrays, nests of arrays (labelled data) or `tf.data` Datasets,
+- `tfpvi.train.data.TrainData`: arrays, nests of arrays (labelled data) or `tf.data` Datasets,
   as batches of one structure;
-- `tfpvi.training_step.TrainingLoop`: the compiled steps (stateless seeds, schedules, the NaN
+- `tfpvi.train.step.TrainingLoop`: the compiled steps (stateless seeds, schedules, the NaN
   stop before the update, sums of the logged terms, `tf.distribute`);
-- `tfpvi.run_folder.RunFolder`: history.csv, checkpoints, the run record run.json, and the
+- `tfpvi.train.run_folder.RunFolder`: history.csv, checkpoints, the run record run.json, and the
   checks before a resume.
 
 Design:
@@ -38,7 +38,8 @@ import sonnet as snt
 import tensorflow as tf
 
 from tfpvi import xla
-from tfpvi.run_folder import (
+from tfpvi.train.data import DEFAULT_INPUTS, TrainData
+from tfpvi.train.run_folder import (
   FolderWriteError,
   RunFolder,
   describe_callable,
@@ -46,8 +47,7 @@ from tfpvi.run_folder import (
   optimizer_settings,
   schedule_fingerprint,
 )
-from tfpvi.train_data import DEFAULT_INPUTS, TrainData
-from tfpvi.training_step import Schedules, TrainingLoop, split_objective
+from tfpvi.train.step import Schedules, TrainingLoop, split_objective
 
 __all__ = ["Checkpoints", "Evaluation", "Logging", "Loop", "fit", "linear_warmup", "powers_of_two"]
 
@@ -252,7 +252,7 @@ def fit(
       callable is evaluated on the host for each step and fed in. Scheduled values are logged.
     preprocess: `preprocess(batch, seed) -> batch` applied to each batch inside the compiled step,
       with the batch's structure, e.g. `tfpvi.data.binarize_dynamic` on images.
-    output_dir: the run folder (`tfpvi.run_folder`): history.csv, checkpoints/, tensorboard/ and
+    output_dir: the run folder (`tfpvi.train.run_folder`): history.csv, checkpoints/, tensorboard/ and
       run.json, the record of the model (class paths and constructor arguments, `tfpvi.config`;
       a model of the user's own modules describes itself by `@tfpvi.config.configurable` or a
       `get_config()`, else the record says why it cannot) and of what it was trained with. A run
@@ -353,7 +353,7 @@ def fit(
 
 
 def _settings(objective, objective_kwargs, optimizer, learning_rate, data, preprocess, seed, inputs) -> dict:
-  """What a resumed run must share with the folder's record (`tfpvi.run_folder`)."""
+  """What a resumed run must share with the folder's record (`tfpvi.train.run_folder`)."""
   return {
     "objective": describe_callable(objective),
     "objective_kwargs": {

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi.vae import VAE, standard_normal_prior
+from tfpvi.models.vae import VAE, standard_normal_prior
 
 tfd = tfp.distributions
 

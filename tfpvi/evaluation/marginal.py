@@ -28,10 +28,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi import ais, checks, xla
-from tfpvi.ais import AIS, ais_log_marginal_likelihood, bdmc
+from tfpvi import checks, xla
 from tfpvi.checks import check_examples
-from tfpvi.jackknife import jackknife
+from tfpvi.evaluation import ais
+from tfpvi.evaluation.ais import AIS, ais_log_marginal_likelihood, bdmc
+from tfpvi.evaluation.jackknife import jackknife
 from tfpvi.types import Seed
 
 tfd = tfp.distributions
@@ -588,10 +589,8 @@ class _PartialResults:
 class _BatchStats:
   """One model's importance-sampling statistics of a batch x [B, ...] with a stateless seed [2].
 
-  A callable object rather than a closure: TensorFlow counts the traces of a tf.function per
-  Python code object, so closures made for several models would share one count and warn of
-  "retracing" after five models; each instance here is counted on its own. The model is held by a
-  weak reference, so the cache below does not keep it alive.
+  A callable object rather than a closure, so that its traces are counted on their own (see
+  `tfpvi.xla`). The model is held by a weak reference, so the compile cache does not keep it alive.
   """
 
   def __init__(self, model, num_samples: int, chunk_size: int, tail: int):
@@ -609,22 +608,15 @@ class _BatchStats:
     return stats.log_mean_weight, stats.standard_error, stats.effective_sample_size, khat
 
 
-# model -> {(num_samples, chunk_size, tail, jit_compile): compiled _BatchStats}; entries go with their model.
-_COMPILED_BATCH_STATS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 def _compiled_batch_stats(model, num_samples: int, chunk_size: int, tail: int, jit_compile: bool):
   """The compiled `_BatchStats` of `model` with these options, built once and reused by later calls."""
-  key = (num_samples, chunk_size, tail, jit_compile)
-  try:
-    per_model = _COMPILED_BATCH_STATS.setdefault(model, {})
-  except TypeError:  # a model that cannot be weakly referenced: compile for this call only
-    per_model = {}
-  if key not in per_model:
-    # One trace per batch shape (no shape relaxation), so a batch runs the same graph in a resumed
-    # evaluation as in an uninterrupted one.
-    per_model[key] = tf.function(_BatchStats(model, num_samples, chunk_size, tail), jit_compile=jit_compile)
-  return per_model[key]
+  # One trace per batch shape (no shape relaxation), so a batch runs the same graph in a resumed
+  # evaluation as in an uninterrupted one.
+  return xla.cached(
+    model,
+    ("batch_stats", num_samples, chunk_size, tail, jit_compile),
+    lambda: tf.function(_BatchStats(model, num_samples, chunk_size, tail), jit_compile=jit_compile),
+  )
 
 
 def _progress_bar(progress: Optional[bool], total: int, settings: dict, initial: int = 0):
@@ -668,7 +660,7 @@ def reading(summary: dict) -> str:
   return (
     f"Not reliable for {share} of examples (Pareto k-hat >= 0.7: a few samples dominate each such "
     f"estimate{ess_text}). Their log p(x) is most likely an underestimate; read it as a lower "
-    "bound. For a tighter estimate, use annealed importance sampling (tfpvi.ais; python -m tfpvi.evaluate RUN "
+    "bound. For a tighter estimate, use annealed importance sampling (tfpvi.ais; python -m tfpvi.cli.evaluate RUN "
     "--estimator ais), or improve the proposal (more training, a richer q(z|x))."
   )
 

@@ -268,7 +268,7 @@ def _describe(model) -> tuple[Optional[dict[str, Any]], str]:
   except config.ConfigError as error:
     return None, (
       f"the model cannot be rebuilt from this folder: {error} Until then, `tfpvi.load_model` and "
-      "`python -m tfpvi.evaluate` refuse it; training and resuming work."
+      "`python -m tfpvi.cli.evaluate` refuse it; training and resuming work."
     )
 
 

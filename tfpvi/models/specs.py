@@ -48,8 +48,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi import config, conv, decoders, discrete, encoders, flows, hierarchical, priors, run_record
-from tfpvi.vae import VAE, standard_normal_prior
+from tfpvi import config, run_record
+from tfpvi.models import conv, decoders, discrete, encoders, flows, hierarchical, priors
+from tfpvi.models.vae import VAE, standard_normal_prior
 
 __all__ = ["DATA_FORMATS", "build", "differences", "load_model", "normalize", "output_shape"]
 

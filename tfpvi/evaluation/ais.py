@@ -80,7 +80,7 @@ def sigmoidal_schedule(num_steps: int, *, delta: float = 4.0) -> np.ndarray:
   Returns:
     float64 array [T + 1] from exactly 0 to exactly 1, increasing.
 
-  >>> from tfpvi.ais import sigmoidal_schedule
+  >>> from tfpvi.evaluation.ais import sigmoidal_schedule
   >>> betas = sigmoidal_schedule(4)
   >>> [round(float(b), 3) for b in betas]
   [0.0, 0.105, 0.5, 0.895, 1.0]
@@ -97,7 +97,7 @@ def sigmoidal_schedule(num_steps: int, *, delta: float = 4.0) -> np.ndarray:
 def linear_schedule(num_steps: int) -> np.ndarray:
   """beta_t = t / T, the schedule of `tfp.mcmc.sample_annealed_importance_chain`; float64 [T + 1].
 
-  >>> from tfpvi.ais import linear_schedule
+  >>> from tfpvi.evaluation.ais import linear_schedule
   >>> linear_schedule(4).tolist()
   [0.0, 0.25, 0.5, 0.75, 1.0]
   """

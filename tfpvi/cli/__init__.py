@@ -1,0 +1,1 @@
+"""Command-line tools: `python -m tfpvi.cli.evaluate FOLDER` evaluates a trained model folder."""
