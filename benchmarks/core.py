@@ -30,13 +30,16 @@ import numpy as np  # noqa: E402
 import sonnet as snt  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from experiments import iwae  # noqa: E402
-
 HERE = pathlib.Path(__file__).parent
 
 
 def burda_model():
-  return tfpvi.specs.build(iwae.burda_spec(iwae.Config()))
+  """Burda et al.'s one-layer model, 784-200-200-50 tanh MLPs (the model of `experiments.iwae`)."""
+  return tfpvi.VAE(
+    tfpvi.encoders.GaussianMLP([200, 200], 50, activation=tf.nn.tanh),
+    tfpvi.decoders.BernoulliMLP([200, 200], [28, 28, 1], activation=tf.nn.tanh),
+    tfpvi.standard_normal_prior(50),
+  )
 
 
 def median_seconds(fn, repeats: int) -> float:

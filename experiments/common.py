@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -33,6 +34,7 @@ from typing import Any, Callable, Optional, Sequence
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+import sonnet as snt  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfpvi  # noqa: E402
@@ -612,3 +614,105 @@ def pyplot():
   import matplotlib.pyplot as plt  # noqa: PLC0415
 
   return plt
+
+
+# ---------------------------------------------------------------------------------------------
+# Models that several experiments train (each experiment imports them from here, never another experiment).
+
+
+def burda_mlp_spec(hidden_sizes, latent_size: int, prior: Optional[dict] = None) -> dict:
+  """Burda et al.'s one-stochastic-layer MNIST model as a `tfpvi.specs` dict: tanh MLPs, Bernoulli pixels.
+
+  The default prior is N(0, I); `prior` replaces it with another `tfpvi.specs` prior entry.
+  """
+  hidden = list(hidden_sizes)
+  return {
+    "encoder": {"class": "GaussianMLP", "hidden_sizes": hidden, "latent_size": latent_size, "activation": "tanh"},
+    "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden, "output_shape": [28, 28, 1], "activation": "tanh"},
+    "prior": prior or {"class": "standard_normal", "latent_size": latent_size},
+    "data": {"name": "mnist", "format": "binary"},
+  }
+
+
+@dataclasses.dataclass(frozen=True)
+class Latent2DConfig:
+  """The flags of the latent_2d model (Keras VAE tutorial: 2 latents, [256] ReLU MLPs, RMSprop, batch 100)."""
+
+  output_dir: str = flag("runs/latent_2d", "folder for checkpoints, history, results and figures")
+  hidden_size: int = flag(256, "hidden layer size of the encoder and decoder MLPs", minimum=1)
+  latent_size: int = flag(2, "number of latent dimensions: 2 (the scatter and the manifold are 2-D)")
+  learning_rate: float = flag(1e-3, "RMSprop learning rate", above=0)
+  batch_size: int = flag(100, "training batch size", minimum=1)
+  epochs: float = flag(50.0, "passes over the training set (used when --steps is 0)", minimum=0)
+  steps: int = flag(0, "if > 0, training steps, replacing --epochs", minimum=0)
+  train_examples: int = flag(60000, "number of MNIST training images used", minimum=1, maximum=60000)
+  eval_examples: int = flag(10000, "number of test images for the ELBO and the scatter", minimum=1, maximum=10000)
+  resume: str = resume_flag()
+  seed: int = flag(0, "random seed (initialisation, minibatches, evaluation)")
+
+  EXCLUSIVE = (("steps", "epochs"),)
+
+  SMOKE = dict(hidden_size=16, epochs=0.0, steps=20, train_examples=500, eval_examples=200)
+
+  def check(self) -> None:
+    if self.latent_size != 2:
+      raise ValueError(
+        f"--latent_size must be 2 (the latent scatter and the manifold are 2-D plots), got {self.latent_size}."
+      )
+    if self.steps == 0 and self.epochs == 0:
+      raise ValueError("give --steps > 0 or --epochs > 0 (both are 0).")
+
+
+def latent_2d_spec(config) -> dict:
+  """The model as a `tfpvi.specs` dict (saved beside the checkpoints for `python -m tfpvi.cli.evaluate`)."""
+  return {
+    "encoder": {
+      "class": "GaussianMLP",
+      "hidden_sizes": [config.hidden_size],
+      "latent_size": config.latent_size,
+      "activation": "relu",
+    },
+    "decoder": {
+      "class": "BernoulliMLP",
+      "hidden_sizes": [config.hidden_size],
+      "output_shape": [28, 28, 1],
+      "activation": "relu",
+    },
+    "prior": {"class": "standard_normal", "latent_size": config.latent_size},
+    "data": {"name": "mnist", "format": "binary"},
+  }
+
+
+def build_latent_2d(config) -> tfpvi.VAE:
+  return tfpvi.specs.build(latent_2d_spec(config))
+
+
+def latent_2d_steps(config, num_examples: int) -> int:
+  return config.steps or max(1, int(config.epochs * np.ceil(num_examples / config.batch_size)))
+
+
+def train_latent_2d(config, x_train, run_dir, num_samples: int):
+  """Trains one model with `num_samples` Monte Carlo samples of the ELBO; returns (model, history)."""
+  tf.random.set_seed(config.seed)
+  save_spec(run_dir, latent_2d_spec(config))
+  model = build_latent_2d(config)
+  steps = latent_2d_steps(config, len(x_train))
+  history = tfpvi.train.fit(
+    model,
+    functools.partial(tfpvi.objectives.elbo, num_samples=num_samples, return_terms=True),
+    x_train,
+    optimizer=snt.optimizers.RMSProp(config.learning_rate),
+    steps=steps,
+    batch_size=config.batch_size,
+    preprocess=tfpvi.data.binarize_dynamic,
+    output_dir=str(run_dir),
+    seed=config.seed,
+    logging=tfpvi.train.Logging(every=max(1, steps // 200)),
+    checkpoints=tfpvi.train.Checkpoints(resume=fit_resume(config)),
+    loop=tfpvi.train.Loop(steps_per_call=100),
+  )
+  return model, history
+
+
+def check_latent_2d_folder(config, out) -> None:
+  check_spec(out, latent_2d_spec(config))

@@ -198,17 +198,7 @@ def burda_spec(config: Config) -> dict:
     },
     "vamp": {"class": "VampPrior", "input_shape": [28, 28, 1], "num_components": config.prior_components},
   }[config.prior]
-  return {
-    "encoder": {
-      "class": "GaussianMLP",
-      "hidden_sizes": hidden,
-      "latent_size": config.latent_size,
-      "activation": "tanh",
-    },
-    "decoder": {"class": "BernoulliMLP", "hidden_sizes": hidden, "output_shape": [28, 28, 1], "activation": "tanh"},
-    "prior": prior,
-    "data": data,
-  }
+  return common.burda_mlp_spec(hidden, config.latent_size, prior=prior)
 
 
 def build_model(config: Config, x_train: np.ndarray) -> tfpvi.VAE:

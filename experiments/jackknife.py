@@ -24,7 +24,7 @@ import sonnet as snt
 import tensorflow as tf
 
 import tfpvi
-from experiments import common, iwae
+from experiments import common
 from tfpvi.cli import evaluate
 
 
@@ -59,7 +59,7 @@ class Config:
 
 def check_folder(config: Config, out) -> None:
   if not config.run_dir:
-    common.check_spec(out / "model", iwae.burda_spec(iwae.Config(hidden_sizes=(200, 200), latent_size=50)))
+    common.check_spec(out / "model", common.burda_mlp_spec((200, 200), 50))
 
 
 def trained_model(config: Config, out):
@@ -67,8 +67,7 @@ def trained_model(config: Config, out):
   if config.run_dir:
     model, spec = evaluate.restore(config.run_dir)
     return model, evaluate.test_images(spec, config.examples), {}
-  burda = iwae.Config(hidden_sizes=(200, 200), latent_size=50)
-  spec = iwae.burda_spec(burda)
+  spec = common.burda_mlp_spec((200, 200), 50)
   common.save_spec(out / "model", spec)
   tf.random.set_seed(config.seed)
   model = tfpvi.specs.build(spec)

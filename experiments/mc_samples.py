@@ -20,12 +20,11 @@ import sys
 import numpy as np
 
 import tfpvi
-from experiments import common, latent_2d
-from experiments.latent_2d import train
+from experiments import common
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(latent_2d.Config):
+class Config(common.Latent2DConfig):
   """latent_2d's model, data and optimizer, trained once per Monte Carlo sample size."""
 
   output_dir: str = common.flag("runs/mc_samples", "folder for results and figures, one sub-folder per sample size")
@@ -39,7 +38,7 @@ class Config(latent_2d.Config):
 
 def check_folders(config: Config, out) -> None:
   for num_samples in config.mc_samples:
-    latent_2d.check_folder(config, out / f"S{num_samples}")
+    common.check_latent_2d_folder(config, out / f"S{num_samples}")
 
 
 def main(argv=None) -> dict:
@@ -48,9 +47,9 @@ def main(argv=None) -> dict:
   x_test, _ = common.binarized_test_set("mnist", config.eval_examples)
   histories, metrics, model, trained = {}, {}, None, {}
   for num_samples in config.mc_samples:
-    model, history = train(config, x_train, out / f"S{num_samples}", num_samples)
+    model, history = common.train_latent_2d(config, x_train, out / f"S{num_samples}", num_samples)
     histories[f"S = {num_samples}"] = history
-    trained[f"S{num_samples}"] = common.trained_record(history, latent_2d.train_steps(config, len(x_train)))
+    trained[f"S{num_samples}"] = common.trained_record(history, common.latent_2d_steps(config, len(x_train)))
     elbo = tfpvi.objectives.elbo(model, x_test, num_samples=num_samples, seed=[config.seed, 1])
     metrics[f"S{num_samples}"] = {
       "test_elbo": float(np.mean(elbo)),

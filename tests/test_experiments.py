@@ -340,3 +340,17 @@ def test_command_lines_print_no_tensorflow_native_log_lines(tmp_path):
     timeout=600,
   )
   assert refused.returncode == 2 and "--steps" in refused.stderr  # errors still come through the filter
+
+
+def test_the_benchmarks_time_the_experiments_models():
+  """benchmarks/ builds its models without importing experiments/; they must stay the same models."""
+  from benchmarks import conv as conv_benchmark
+  from benchmarks import core as core_benchmark
+  from experiments import bits_per_dim, iwae
+
+  same = tfpvi.config.to_config
+  assert same(core_benchmark.burda_model()) == same(tfpvi.specs.build(iwae.burda_spec(iwae.Config())))
+  shape = [32, 32, 3]
+  assert same(conv_benchmark.conv_model(shape)) == same(
+    bits_per_dim.build_model("conv_mixture", bits_per_dim.Config(), shape)
+  )
