@@ -450,3 +450,56 @@ def test_fits_first_update_is_the_optimizers_first_step(make_optimizer):
     # Adam's first step moves each weight by lr * g / (|g| + eps): almost exactly lr wherever g != 0. A step
     # counter left at 1 by the slot creation would make it the second step, with other bias corrections.
     assert max(steps) == pytest.approx(0.05, rel=1e-3)
+
+
+class MeasuredJitTest(tf.test.TestCase):
+  """jit_compile="auto" on a CPU times both loops on real steps, puts the state back and records the choice."""
+
+  def fit(self, jit_compile, folder, steps=200):
+    tf.random.set_seed(3)
+    model = small_model()
+    history = train.fit(
+      model,
+      ELBO_TERMS,
+      binary_data(64),
+      optimizer=snt.optimizers.Adam(1e-2),
+      steps=steps,
+      batch_size=16,
+      output_dir=folder,
+      logging=train.Logging(every=50, progress=False),
+      loop=train.Loop(steps_per_call=10, jit_compile=jit_compile),
+    )
+    return model, history
+
+  def test_the_measured_choice_changes_nothing_but_the_speed_and_is_kept_on_resume(self):
+    folder = tempfile.mkdtemp()
+    model, history = self.fit("auto", folder)
+    run = tfpvi.run_record.read(folder)["run"]
+    choice = run["jit_compile_choice"]
+    self.assertEqual(choice["by"], "measurement")
+    seconds = choice["seconds_per_step"]
+    self.assertEqual(set(seconds), {"graph", "xla"})
+    self.assertTrue(all(s > 0 for s in seconds.values()))
+    self.assertEqual(run["jit_compile"], seconds["xla"] < seconds["graph"])
+    # The same run with the chosen mode given explicitly: the timed steps left no trace.
+    explicit_model, explicit = self.fit(run["jit_compile"], tempfile.mkdtemp())
+    self.assertEqual(list(history["step"]), [50, 100, 150, 200])
+    self.assertAllClose(history["loss"], explicit["loss"], rtol=1e-5)
+    self.assertAllClose(model.trainable_variables, explicit_model.trainable_variables, rtol=1e-5, atol=1e-6)
+    # A resumed "auto" run keeps the recorded choice rather than timing again.
+    self.fit("auto", folder, steps=250)
+    resumed = tfpvi.run_record.read(folder)["run"]
+    self.assertEqual(resumed["jit_compile"], run["jit_compile"])
+    self.assertIn("reused", resumed["jit_compile_choice"])
+
+  def test_short_runs_and_explicit_choices_are_not_measured(self):
+    folder = tempfile.mkdtemp()
+    self.fit("auto", folder, steps=20)
+    choice = tfpvi.run_record.read(folder)["run"]["jit_compile_choice"]
+    self.assertEqual(choice["by"], "rule")
+    self.assertIn("fewer than", choice["reason"])
+    self.fit("auto", folder, steps=200)  # a short first leg does not decide for the whole run
+    self.assertEqual(tfpvi.run_record.read(folder)["run"]["jit_compile_choice"]["by"], "measurement")
+    other = tempfile.mkdtemp()
+    self.fit(False, other, steps=20)
+    self.assertEqual(tfpvi.run_record.read(other)["run"]["jit_compile_choice"], {"requested": False})

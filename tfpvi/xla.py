@@ -1,8 +1,10 @@
 """Compiling: when to use XLA, and the one cache of compiled functions.
 
-Measured here (benchmarks/results_cpu.md): on a 2-core CPU, XLA runs the Burda IWAE step about
-2x slower than TensorFlow's graph kernels, while on GPUs XLA is the faster path. So "auto"
-compiles with XLA exactly when a GPU is visible; True and False force either.
+Which is faster on a CPU depends on the machine and the model: benchmarks/ found XLA 2x slower
+than TensorFlow's graph kernels for the Burda IWAE step on one 2-core machine and 1.5-2x faster
+on another. `resolve("auto")` is the rule without a measurement (XLA exactly when a GPU is
+visible); `tfpvi.train.fit` with jit_compile="auto" times both on real steps when a run is long
+enough (`tfpvi.train.fitting`). True and False force either.
 
 `function` and `cached` are the library's one way to keep compiled functions: TensorFlow counts
 the traces of a `tf.function` per Python code object, so closures made anew for each of several

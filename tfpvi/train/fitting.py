@@ -37,7 +37,7 @@ import pandas as pd
 import sonnet as snt
 import tensorflow as tf
 
-from tfpvi import xla
+from tfpvi import run_record, xla
 from tfpvi.train.data import DEFAULT_INPUTS, TrainData
 from tfpvi.train.run_folder import (
   FolderWriteError,
@@ -182,8 +182,13 @@ class Loop:
   Attributes:
     steps_per_call: optimizer steps per compiled call (the loop runs inside the graph or XLA);
       calls end at log, evaluation and checkpoint steps.
-    jit_compile: compile the training loop with XLA: True, False, or "auto" (XLA when a GPU is
-      visible; on CPUs TensorFlow's graph kernels are faster, see benchmarks/).
+    jit_compile: compile the training loop with XLA: True, False, or "auto": XLA when a GPU is
+      visible; on a CPU, for in-memory data and runs of at least 200 steps, the faster of the two,
+      timed on real steps before training (the state is put back, so nothing changes but the
+      speed); else the graph. The choice and its timings are recorded in run.json ("run":
+      "jit_compile_choice"), and a resumed run keeps it. XLA draws other (equally distributed)
+      random numbers than the graph for one seed, so a run that must repeat bit for bit on another
+      machine should say True or False.
     strategy: a `tf.distribute.Strategy`; the model's variables must have been created under its
       scope. Each step splits the global batch over the replicas and averages gradients.
     learning_rate: a schedule `step -> learning rate` (the rules of `fit`'s objective_kwargs
@@ -316,7 +321,7 @@ def fit(
     seed=seed,
   )
   training.build()
-  jit = xla.resolve(loop_options.jit_compile)
+  jit, jit_choice = _choose_jit(loop_options.jit_compile, training, data, strategy, steps, steps_per_call, output_dir)
   training.compile(jit, steps_per_call)
   evaluate = _make_evaluator(training, evaluation.data, inputs, jit)
 
@@ -331,6 +336,7 @@ def fit(
       info = {
         "steps": steps,
         "jit_compile": jit,
+        "jit_compile_choice": jit_choice,
         "steps_per_call": steps_per_call,
         "learning_rate": describe_callable(learning_rate) if learning_rate is not None else None,
         "replicas": strategy.num_replicas_in_sync if strategy_given else 1,
@@ -350,6 +356,62 @@ def fit(
   finally:
     if folder is not None:
       folder.close()  # the next writer may open the folder
+
+
+# A measured choice of jit_compile="auto" is made once per process for each (objective, variable
+# shapes, batch, steps_per_call): an experiment training several models of one shape measures once.
+_MEASURED: dict = {}
+MEASURE_MIN_STEPS = 200  # shorter runs are not worth two compilations: the rule decides
+_MEASURE_STEPS = 20  # steps timed for each candidate
+
+
+def _choose_jit(requested, training, data, strategy, steps, steps_per_call, output_dir) -> tuple[bool, dict]:
+  """jit_compile for the loop, and how it was chosen (recorded in run.json's "run" section).
+
+  An explicit True or False is used as given. "auto" reuses the choice recorded in output_dir's
+  run.json (so a resumed run draws exactly what it drew before: XLA's stateless generators give
+  other numbers; only a first leg too short to be measured, such as an experiment's timing run,
+  is decided anew once the run is long enough), else XLA where a GPU is visible, else, for
+  in-memory data and runs of at least `MEASURE_MIN_STEPS` steps, the faster of the graph and the
+  XLA loop, timed on real steps (`TrainingLoop.measure`, which restores the state it changed);
+  else the graph loop.
+  """
+  if requested != "auto":
+    return xla.resolve(requested), {"requested": requested}
+  recorded = run_record.read(output_dir).get("run", {}) if output_dir and run_record.exists(output_dir) else {}
+  previous = recorded.get("jit_compile_choice") or {}
+  too_short_before = previous.get("by") == "rule" and str(previous.get("reason", "")).startswith("fewer than")
+  if previous.get("requested") == "auto" and isinstance(recorded.get("jit_compile"), bool):
+    if not (too_short_before and steps >= MEASURE_MIN_STEPS):  # a short first leg (e.g. a timing run) decides anew
+      return recorded["jit_compile"], {**previous, "reused": "recorded in run.json when the run started"}
+  if xla.resolve("auto"):
+    return True, {"requested": "auto", "by": "rule", "reason": "a GPU is visible"}
+  if strategy.num_replicas_in_sync > 1:
+    return False, {"requested": "auto", "by": "rule", "reason": "several replicas (the loop is not compiled with XLA)"}
+  if not data.in_memory:
+    return False, {"requested": "auto", "by": "rule", "reason": "a tf.data Dataset (its iterator cannot be rewound)"}
+  if steps < MEASURE_MIN_STEPS:
+    return False, {"requested": "auto", "by": "rule", "reason": f"fewer than {MEASURE_MIN_STEPS} steps: not measured"}
+  key = (
+    describe_callable(training.objective),
+    tuple(tuple(v.shape.as_list()) for v in training.variables),
+    data.batch_size,
+    steps_per_call,
+  )
+  if key not in _MEASURED:
+    seconds = training.measure(steps_per_call, _MEASURE_STEPS)
+    _MEASURED[key] = seconds
+    print(
+      f"tfpvi: jit_compile='auto' timed the training loop: graph {seconds['graph'] * 1e3:.2f} ms/step, XLA "
+      f"{seconds['xla'] * 1e3:.2f} ms/step; using {'XLA' if seconds['xla'] < seconds['graph'] else 'the graph'}.",
+      file=sys.stderr,
+    )
+  seconds = _MEASURED[key]
+  return seconds["xla"] < seconds["graph"], {
+    "requested": "auto",
+    "by": "measurement",
+    "seconds_per_step": {name: round(value, 6) for name, value in seconds.items()},
+  }
 
 
 def _settings(objective, objective_kwargs, optimizer, learning_rate, data, preprocess, seed, inputs) -> dict:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any, Callable, Mapping, Optional
 
@@ -291,7 +292,40 @@ class TrainingLoop:
 
   def compile(self, jit_compile: bool, steps_per_call: int) -> None:
     self._rows = steps_per_call
-    self._compiled = tf.function(self._loop, jit_compile=jit_compile and self.strategy.num_replicas_in_sync == 1)
+    self._compiled = self._compile(jit_compile)
+
+  def _compile(self, jit_compile: bool):
+    return tf.function(self._loop, jit_compile=jit_compile and self.strategy.num_replicas_in_sync == 1)
+
+  def measure(self, steps_per_call: int, num_steps: int) -> dict[str, float]:
+    """Seconds per step of the graph and the XLA loop, each timed on about `num_steps` real steps; state restored.
+
+    Each candidate is compiled and called once (its compilation is not timed), then timed on calls
+    of `steps_per_call` steps, as the run will make them. Every variable the loop changes (model,
+    optimizer, step counter, interval sums) is put back afterwards, and draws are stateless in the
+    step, so the run continues exactly as if nothing had been measured. In-memory data only (a
+    Dataset's iterator cannot be put back).
+    """
+    self._rows = steps_per_call
+    state = self._state_variables()
+    saved = [tf.identity(v) for v in state]
+    calls = max(1, -(-num_steps // steps_per_call))
+    timings = {}
+    for name, jit in (("graph", False), ("xla", True)):
+      self._compiled = self._compile(jit)
+      self.run(steps_per_call)  # traces and compiles
+      started = time.perf_counter()
+      for _ in range(calls):
+        self.run(steps_per_call)
+      timings[name] = (time.perf_counter() - started) / (calls * steps_per_call)
+      for variable, value in zip(state, saved):
+        variable.assign(value)
+    return timings
+
+  def _state_variables(self) -> list:
+    optimizer_variables = list(getattr(self.optimizer, "variables", ()) or ())
+    unique = {id(v): v for v in [*self.model.variables, *optimizer_variables]}
+    return [*unique.values(), self.step, self.interval_sum, self.interval_count]
 
   def run(self, num: int, batches=None) -> tuple[dict[str, float], bool]:
     """Runs `num` steps (stopping early at a non-finite one); returns (last step's metrics, finite).
