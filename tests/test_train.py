@@ -1,6 +1,7 @@
 """fit(): resumption after kill -9, NaN handling, schedules, steps_per_call and tf.distribute."""
 
 import functools
+import inspect
 import os
 import pathlib
 import signal
@@ -503,3 +504,19 @@ class MeasuredJitTest(tf.test.TestCase):
     other = tempfile.mkdtemp()
     self.fit(False, other, steps=20)
     self.assertEqual(tfpvi.run_record.read(other)["run"]["jit_compile_choice"], {"requested": False})
+
+
+def test_former_fit_keywords_name_their_new_spelling():
+  with pytest.raises(
+    TypeError, match=r"log_every -> logging=tfpvi.train.Logging\(every=...\); steps_per_call -> loop="
+  ):
+    train.fit(
+      small_model(),
+      ELBO_TERMS,
+      binary_data(),
+      optimizer=snt.optimizers.SGD(0.1),
+      steps=3,
+      log_every=1,
+      steps_per_call=2,
+    )
+  assert "logging" in str(inspect.signature(train.fit))  # the signature is fit's own

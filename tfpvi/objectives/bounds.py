@@ -64,6 +64,9 @@ class MultiSampleBound:
   `tfpvi.objectives.estimate(IWAE(), model, x, num_samples=5, gradient_estimator="dreg")`.
   """
 
+  def __repr__(self) -> str:  # the dataclass bounds print their fields; a plain subclass its name
+    return f"{type(self).__name__}()"
+
   def num_draws(self, num_samples: int) -> int:
     """How many z ~ q(z|x) the bound draws per example for `num_samples` (K by default)."""
     return checks.check_num_samples(num_samples)

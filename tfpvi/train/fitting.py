@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import numbers
 import os
@@ -214,6 +215,43 @@ def _check_group(value, kind, name):
   return value
 
 
+# fit's options that moved into groups -> how to spell them now (a TypeError says so).
+_MOVED_OPTIONS = {
+  "log_every": "logging=tfpvi.train.Logging(every=...)",
+  "progress": "logging=tfpvi.train.Logging(progress=...)",
+  "eval_data": "evaluation=tfpvi.train.Evaluation(data=...)",
+  "eval_every": "evaluation=tfpvi.train.Evaluation(every=...)",
+  "eval_fn": "evaluation=tfpvi.train.Evaluation(metrics=...)",
+  "checkpoint_every": "checkpoints=tfpvi.train.Checkpoints(every=...)",
+  "checkpoint_seconds": "checkpoints=tfpvi.train.Checkpoints(seconds=...)",
+  "max_to_keep": "checkpoints=tfpvi.train.Checkpoints(max_to_keep=...)",
+  "resume": "checkpoints=tfpvi.train.Checkpoints(resume=...)",
+  "steps_per_call": "loop=tfpvi.train.Loop(steps_per_call=...)",
+  "jit_compile": "loop=tfpvi.train.Loop(jit_compile=...)",
+  "strategy": "loop=tfpvi.train.Loop(strategy=...)",
+  "learning_rate": "loop=tfpvi.train.Loop(learning_rate=...)",
+  "inputs": "loop=tfpvi.train.Loop(inputs=...)",
+}
+
+
+def _explain_moved_options(fit_fn):
+  """Makes a call with one of fit's former keywords fail with the new spelling, not only "unexpected keyword"."""
+
+  @functools.wraps(fit_fn)
+  def checked(*args, **kwargs):
+    moved = [name for name in kwargs if name in _MOVED_OPTIONS]
+    if moved:
+      raise TypeError(
+        f"fit() takes {', '.join(moved)} in an option group now: "
+        + "; ".join(f"{name} -> {_MOVED_OPTIONS[name]}" for name in moved)
+        + "."
+      )
+    return fit_fn(*args, **kwargs)
+
+  return checked
+
+
+@_explain_moved_options
 def fit(
   model,
   objective: Callable[..., Any],

@@ -325,7 +325,8 @@ def _last_tensorboard_step(folder: pathlib.Path) -> int:
   last = 0
   for events in folder.glob("events.out.tfevents.*"):
     try:
-      for event in tf.compat.v1.train.summary_iterator(str(events)):
+      for record in tf.data.TFRecordDataset(str(events)):
+        event = tf.compat.v1.Event.FromString(record.numpy())
         if any(value.tag == "loss" for value in event.summary.value):
           last = max(last, int(event.step))
     except tf.errors.DataLossError:  # a file cut by a kill: the points before the cut count
@@ -410,7 +411,10 @@ class RunFolder:
         if differences:
           changes.append({"at_step": _step_of(latest), "differences": differences})
         step = self._restore(latest, model, tracked)
-        _note(f"resuming {self.path} from step {step} ({os.path.basename(latest)}).")
+        if step >= steps:
+          _note(f"{self.path} already reached step {step} of {steps} ({os.path.basename(latest)}): nothing to train.")
+        else:
+          _note(f"resuming {self.path} from step {step} ({os.path.basename(latest)}).")
       except (tf.errors.OpError, IndexError) as error:  # a cut or damaged checkpoint file
         raise ValueError(self._unreadable(latest, error)) from None
     variables = {"/".join(map(str, path)): variable.shape.as_list() for path, variable in _variables(model)}
