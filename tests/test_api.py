@@ -20,7 +20,7 @@ def test_public_api_imports():
 
 
 def test_commands_start_without_tensorflow_startup_lines():
-  """`python -m tfpvi.cli.evaluate --help` prints no oneDNN / CUDA / cpu_feature_guard lines (issue 7, item 12)."""
+  """`python -m tfpvi.cli.evaluate --help` prints no oneDNN / CUDA / cpu_feature_guard lines."""
   import os
   import pathlib
   import subprocess

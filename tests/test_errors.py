@@ -1,4 +1,4 @@
-"""Bad input gets one plain sentence that names what was expected and what came (issue 7, items 6, 8-10)."""
+"""Bad input gets one plain sentence that names what was expected and what came."""
 
 import numpy as np
 import pytest

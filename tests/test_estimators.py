@@ -1,6 +1,6 @@
 """Gradient estimators against exact answers, for flows, joint distributions and discrete latents.
 
-Defects of issue 8 guarded here: (1) STL/DReG wrong for flows on networks and for joints built from
+Defects guarded here (each once shipped): (1) STL/DReG wrong for flows on networks and for joints built from
 lambdas; (2) joint latents rejected (DReG on dict z); (3) a q that cannot be reparameterized trains
 silently (now an error, and VIMCO for it).
 """

@@ -1,4 +1,4 @@
-"""`python -m tfpvi.cli.evaluate` on the model folders every experiment writes, and its messages (issue 7, item 14).
+"""`python -m tfpvi.cli.evaluate` on the model folders every experiment writes, and its messages.
 
 Each folder is built here in tmp_path with the experiment's own spec and a few `fit` steps.
 """

@@ -185,7 +185,7 @@ def test_iwae_refuses_a_folder_planned_with_other_steps_and_reports_what_ran(tmp
 def test_project_deadline_reports_the_seed_quantities():
   out = pathlib.Path(tempfile.mkdtemp())
   metrics = importlib.import_module("experiments.project_deadline").main(["--smoke", "--output_dir", str(out)])
-  assert abs(metrics["mean_completion_days"] - 18.2) < 0.5  # seed 002: "around 18.2 days"
+  assert abs(metrics["mean_completion_days"] - 18.2) < 0.5  # the blog post: "around 18.2 days"
   assert 0.0 < metrics["p_exceed_70"] < 1e-3
   assert metrics["p_exceed_70_standard_error"] < metrics["p_exceed_70"]
   saved = json.loads((out / "results.json").read_text())["metrics"]

@@ -123,7 +123,10 @@ class IAFTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class ExactPosteriorBehindIAFTest(tf.test.TestCase, parameterized.TestCase):
-  """LinearGaussian's exact posterior behind the shipped, identity-initialised IAF (issue 8's decisive case)."""
+  """LinearGaussian's exact posterior behind the shipped, identity-initialised IAF.
+
+  The decisive case for STL and DReG on flows.
+  """
 
   def setUp(self):
     super().setUp()

@@ -1,4 +1,4 @@
-"""The Colab quick start runs top to bottom in a real Jupyter kernel, as printed (issue 7, item 5).
+"""The Colab quick start runs top to bottom in a real Jupyter kernel, as printed.
 
 The kernel starts with tests/doc_sizes on PYTHONPATH (`fit` runs at most 20 steps, importance sampling at most 50
 samples; see tests/doc_sizes/sitecustomize.py) and runs in a temporary folder. Every figure must arrive as an inline

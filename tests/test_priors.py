@@ -1,4 +1,4 @@
-"""Learned priors: shapes, densities, and that training moves every prior variable (issue 8, defect 5)."""
+"""Learned priors: shapes, densities, and that training moves every prior variable."""
 
 import numpy as np
 import sonnet as snt

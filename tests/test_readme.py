@@ -1,4 +1,4 @@
-"""Every code block of the README runs as printed (issue 7, items 1 and 17).
+"""Every code block of the README runs as printed: the README never shows code that does not run.
 
 Python blocks run in order in one fresh interpreter, in a temporary folder, with tests/doc_sizes
 on PYTHONPATH (`fit` runs at most 20 steps and importance sampling at most 50 samples; see

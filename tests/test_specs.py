@@ -53,7 +53,7 @@ class LearnedPriorAndBiasSpecTest(tf.test.TestCase):
 
 
 class FlowAndDiscreteSpecTest(tf.test.TestCase):
-  """Flow posteriors, Gumbel-softmax encoders, RelaxedInput decoders and categorical priors (issue 7, item 14)."""
+  """Flow posteriors, Gumbel-softmax encoders, RelaxedInput decoders and categorical priors."""
 
   def test_they_build_as_their_spec(self):
     bernoulli = {"class": "BernoulliMLP", "hidden_sizes": [8], "output_shape": [4, 4, 1], "latent_ndims": 2}

@@ -1,6 +1,6 @@
 """Flows, relaxed categoricals and joint latents through every objective, evaluator and helper.
 
-Defects of issue 8 guarded here: (2) structured latents rejected (joint q and prior in VAE.__init__,
+Defects guarded here (each once shipped): (2) structured latents rejected (joint q and prior in VAE.__init__,
 posterior, kl="auto", DReG on dicts); (6) helpers assuming one flat Gaussian latent (reconstruct
 without q.mean(), a [2, 3] relaxed-categorical prior, decoders on unknown latent sizes in graphs,
 a decoder reading a dict z); (7) DiscretizedLogisticMixtureMLP.reconstruct(x, 25) on CPU.

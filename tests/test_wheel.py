@@ -1,4 +1,4 @@
-"""`python -m build` makes a wheel that installs and works outside the checkout (issue 7, item 5).
+"""`python -m build` makes a wheel that installs and works outside the checkout.
 
 The wheel is built from a copy of the sources (so the checkout gets no build/ folder) and installed
 by the notebook's install cell into a fresh virtual environment that sees this environment's

@@ -92,7 +92,7 @@ class DiscretizedLogistic(IntegerSupportDistribution):
   """A logistic distribution rounded to the integers {0, ..., num_bins - 1}.
 
   The continuous logistic(loc, scale) is rounded to the nearest integer; the first and last bins take
-  the tails below 0.5 and above num_bins - 1.5 (Salimans et al. 2017, eq. 2; seed 002, eq. 9):
+  the tails below 0.5 and above num_bins - 1.5 (Salimans et al. 2017, eq. 2):
 
   ```none
   P(x) = sigmoid((x + 0.5 - loc) / scale) - sigmoid((x - 0.5 - loc) / scale)
@@ -104,11 +104,11 @@ class DiscretizedLogistic(IntegerSupportDistribution):
 
   #### Examples
 
-  ```python
-  d = DiscretizedLogistic(loc=127.3, scale=2.0)
-  d.log_prob(127.)   # log mass of the bin [126.5, 127.5)
-  d.prob(tf.range(256.)).numpy().sum()  # 1.0
-  ```
+  >>> d = DiscretizedLogistic(loc=127.3, scale=2.0)
+  >>> round(float(d.prob(127.0)), 4)  # the mass of the bin [126.5, 127.5)
+  0.1237
+  >>> round(float(tf.reduce_sum(d.prob(tf.range(256.0)))), 6)  # a distribution over the 256 bins
+  1.0
 
   #### References
 

@@ -1,4 +1,4 @@
-"""Importance sampling for E_p[f(X)] with TFP distributions (seed 002, eqs. 3-6).
+"""Importance sampling for E_p[f(X)] with TFP distributions (the importance-sampling blog post, eqs. 3-6).
 
 ```none
 plain:            mu = (1/n) sum_i f(x_i) w_i,                w_i = p(x_i) / q(x_i),  x_i ~ q

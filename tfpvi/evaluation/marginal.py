@@ -1,6 +1,6 @@
 """Estimates of log p(x) and their units.
 
-`log_marginal_likelihood` is the importance-sampled estimate with q(z|x) as proposal (seed 002,
+`log_marginal_likelihood` is the importance-sampled estimate with q(z|x) as proposal (the importance-sampling blog post,
 eq. 10; Burda et al. 2016 use K = 5000):
 
 ```none
@@ -160,8 +160,8 @@ def importance_sampling_stats(
     num_samples: Python int K >= 1, total samples per example.
     chunk_size: Python int >= 1, samples drawn at once; memory is O(chunk_size * B * dims).
     tail_size: Python int >= 0, how many of the largest log weights to keep (for Pareto k-hat).
-    proposal: "posterior" (q(z|x), seed 002 eq. 10) or "prior" (p(z), the naive estimate of
-      seed 002 eq. 7, whose variance explodes with the latent dimension).
+    proposal: "posterior" (q(z|x), the importance-sampling blog post's eq. 10) or "prior" (p(z), the naive estimate of
+      the importance-sampling blog post's eq. 7, whose variance explodes with the latent dimension).
     seed: None, a Python int or a stateless seed; chunk i uses a seed folded from it.
 
   Returns:
@@ -235,6 +235,16 @@ def log_marginal_likelihood(
     float Tensor [B], nats per example. Its expectation is a lower bound on log p(x) that
     tightens as K grows (it is the IWAE_K bound computed in chunks); with the exact posterior as
     proposal it is exact for any K.
+
+  Example: on a linear-Gaussian model, whose log p(x) is known exactly, with q the prior (a poor proposal).
+
+  >>> import tfpvi
+  >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
+  >>> x = truth.sample(3, seed=[1, 2])
+  >>> model = truth.as_vae(lambda x: tfd.MultivariateNormalDiag(tf.zeros([tf.shape(x)[0], 2])))
+  >>> estimate = log_marginal_likelihood(model, x, num_samples=20000, chunk_size=5000, seed=[0, 7])
+  >>> bool(tf.reduce_max(tf.abs(estimate - truth.log_marginal(x))) < 0.05)
+  True
   """
   return importance_sampling_stats(
     model, x, num_samples, chunk_size=chunk_size, proposal=proposal, seed=seed

@@ -5,7 +5,7 @@
 logistics per pixel for grey images (`tfpvi.distributions.DiscretizedLogisticMixture`) and
 PixelCNN++'s channel-coupled mixture for colour (`tfpvi.distributions.PixelCNNMixture`).
 
-Design choices (seed 002's CIFAR-10 VAE needed each of them):
+Design choices (the CIFAR-10 VAE of the importance-sampling blog post needed each of them):
 
 - Sample dimensions are folded into the batch: z [S, B, latent] runs through the convolutions as
   [S * B, latent] and the parameters are unfolded back to [S, B, H, W, ...], so K importance
@@ -122,7 +122,7 @@ class ResidualBlock(snt.Module):
 
 @configurable
 class ResNetEncoder(snt.Module):
-  """A convolutional encoder returning a diagonal Gaussian q(z|x) (seed 002's CIFAR-10 encoder).
+  """A convolutional encoder returning a diagonal Gaussian q(z|x) (the CIFAR-10 encoder of the IS blog post).
 
   ```none
   h = conv3x3(2 (x - low) / (high - low) - 1)                   # [N, H, W, channels[0]]
@@ -271,7 +271,7 @@ class ResNetDecoder(snt.Module):
       output_shape: [H, W, C], the event shape of x.
       channels: channels of each stage, from the coarsest; each stage doubles the spatial size.
       blocks_per_stage: residual blocks per stage.
-      num_components: K, logistic components per pixel (1 is seed 002's single logistic).
+      num_components: K, logistic components per pixel (1 is a single discretized logistic).
       num_bins: intensity levels; x takes values in {0, ..., num_bins - 1}.
       activation: nonlinearity.
       normalization: "group" or "none" (see the module docstring).

@@ -2,8 +2,8 @@
 
 Every decoder accepts z with any number of leading sample and batch dimensions and returns a
 distribution with `batch_shape = z.shape[:-1]` and `event_shape = output_shape`, so several Monte
-Carlo samples [S, B, latent] flow through one call (seed 000's broadcasting). A latent with more
-than one event dimension (`latent_ndims`) and a nest of latents from a joint q(z|x)
+Carlo samples [S, B, latent] flow through one call (broadcasting, as in the Monte Carlo sample-size
+blog post). A latent with more than one event dimension (`latent_ndims`) and a nest of latents from a joint q(z|x)
 (`latent_keys` selects the parts to read) are flattened and concatenated before the MLP.
 """
 
@@ -132,6 +132,11 @@ class BernoulliMLP(_MLPDecoder):
   `dec(z)` returns `tfd.Independent(Bernoulli(logits), len(output_shape))` over float {0, 1}
   values; its `mean()` is the pixel probabilities. log p(x|z) is the negative binary
   cross-entropy summed over pixels, in nats.
+
+  >>> decoder = BernoulliMLP([8], output_shape=[4, 4, 1])
+  >>> p = decoder(tf.zeros([3, 5, 2]))  # z [S, B, latent]: the samples broadcast
+  >>> p.batch_shape, p.event_shape
+  (TensorShape([3, 5]), TensorShape([4, 4, 1]))
   """
 
   def __init__(

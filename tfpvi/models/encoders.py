@@ -29,6 +29,11 @@ class GaussianMLP(snt.Module):
   loc = Linear(h),  scale = min_scale + softplus(Linear(h))
   ```
 
+  >>> encoder = GaussianMLP([8], latent_size=2)
+  >>> q = encoder(tf.zeros([5, 4, 4, 1]))  # q(z|x) for 5 examples
+  >>> q.batch_shape, q.event_shape
+  (TensorShape([5]), TensorShape([2]))
+
   with batch shape [B] and event shape [latent_size]. The softplus with a floor keeps the scale
   positive and away from 0 without an exponential that can overflow.
 

@@ -141,6 +141,18 @@ class VAE(snt.Module):
   samples (a Tensor [S, B, ...] or a dict/list of them), and the decoder receives that nest as it
   is (e.g. `tfpvi.decoders.BernoulliMLP(..., latent_keys=["z1"])` reads one part of a dict).
 
+  Example: samples are a leading dimension that broadcasts through the decoder.
+
+  >>> import tfpvi
+  >>> model = tfpvi.VAE(
+  ...   tfpvi.encoders.GaussianMLP([16], latent_size=2),
+  ...   tfpvi.decoders.BernoulliMLP([16], output_shape=[4, 4, 1]),
+  ...   tfpvi.standard_normal_prior(2),
+  ... )
+  >>> x = tf.cast(tf.random.stateless_uniform([3, 4, 4, 1], seed=[0, 1]) > 0.5, tf.float32)
+  >>> model.log_weights(x, 5, seed=[0, 2]).shape  # [K, B] log p(x, z_k) - log q(z_k|x)
+  TensorShape([5, 3])
+
   The prior is a `tfd.Distribution` over z, or a callable (e.g. a Sonnet module with trainable
   variables, `tfpvi.priors.MixtureOfGaussians`, `tfpvi.priors.VampPrior`) that returns one and is
   called again every time `model.prior` is read, so that gradients reach its variables. A prior
@@ -329,7 +341,7 @@ class VAE(snt.Module):
       x: float Tensor [B, ...].
       num_samples: None decodes one representative latent (`posterior_location`: q's mean, else
         the flow's image of its base mean, else one sample); an int S decodes S posterior samples
-        (seed 000's distribution over reconstructions).
+        (the Monte Carlo sample-size blog post's distribution over reconstructions).
       seed: seed for the posterior samples.
 
     Returns:
@@ -354,7 +366,12 @@ class VAE(snt.Module):
 
 
 def standard_normal_prior(latent_size: int) -> tfd.Distribution:
-  """N(0, I) over z in R^latent_size, as one event: batch shape [], event shape [latent_size]."""
+  """N(0, I) over z in R^latent_size, as one event: batch shape [], event shape [latent_size].
+
+  >>> prior = standard_normal_prior(3)
+  >>> prior.event_shape, prior.batch_shape
+  (TensorShape([3]), TensorShape([]))
+  """
   return tfd.Independent(
     tfd.Normal(loc=tf.zeros([latent_size]), scale=tf.ones([latent_size])),
     reinterpreted_batch_ndims=1,
