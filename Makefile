@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 OUTPUT_DIR ?=
 ARGS ?=
 
-.PHONY: setup data run test lint format bench clean
+.PHONY: setup data run test lint format bench docs docs-serve docs-look clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,28 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff format tfpvi experiments tests benchmarks
 
+# The documentation site into site/, from the docstrings and the notebooks; any warning fails the build.
+$(VENV)/.docs: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+# Screenshots of three pages in headless Chromium (Debian: apt install chromium), into site/screenshots/.
+docs-look: docs
+	mkdir -p site/screenshots
+	for page in index api/objectives/index tutorials/tfpvi_quickstart/index; do \
+	  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1600 \
+	    --virtual-time-budget=10000 --allow-file-access-from-files \
+	    --screenshot=site/screenshots/$$(echo $$page | tr / _).png file://$(CURDIR)/site/$$page.html; \
+	done
+
 bench: setup
 	$(PY) -m benchmarks.core
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

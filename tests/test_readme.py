@@ -86,3 +86,26 @@ def test_commands_exist_with_their_flags(line):
       [sys.executable, "-m", module, words[3], "--help"], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert sub.returncode == 0, sub.stderr[-3000:]
+
+
+def test_the_documentation_sites_python_blocks_run_as_printed(tmp_path):
+  """The site's pages (docs/*.md) show only code that runs, with the README's toy sizes."""
+  blocks = [
+    block
+    for page in sorted((ROOT / "docs").glob("*.md"))
+    for block in re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.MULTILINE | re.DOTALL)
+  ]
+  assert blocks, "docs/index.md shows a Quick start"
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([DOC_SIZES, str(ROOT)]), CUDA_VISIBLE_DEVICES="")
+  result = subprocess.run(
+    [sys.executable, "-c", "\n\n".join(blocks)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+  )
+  assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-5000:]}"
+  assert (tmp_path / "runs" / "mine").is_dir()
+
+
+def test_make_targets_named_in_the_docs_exist():
+  makefile = (ROOT / "Makefile").read_text()
+  for page in sorted((ROOT / "docs").glob("*.md")):
+    for target in re.findall(r"make ([a-z][a-z-]*)", page.read_text()):
+      assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE), f"{page.name}: make {target}"

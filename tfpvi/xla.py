@@ -67,13 +67,14 @@ def cached(owner, key: Hashable, build: Callable[[], Callable]) -> Callable:
   Returns:
     the function `build()` returned for (owner, key), the same object on every later call.
 
-  >>> class Model:
-  ...   pass
-  >>> model, built = Model(), []
-  >>> make = lambda: built.append(1) or function(lambda x: 2 * x)
-  >>> first = cached(model, ("double",), make)
-  >>> cached(model, ("double",), make) is first, len(built), cached_keys(model)
-  (True, 1, [('double',)])
+  Examples:
+    >>> class Model:
+    ...   pass
+    >>> model, built = Model(), []
+    >>> make = lambda: built.append(1) or function(lambda x: 2 * x)
+    >>> first = cached(model, ("double",), make)
+    >>> cached(model, ("double",), make) is first, len(built), cached_keys(model)
+    (True, 1, [('double',)])
   """
   try:
     per_owner = _CACHE.setdefault(owner, {})

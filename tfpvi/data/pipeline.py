@@ -36,10 +36,11 @@ def binarize_static(images, seed: int = STATIC_BINARIZATION_SEED) -> np.ndarray:
   Raises:
     ValueError: if images hold NaN or Inf, or values outside [0, 1].
 
-  >>> grey = np.full([2, 28, 28, 1], 0.5)
-  >>> once, again = binarize_static(grey), binarize_static(grey)
-  >>> bool((once == again).all()), sorted(np.unique(once).tolist())
-  (True, [0.0, 1.0])
+  Examples:
+    >>> grey = np.full([2, 28, 28, 1], 0.5)
+    >>> once, again = binarize_static(grey), binarize_static(grey)
+    >>> bool((once == again).all()), sorted(np.unique(once).tolist())
+    (True, [0.0, 1.0])
   """
   images = np.asarray(images, np.float32)
   finite = np.isfinite(images)

@@ -102,18 +102,16 @@ class DiscretizedLogistic(IntegerSupportDistribution):
   distribution is scalar (event shape []); wrap it in `tfd.Independent` for images. Samples and
   `log_prob` inputs are float Tensors holding integers.
 
-  #### Examples
-
-  >>> d = DiscretizedLogistic(loc=127.3, scale=2.0)
-  >>> round(float(d.prob(127.0)), 4)  # the mass of the bin [126.5, 127.5)
-  0.1237
-  >>> round(float(tf.reduce_sum(d.prob(tf.range(256.0)))), 6)  # a distribution over the 256 bins
-  1.0
-
-  #### References
-
-  [1] Tim Salimans, Andrej Karpathy, Xi Chen, Diederik P. Kingma. PixelCNN++: Improving the PixelCNN
+  References:
+    Tim Salimans, Andrej Karpathy, Xi Chen, Diederik P. Kingma. PixelCNN++: Improving the PixelCNN
       with Discretized Logistic Mixture Likelihood and Other Modifications. ICLR 2017.
+
+  Examples:
+    >>> d = DiscretizedLogistic(loc=127.3, scale=2.0)
+    >>> round(float(d.prob(127.0)), 4)  # the mass of the bin [126.5, 127.5)
+    0.1237
+    >>> round(float(tf.reduce_sum(d.prob(tf.range(256.0)))), 6)  # a distribution over the 256 bins
+    1.0
   """
 
   def __init__(

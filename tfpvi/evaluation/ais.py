@@ -80,10 +80,11 @@ def sigmoidal_schedule(num_steps: int, *, delta: float = 4.0) -> np.ndarray:
   Returns:
     float64 array [T + 1] from exactly 0 to exactly 1, increasing.
 
-  >>> from tfpvi.evaluation.ais import sigmoidal_schedule
-  >>> betas = sigmoidal_schedule(4)
-  >>> [round(float(b), 3) for b in betas]
-  [0.0, 0.105, 0.5, 0.895, 1.0]
+  Examples:
+    >>> from tfpvi.evaluation.ais import sigmoidal_schedule
+    >>> betas = sigmoidal_schedule(4)
+    >>> [round(float(b), 3) for b in betas]
+    [0.0, 0.105, 0.5, 0.895, 1.0]
   """
   num_steps = checks.check_num_samples(num_steps, "num_steps")
   if not delta > 0:
@@ -97,9 +98,10 @@ def sigmoidal_schedule(num_steps: int, *, delta: float = 4.0) -> np.ndarray:
 def linear_schedule(num_steps: int) -> np.ndarray:
   """beta_t = t / T, the schedule of `tfp.mcmc.sample_annealed_importance_chain`; float64 [T + 1].
 
-  >>> from tfpvi.evaluation.ais import linear_schedule
-  >>> linear_schedule(4).tolist()
-  [0.0, 0.25, 0.5, 0.75, 1.0]
+  Examples:
+    >>> from tfpvi.evaluation.ais import linear_schedule
+    >>> linear_schedule(4).tolist()
+    [0.0, 0.25, 0.5, 0.75, 1.0]
   """
   num_steps = checks.check_num_samples(num_steps, "num_steps")
   return np.linspace(0.0, 1.0, num_steps + 1)
@@ -396,8 +398,14 @@ def ais_log_marginal_likelihood(
     model: a `tfpvi.VAE` (or any object with `prior`, `posterior(x)` and `log_weight_terms`) with
       continuous latents, flat ([B, d]) or nested (a dict or list of them).
     x: observations [B, *event_shape of p(x|z)], in the likelihood's support.
-    num_steps, num_chains, schedule, start, num_leapfrog_steps, step_size, target_accept_prob,
-      steps_per_call: as in `AIS`.
+    num_steps: as in `AIS`.
+    num_chains: as in `AIS`.
+    schedule: as in `AIS`.
+    start: as in `AIS`.
+    num_leapfrog_steps: as in `AIS`.
+    step_size: as in `AIS`.
+    target_accept_prob: as in `AIS`.
+    steps_per_call: as in `AIS`.
     jit_compile: True, False or "auto" (XLA when a GPU is visible).
     progress: a progress bar over annealing steps (tqdm); None shows it on a terminal for runs of
       1,000 steps or more.
@@ -414,13 +422,14 @@ def ais_log_marginal_likelihood(
     ValueError: for x of the wrong shape or outside the likelihood's support, discrete or
       constrained latents, or bad settings.
 
-  >>> import numpy as np, tfpvi
-  >>> truth = tfpvi.LinearGaussian.random(data_size=5, latent_size=2, seed=0)
-  >>> x = truth.sample(3, seed=[1, 2])
-  >>> result = ais_log_marginal_likelihood(truth.as_vae(), x, num_steps=1000, num_chains=16, seed=0)
-  >>> error = result.log_px - truth.log_marginal(x)
-  >>> bool(np.all(np.abs(error) < 4 * result.standard_error + 0.05))
-  True
+  Examples:
+    >>> import numpy as np, tfpvi
+    >>> truth = tfpvi.LinearGaussian.random(data_size=5, latent_size=2, seed=0)
+    >>> x = truth.sample(3, seed=[1, 2])
+    >>> result = ais_log_marginal_likelihood(truth.as_vae(), x, num_steps=1000, num_chains=16, seed=0)
+    >>> error = result.log_px - truth.log_marginal(x)
+    >>> bool(np.all(np.abs(error) < 4 * result.standard_error + 0.05))
+    True
   """
   settings = AIS(
     num_steps=num_steps,
@@ -493,19 +502,27 @@ def bdmc(
   Args:
     model: a `tfpvi.VAE` with continuous latents.
     num_examples: Python int, how many examples to simulate.
-    num_steps, num_chains, schedule, num_leapfrog_steps, step_size, target_accept_prob,
-      steps_per_call, jit_compile, progress: as in `ais_log_marginal_likelihood` (both runs use the
-      prior as pi_0 and the same schedule, reversed for the reverse run).
+    num_steps: as in `ais_log_marginal_likelihood`; both runs use the prior as pi_0 and the same
+      schedule, reversed for the reverse run.
+    num_chains: as in `ais_log_marginal_likelihood`.
+    schedule: as in `ais_log_marginal_likelihood`.
+    num_leapfrog_steps: as in `ais_log_marginal_likelihood`.
+    step_size: as in `ais_log_marginal_likelihood`.
+    target_accept_prob: as in `ais_log_marginal_likelihood`.
+    steps_per_call: as in `ais_log_marginal_likelihood`.
+    jit_compile: as in `ais_log_marginal_likelihood`.
+    progress: as in `ais_log_marginal_likelihood`.
     seed: None, a Python int or a stateless seed.
 
   Returns:
     BDMCResult with lower, upper and gap [B] in nats.
 
-  >>> import numpy as np, tfpvi
-  >>> truth = tfpvi.LinearGaussian.random(data_size=5, latent_size=2, seed=0)
-  >>> result = bdmc(truth.as_vae(), 8, num_steps=1000, num_chains=8, seed=0)
-  >>> bool(abs(float(np.mean(result.gap))) < 0.3)
-  True
+  Examples:
+    >>> import numpy as np, tfpvi
+    >>> truth = tfpvi.LinearGaussian.random(data_size=5, latent_size=2, seed=0)
+    >>> result = bdmc(truth.as_vae(), 8, num_steps=1000, num_chains=8, seed=0)
+    >>> bool(abs(float(np.mean(result.gap))) < 0.3)
+    True
   """
   settings = AIS(
     num_steps=num_steps,

@@ -125,10 +125,11 @@ def leave_out_log_mean(
   Raises:
     ValueError: for subsets other than "all" or "windows", or C(K, j) > max_subsets.
 
-  >>> import numpy as np
-  >>> log_w = np.log([[1.0], [2.0], [3.0], [6.0]])
-  >>> round(float(np.exp(leave_out_log_mean(log_w, 3)[0])), 6)  # each subset keeps one weight: a geometric mean
-  2.44949
+  Examples:
+    >>> import numpy as np
+    >>> log_w = np.log([[1.0], [2.0], [3.0], [6.0]])
+    >>> round(float(np.exp(leave_out_log_mean(log_w, 3)[0])), 6)  # each subset keeps one weight: a geometric mean
+    2.44949
   """
   log_weights = _as_float64(log_weights)
   k = int(log_weights.shape[0])
@@ -165,7 +166,8 @@ def jackknife(
       `VAE.log_weights`), K > order.
     order: m >= 0; 0 returns the IWAE bound.
     subsets: "all" (exact, the default) or "windows" (see the module docstring).
-    chunk_size, max_subsets: as in `leave_out_log_mean`; the cost is C(K, m) subsets per example.
+    chunk_size: as in `leave_out_log_mean`.
+    max_subsets: as in `leave_out_log_mean`; the cost is C(K, m) subsets per example.
 
   Returns:
     Tensor [B] of the log weights' dtype (computed in float64), nats. Unlike the IWAE bound it is
@@ -176,12 +178,13 @@ def jackknife(
     ValueError: for an order outside [0, K-1], or one whose C(K, order) subsets exceed max_subsets
       (the message says how many it would need).
 
-  >>> import numpy as np
-  >>> log_w = np.log([[1.0], [2.0], [3.0], [6.0]]).astype(np.float32)
-  >>> round(float(jackknife(log_w, 0)[0]), 4) == round(float(np.log(3.0)), 4)  # the IWAE bound
-  True
-  >>> round(float(jackknife(log_w, 3)[0]), 3)
-  1.179
+  Examples:
+    >>> import numpy as np
+    >>> log_w = np.log([[1.0], [2.0], [3.0], [6.0]]).astype(np.float32)
+    >>> round(float(jackknife(log_w, 0)[0]), 4) == round(float(np.log(3.0)), 4)  # the IWAE bound
+    True
+    >>> round(float(jackknife(log_w, 3)[0]), 3)
+    1.179
   """
   log_weights = tf.convert_to_tensor(log_weights, dtype_hint=tf.float32)
   dtype = log_weights.dtype

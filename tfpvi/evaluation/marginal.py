@@ -236,15 +236,16 @@ def log_marginal_likelihood(
     tightens as K grows (it is the IWAE_K bound computed in chunks); with the exact posterior as
     proposal it is exact for any K.
 
-  Example: on a linear-Gaussian model, whose log p(x) is known exactly, with q the prior (a poor proposal).
+  Examples:
+    On a linear-Gaussian model, whose log p(x) is known exactly, with q the prior (a poor proposal).
 
-  >>> import tfpvi
-  >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
-  >>> x = truth.sample(3, seed=[1, 2])
-  >>> model = truth.as_vae(lambda x: tfd.MultivariateNormalDiag(tf.zeros([tf.shape(x)[0], 2])))
-  >>> estimate = log_marginal_likelihood(model, x, num_samples=20000, chunk_size=5000, seed=[0, 7])
-  >>> bool(tf.reduce_max(tf.abs(estimate - truth.log_marginal(x))) < 0.05)
-  True
+    >>> import tfpvi
+    >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
+    >>> x = truth.sample(3, seed=[1, 2])
+    >>> model = truth.as_vae(lambda x: tfd.MultivariateNormalDiag(tf.zeros([tf.shape(x)[0], 2])))
+    >>> estimate = log_marginal_likelihood(model, x, num_samples=20000, chunk_size=5000, seed=[0, 7])
+    >>> bool(tf.reduce_max(tf.abs(estimate - truth.log_marginal(x))) < 0.05)
+    True
   """
   return importance_sampling_stats(
     model, x, num_samples, chunk_size=chunk_size, proposal=proposal, seed=seed
@@ -270,8 +271,9 @@ def bits_per_dim(log_px, num_dims: int, *, dequantized_levels: Optional[int] = N
   Returns:
     -log_px / (num_dims * ln 2) (+ log2 L), same shape as log_px.
 
-  >>> float(bits_per_dim(0.0, 784, dequantized_levels=256))  # the uniform density on [0, 1]
-  8.0
+  Examples:
+    >>> float(bits_per_dim(0.0, 784, dequantized_levels=256))  # the uniform density on [0, 1]
+    8.0
   """
   if num_dims < 1:
     raise ValueError(f"num_dims must be >= 1, got {num_dims}.")
@@ -417,12 +419,13 @@ def evaluate_dataset(
     tf.errors.InvalidArgumentError: for images with NaN or outside the likelihood's support (each
       batch is checked eagerly before its compiled call, under XLA too).
 
-  >>> import numpy as np, tfpvi
-  >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
-  >>> x = truth.sample(6, seed=[0, 1]).numpy()
-  >>> summary, per_example = evaluate_dataset(truth.as_vae(), x, 100, batch_size=3)
-  >>> bool(np.allclose(per_example["log_px"], truth.log_marginal(x), atol=1e-4))
-  True
+  Examples:
+    >>> import numpy as np, tfpvi
+    >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
+    >>> x = truth.sample(6, seed=[0, 1]).numpy()
+    >>> summary, per_example = evaluate_dataset(truth.as_vae(), x, 100, batch_size=3)
+    >>> bool(np.allclose(per_example["log_px"], truth.log_marginal(x), atol=1e-4))
+    True
   """
   num_samples = checks.check_num_samples(num_samples)
   batch_size = checks.check_num_samples(batch_size, "batch_size")
@@ -684,8 +687,9 @@ def comparison(importance_summary: dict, ais_summary: dict, importance_log_px=No
   Args:
     importance_summary: `evaluate_dataset(..., estimator="importance")[0]`.
     ais_summary: `evaluate_dataset(..., estimator=AIS(...))[0]` on the same examples.
-    importance_log_px, ais_log_px: the per-example estimates [N] (`per_example["log_px"]`); with
-      both, the sentence gives the paired standard error of the difference.
+    importance_log_px: the per-example importance-sampling estimates [N] (`per_example["log_px"]`).
+    ais_log_px: the per-example AIS estimates [N]; with both, the sentence gives the paired
+      standard error of the difference.
   """
   difference = ais_summary["log_px"] - importance_summary["log_px"]
   k = importance_summary.get("num_samples")

@@ -133,10 +133,11 @@ class BernoulliMLP(_MLPDecoder):
   values; its `mean()` is the pixel probabilities. log p(x|z) is the negative binary
   cross-entropy summed over pixels, in nats.
 
-  >>> decoder = BernoulliMLP([8], output_shape=[4, 4, 1])
-  >>> p = decoder(tf.zeros([3, 5, 2]))  # z [S, B, latent]: the samples broadcast
-  >>> p.batch_shape, p.event_shape
-  (TensorShape([3, 5]), TensorShape([4, 4, 1]))
+  Examples:
+    >>> decoder = BernoulliMLP([8], output_shape=[4, 4, 1])
+    >>> p = decoder(tf.zeros([3, 5, 2]))  # z [S, B, latent]: the samples broadcast
+    >>> p.batch_shape, p.event_shape
+    (TensorShape([3, 5]), TensorShape([4, 4, 1]))
   """
 
   def __init__(
@@ -197,11 +198,12 @@ class NormalMLP(_MLPDecoder):
   bits/dim of a discrete model (Theis et al. 2016: the dequantized log-density minus
   D log(num_levels) bounds the discrete log-likelihood from below).
 
-  >>> import tensorflow as tf
-  >>> decoder = NormalMLP([16], output_shape=[3])
-  >>> likelihood = decoder(tf.zeros([5, 2, 4]))          # z [S=5, B=2, latent=4]
-  >>> likelihood.batch_shape.as_list(), likelihood.event_shape.as_list()
-  ([5, 2], [3])
+  Examples:
+    >>> import tensorflow as tf
+    >>> decoder = NormalMLP([16], output_shape=[3])
+    >>> likelihood = decoder(tf.zeros([5, 2, 4]))          # z [S=5, B=2, latent=4]
+    >>> likelihood.batch_shape.as_list(), likelihood.event_shape.as_list()
+    ([5, 2], [3])
   """
 
   def __init__(

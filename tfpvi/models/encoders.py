@@ -29,28 +29,29 @@ class GaussianMLP(snt.Module):
   loc = Linear(h),  scale = min_scale + softplus(Linear(h))
   ```
 
-  >>> encoder = GaussianMLP([8], latent_size=2)
-  >>> q = encoder(tf.zeros([5, 4, 4, 1]))  # q(z|x) for 5 examples
-  >>> q.batch_shape, q.event_shape
-  (TensorShape([5]), TensorShape([2]))
+  Examples:
+    >>> encoder = GaussianMLP([8], latent_size=2)
+    >>> q = encoder(tf.zeros([5, 4, 4, 1]))  # q(z|x) for 5 examples
+    >>> q.batch_shape, q.event_shape
+    (TensorShape([5]), TensorShape([2]))
 
-  with batch shape [B] and event shape [latent_size]. The softplus with a floor keeps the scale
-  positive and away from 0 without an exponential that can overflow.
+    with batch shape [B] and event shape [latent_size]. The softplus with a floor keeps the scale
+    positive and away from 0 without an exponential that can overflow.
 
-  The MLP should see inputs of order 1. With `input_scale=None` (the default) a `tfpvi.VAE` sets
-  it from its decoder: 1 / (num_bins - 1) for discretized likelihoods over {0, ..., num_bins - 1}
-  (1/255 for 8-bit images), 1 otherwise. An explicit scale that would feed a discretized model's
-  encoder inputs far above 1 is refused (raw 0..255 inputs saturate the first layer and the ELBO
-  collapses to about -1e8). The first call fixes the example shape; a later x of another shape is
-  refused with the shape expected.
+    The MLP should see inputs of order 1. With `input_scale=None` (the default) a `tfpvi.VAE` sets
+    it from its decoder: 1 / (num_bins - 1) for discretized likelihoods over {0, ..., num_bins - 1}
+    (1/255 for 8-bit images), 1 otherwise. An explicit scale that would feed a discretized model's
+    encoder inputs far above 1 is refused (raw 0..255 inputs saturate the first layer and the ELBO
+    collapses to about -1e8). The first call fixes the example shape; a later x of another shape is
+    refused with the shape expected.
 
-  #### Examples
+    #### Examples
 
-  ```python
-  enc = GaussianMLP([200, 200], latent_size=50, activation=tf.nn.tanh)
-  q = enc(tf.zeros([20, 28, 28, 1]))   # batch_shape [20], event_shape [50]
-  z = q.sample(5)                       # [5, 20, 50]
-  ```
+    ```python
+    enc = GaussianMLP([200, 200], latent_size=50, activation=tf.nn.tanh)
+    q = enc(tf.zeros([20, 28, 28, 1]))   # batch_shape [20], event_shape [50]
+    z = q.sample(5)                       # [5, 20, 50]
+    ```
   """
 
   def __init__(

@@ -31,15 +31,16 @@ class LinearGaussian:
     bias: [data_size] vector b.
     noise_scale: positive float s.
 
-  Example: its exact log p(x) bounds every estimator from above, and q = p(z|x) makes them exact.
+  Examples:
+    Its exact log p(x) bounds every estimator from above, and q = p(z|x) makes them exact.
 
-  >>> import tfpvi
-  >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
-  >>> x = truth.sample(3, seed=[1, 2])
-  >>> exact = truth.log_marginal(x)  # [3] nats
-  >>> iwae = tfpvi.objectives.iwae(truth.as_vae(), x, num_samples=5, seed=[0, 1])  # q is the exact posterior
-  >>> bool(tf.reduce_max(tf.abs(iwae - exact)) < 1e-3)
-  True
+    >>> import tfpvi
+    >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
+    >>> x = truth.sample(3, seed=[1, 2])
+    >>> exact = truth.log_marginal(x)  # [3] nats
+    >>> iwae = tfpvi.objectives.iwae(truth.as_vae(), x, num_samples=5, seed=[0, 1])  # q is the exact posterior
+    >>> bool(tf.reduce_max(tf.abs(iwae - exact)) < 1e-3)
+    True
   """
 
   def __init__(self, weights, bias, noise_scale: float):

@@ -141,36 +141,37 @@ class VAE(snt.Module):
   samples (a Tensor [S, B, ...] or a dict/list of them), and the decoder receives that nest as it
   is (e.g. `tfpvi.decoders.BernoulliMLP(..., latent_keys=["z1"])` reads one part of a dict).
 
-  Example: samples are a leading dimension that broadcasts through the decoder.
+  Examples:
+    Samples are a leading dimension that broadcasts through the decoder.
 
-  >>> import tfpvi
-  >>> model = tfpvi.VAE(
-  ...   tfpvi.encoders.GaussianMLP([16], latent_size=2),
-  ...   tfpvi.decoders.BernoulliMLP([16], output_shape=[4, 4, 1]),
-  ...   tfpvi.standard_normal_prior(2),
-  ... )
-  >>> x = tf.cast(tf.random.stateless_uniform([3, 4, 4, 1], seed=[0, 1]) > 0.5, tf.float32)
-  >>> model.log_weights(x, 5, seed=[0, 2]).shape  # [K, B] log p(x, z_k) - log q(z_k|x)
-  TensorShape([5, 3])
+    >>> import tfpvi
+    >>> model = tfpvi.VAE(
+    ...   tfpvi.encoders.GaussianMLP([16], latent_size=2),
+    ...   tfpvi.decoders.BernoulliMLP([16], output_shape=[4, 4, 1]),
+    ...   tfpvi.standard_normal_prior(2),
+    ... )
+    >>> x = tf.cast(tf.random.stateless_uniform([3, 4, 4, 1], seed=[0, 1]) > 0.5, tf.float32)
+    >>> model.log_weights(x, 5, seed=[0, 2]).shape  # [K, B] log p(x, z_k) - log q(z_k|x)
+    TensorShape([5, 3])
 
-  The prior is a `tfd.Distribution` over z, or a callable (e.g. a Sonnet module with trainable
-  variables, `tfpvi.priors.MixtureOfGaussians`, `tfpvi.priors.VampPrior`) that returns one and is
-  called again every time `model.prior` is read, so that gradients reach its variables. A prior
-  with batch dimensions (as in `tfd.Normal(tf.zeros(d), 1.)`) has them reinterpreted as event
-  dimensions.
+    The prior is a `tfd.Distribution` over z, or a callable (e.g. a Sonnet module with trainable
+    variables, `tfpvi.priors.MixtureOfGaussians`, `tfpvi.priors.VampPrior`) that returns one and is
+    called again every time `model.prior` is read, so that gradients reach its variables. A prior
+    with batch dimensions (as in `tfd.Normal(tf.zeros(d), 1.)`) has them reinterpreted as event
+    dimensions.
 
-  Monte Carlo samples are a leading dimension: z ~ q has shape [S, B, ...] and flows through the
-  decoder in one call.
+    Monte Carlo samples are a leading dimension: z ~ q has shape [S, B, ...] and flows through the
+    decoder in one call.
 
-  #### Examples
+    #### Examples
 
-  ```python
-  model = tfpvi.VAE(
-      encoder=tfpvi.encoders.GaussianMLP([200, 200], 50, activation=tf.nn.tanh),
-      decoder=tfpvi.decoders.BernoulliMLP([200, 200], [28, 28, 1], activation=tf.nn.tanh),
-      prior=tfpvi.standard_normal_prior(50))
-  log_w = model.log_weights(x, num_samples=50)   # [50, B]
-  ```
+    ```python
+    model = tfpvi.VAE(
+        encoder=tfpvi.encoders.GaussianMLP([200, 200], 50, activation=tf.nn.tanh),
+        decoder=tfpvi.decoders.BernoulliMLP([200, 200], [28, 28, 1], activation=tf.nn.tanh),
+        prior=tfpvi.standard_normal_prior(50))
+    log_w = model.log_weights(x, num_samples=50)   # [50, B]
+    ```
   """
 
   def __init__(
@@ -368,9 +369,10 @@ class VAE(snt.Module):
 def standard_normal_prior(latent_size: int) -> tfd.Distribution:
   """N(0, I) over z in R^latent_size, as one event: batch shape [], event shape [latent_size].
 
-  >>> prior = standard_normal_prior(3)
-  >>> prior.event_shape, prior.batch_shape
-  (TensorShape([3]), TensorShape([]))
+  Examples:
+    >>> prior = standard_normal_prior(3)
+    >>> prior.event_shape, prior.batch_shape
+    (TensorShape([3]), TensorShape([]))
   """
   return tfd.Independent(
     tfd.Normal(loc=tf.zeros([latent_size]), scale=tf.ones([latent_size])),

@@ -30,13 +30,14 @@ and `elbo` adds the analytic KL.
 
 A new bound is a subclass of `MultiSampleBound` that defines `value(log_w)`:
 
->>> import tensorflow as tf
->>> class Mean(MultiSampleBound):  # the K-sample ELBO again, weights by autodiff
-...   def value(self, log_w):
-...     return tf.reduce_mean(log_w, axis=0)
->>> log_w = tf.constant([[0.0], [2.0]])
->>> float(Mean().value(log_w)[0]), Mean().weights(log_w).numpy().ravel().tolist()
-(1.0, [0.5, 0.5])
+Examples:
+  >>> import tensorflow as tf
+  >>> class Mean(MultiSampleBound):  # the K-sample ELBO again, weights by autodiff
+  ...   def value(self, log_w):
+  ...     return tf.reduce_mean(log_w, axis=0)
+  >>> log_w = tf.constant([[0.0], [2.0]])
+  >>> float(Mean().value(log_w)[0]), Mean().weights(log_w).numpy().ravel().tolist()
+  (1.0, [0.5, 0.5])
 """
 
 from tfpvi.objectives.bounds import CIWAE, ELBO, IWAE, MIWAE, PIWAE, MultiSampleBound, Renyi, VRMax

@@ -182,16 +182,17 @@ def estimate(
       bound, VIMCO with fewer than 2 draws), or a q that is not reparameterized under a
       reparameterized estimator.
 
-  Example: any bound with any estimator; the estimator changes gradients, never the value.
+  Examples:
+    Any bound with any estimator; the estimator changes gradients, never the value.
 
-  >>> import tfpvi
-  >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
-  >>> x = truth.sample(3, seed=[1, 2])
-  >>> model = truth.as_vae()
-  >>> values = [estimate(tfpvi.objectives.Renyi(0.5), model, x, num_samples=4, gradient_estimator=e, seed=[0, 6])
-  ...           for e in GradientEstimator]
-  >>> bool(max(float(tf.reduce_max(tf.abs(v - values[0]))) for v in values) < 1e-5)
-  True
+    >>> import tfpvi
+    >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
+    >>> x = truth.sample(3, seed=[1, 2])
+    >>> model = truth.as_vae()
+    >>> values = [estimate(tfpvi.objectives.Renyi(0.5), model, x, num_samples=4, gradient_estimator=e, seed=[0, 6])
+    ...           for e in GradientEstimator]
+    >>> bool(max(float(tf.reduce_max(tf.abs(v - values[0]))) for v in values) < 1e-5)
+    True
   """
   estimator = GradientEstimator.of(gradient_estimator)
   num_draws = bound.num_draws(num_samples)

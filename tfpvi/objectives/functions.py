@@ -107,17 +107,18 @@ def elbo(
   Raises:
     ValueError: on an unknown option, or if q(z|x) is not fully reparameterized.
 
-  Example: with q(z|x) the exact posterior, the ELBO is log p(x) (the KL to the posterior is 0).
+  Examples:
+    With q(z|x) the exact posterior, the ELBO is log p(x) (the KL to the posterior is 0).
 
-  >>> import tfpvi
-  >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
-  >>> x = truth.sample(3, seed=[1, 2])
-  >>> model = truth.as_vae()  # q = p(z|x)
-  >>> terms = elbo(model, x, num_samples=4, seed=[0, 1], return_terms=True)
-  >>> sorted(terms), terms["objective"].shape
-  (['kl', 'log_likelihood', 'objective'], TensorShape([3]))
-  >>> bool(tf.reduce_max(tf.abs(terms["objective"] - truth.log_marginal(x))) < 1e-3)
-  True
+    >>> import tfpvi
+    >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
+    >>> x = truth.sample(3, seed=[1, 2])
+    >>> model = truth.as_vae()  # q = p(z|x)
+    >>> terms = elbo(model, x, num_samples=4, seed=[0, 1], return_terms=True)
+    >>> sorted(terms), terms["objective"].shape
+    (['kl', 'log_likelihood', 'objective'], TensorShape([3]))
+    >>> bool(tf.reduce_max(tf.abs(terms["objective"] - truth.log_marginal(x))) < 1e-3)
+    True
   """
   estimator = GradientEstimator.of(gradient_estimator)
   kl = _check_kl(kl)
@@ -193,16 +194,17 @@ def iwae(
       objectives. ICLR 2019.
     Mnih, Rezende. Variational inference for Monte Carlo objectives. ICML 2016.
 
-  Example: a worse q, and the bound tightens with K towards log p(x).
+  Examples:
+    A worse q, and the bound tightens with K towards log p(x).
 
-  >>> import tfpvi
-  >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
-  >>> x = truth.sample(3, seed=[1, 2])
-  >>> model = truth.as_vae(lambda x: tfd.MultivariateNormalDiag(tf.zeros([tf.shape(x)[0], 2])))  # q = p(z)
-  >>> gaps = [float(tf.reduce_mean(truth.log_marginal(x) - iwae(model, x, num_samples=k, seed=[0, k])))
-  ...         for k in (1, 100)]
-  >>> gaps[0] > 10 * abs(gaps[1])
-  True
+    >>> import tfpvi
+    >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
+    >>> x = truth.sample(3, seed=[1, 2])
+    >>> model = truth.as_vae(lambda x: tfd.MultivariateNormalDiag(tf.zeros([tf.shape(x)[0], 2])))  # q = p(z)
+    >>> gaps = [float(tf.reduce_mean(truth.log_marginal(x) - iwae(model, x, num_samples=k, seed=[0, k])))
+    ...         for k in (1, 100)]
+    >>> gaps[0] > 10 * abs(gaps[1])
+    True
   """
   return estimate(
     bounds.IWAE(),
@@ -249,15 +251,16 @@ def renyi(
   Raises:
     ValueError: on a bad alpha, estimator or num_samples, or a q that is not reparameterized.
 
-  Example: alpha = 0 is IWAE, on the same draws.
+  Examples:
+    Alpha = 0 is IWAE, on the same draws.
 
-  >>> import tfpvi
-  >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
-  >>> x = truth.sample(3, seed=[1, 2])
-  >>> model = truth.as_vae(lambda x: tfd.MultivariateNormalDiag(tf.zeros([tf.shape(x)[0], 2])))
-  >>> vr0 = renyi(model, x, num_samples=8, alpha=0.0, seed=[0, 3])
-  >>> bool(tf.reduce_all(tf.abs(vr0 - iwae(model, x, num_samples=8, seed=[0, 3])) < 1e-5))
-  True
+    >>> import tfpvi
+    >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
+    >>> x = truth.sample(3, seed=[1, 2])
+    >>> model = truth.as_vae(lambda x: tfd.MultivariateNormalDiag(tf.zeros([tf.shape(x)[0], 2])))
+    >>> vr0 = renyi(model, x, num_samples=8, alpha=0.0, seed=[0, 3])
+    >>> bool(tf.reduce_all(tf.abs(vr0 - iwae(model, x, num_samples=8, seed=[0, 3])) < 1e-5))
+    True
   """
   alpha = bounds._check_alpha(alpha)
   bound = bounds.VRMax() if alpha == -math.inf else bounds.Renyi(alpha)
@@ -338,17 +341,18 @@ def miwae(
   Returns:
     float Tensor [B] in nats (or the dict of terms).
 
-  Example: M groups of K draws; one group is IWAE_K.
+  Examples:
+    M groups of K draws; one group is IWAE_K.
 
-  >>> import tfpvi
-  >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
-  >>> x = truth.sample(3, seed=[1, 2])
-  >>> model = truth.as_vae(lambda x: tfd.MultivariateNormalDiag(tf.zeros([tf.shape(x)[0], 2])))
-  >>> miwae(model, x, num_groups=4, num_samples=8, seed=[0, 4]).shape
-  TensorShape([3])
-  >>> one = miwae(model, x, num_groups=1, num_samples=8, seed=[0, 4])
-  >>> bool(tf.reduce_all(tf.abs(one - iwae(model, x, num_samples=8, seed=[0, 4])) < 1e-5))
-  True
+    >>> import tfpvi
+    >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
+    >>> x = truth.sample(3, seed=[1, 2])
+    >>> model = truth.as_vae(lambda x: tfd.MultivariateNormalDiag(tf.zeros([tf.shape(x)[0], 2])))
+    >>> miwae(model, x, num_groups=4, num_samples=8, seed=[0, 4]).shape
+    TensorShape([3])
+    >>> one = miwae(model, x, num_groups=1, num_samples=8, seed=[0, 4])
+    >>> bool(tf.reduce_all(tf.abs(one - iwae(model, x, num_samples=8, seed=[0, 4])) < 1e-5))
+    True
   """
   return estimate(
     bounds.MIWAE(num_groups),
@@ -427,16 +431,17 @@ def ciwae(
   Returns:
     float Tensor [B] in nats (or the dict of terms).
 
-  Example: beta = 1 is the K-sample ELBO with a Monte Carlo KL.
+  Examples:
+    Beta = 1 is the K-sample ELBO with a Monte Carlo KL.
 
-  >>> import tfpvi
-  >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
-  >>> x = truth.sample(3, seed=[1, 2])
-  >>> model = truth.as_vae(lambda x: tfd.MultivariateNormalDiag(tf.zeros([tf.shape(x)[0], 2])))
-  >>> c1 = ciwae(model, x, num_samples=6, beta=1.0, seed=[0, 5])
-  >>> mc = elbo(model, x, num_samples=6, kl="monte_carlo", seed=[0, 5])
-  >>> bool(tf.reduce_all(tf.abs(c1 - mc) < 1e-4))
-  True
+    >>> import tfpvi
+    >>> truth = tfpvi.LinearGaussian.random(data_size=4, latent_size=2, seed=0)
+    >>> x = truth.sample(3, seed=[1, 2])
+    >>> model = truth.as_vae(lambda x: tfd.MultivariateNormalDiag(tf.zeros([tf.shape(x)[0], 2])))
+    >>> c1 = ciwae(model, x, num_samples=6, beta=1.0, seed=[0, 5])
+    >>> mc = elbo(model, x, num_samples=6, kl="monte_carlo", seed=[0, 5])
+    >>> bool(tf.reduce_all(tf.abs(c1 - mc) < 1e-4))
+    True
   """
   return estimate(
     bounds.CIWAE(beta),

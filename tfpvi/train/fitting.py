@@ -66,9 +66,10 @@ def linear_warmup(steps: float, start: float = 0.0, end: float = 1.0) -> Callabl
   For KL warm-up: `objective_kwargs=dict(beta=tfpvi.train.linear_warmup(10000))`. Written with
   TensorFlow ops, so it runs inside the compiled loop (any Python callable also works; see `fit`).
 
-  >>> schedule = linear_warmup(100, start=0.5)
-  >>> [round(float(schedule(s)), 3) for s in (0.0, 50.0, 100.0, 1000.0)]
-  [0.5, 0.75, 1.0, 1.0]
+  Examples:
+    >>> schedule = linear_warmup(100, start=0.5)
+    >>> [round(float(schedule(s)), 3) for s in (0.0, 50.0, 100.0, 1000.0)]
+    [0.5, 0.75, 1.0, 1.0]
   """
   if steps <= 0:
     raise ValueError(f"linear_warmup needs steps > 0, got {steps}.")
@@ -329,17 +330,18 @@ def fit(
       trained with other settings or further than `steps` (see `Checkpoints.resume`).
     TypeError: on an objective that is not callable.
 
-  Example: twenty IWAE steps on random binary images, logged every ten.
+  Examples:
+    Twenty IWAE steps on random binary images, logged every ten.
 
-  >>> import functools, numpy as np, sonnet as snt, tfpvi
-  >>> model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([16], 2), tfpvi.decoders.BernoulliMLP([16], [4, 4, 1]),
-  ...                   tfpvi.standard_normal_prior(2))
-  >>> images = (np.random.default_rng(0).random([64, 4, 4, 1]) > 0.5).astype("float32")
-  >>> history = fit(model, functools.partial(tfpvi.objectives.iwae, num_samples=5, return_terms=True), images,
-  ...               optimizer=snt.optimizers.Adam(1e-2), steps=20, batch_size=16,
-  ...               logging=Logging(every=10, progress=False))
-  >>> list(history["step"]), sorted(c for c in history.columns if c not in ("step", "wall_time"))
-  ([10, 20], ['kl', 'log_likelihood', 'loss'])
+    >>> import functools, numpy as np, sonnet as snt, tfpvi
+    >>> model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([16], 2), tfpvi.decoders.BernoulliMLP([16], [4, 4, 1]),
+    ...                   tfpvi.standard_normal_prior(2))
+    >>> images = (np.random.default_rng(0).random([64, 4, 4, 1]) > 0.5).astype("float32")
+    >>> history = fit(model, functools.partial(tfpvi.objectives.iwae, num_samples=5, return_terms=True), images,
+    ...               optimizer=snt.optimizers.Adam(1e-2), steps=20, batch_size=16,
+    ...               logging=Logging(every=10, progress=False))
+    >>> list(history["step"]), sorted(c for c in history.columns if c not in ("step", "wall_time"))
+    ([10, 20], ['kl', 'log_likelihood', 'loss'])
   """
   logging = _check_group(logging, Logging, "logging")
   evaluation = _check_group(evaluation, Evaluation, "evaluation")
