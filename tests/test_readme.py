@@ -109,3 +109,12 @@ def test_make_targets_named_in_the_docs_exist():
   for page in sorted((ROOT / "docs").glob("*.md")):
     for target in re.findall(r"make ([a-z][a-z-]*)", page.read_text()):
       assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE), f"{page.name}: make {target}"
+
+
+def test_every_tutorial_is_a_notebook_of_colab_and_every_notebook_a_tutorial():
+  """docs/tutorials/ links each notebook of colab/ (the site renders them; docs/hooks.py adds the Colab link)."""
+  tutorials = {p.name: p.resolve() for p in (ROOT / "docs" / "tutorials").glob("*.ipynb")}
+  notebooks = {p.name: p.resolve() for p in (ROOT / "colab").glob("*.ipynb")}
+  assert tutorials == notebooks
+  nav = (ROOT / "mkdocs.yml").read_text()
+  assert all(f"tutorials/{name}" in nav for name in notebooks)
