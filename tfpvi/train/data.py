@@ -8,7 +8,7 @@ The rules (one for every kind of data, so objectives for labelled data need no s
   `(x, y)`, a dict stays a dict.
 - The `inputs` selector: when an element is a dict holding the key `inputs` (default "image"),
   the batch is that entry alone. This keeps VAE objectives working on `tfpvi.data` datasets of
-  `{"image", "label"}` dicts; pass `inputs=None` to receive whole dicts.
+  `{"image", "label"}` dicts; pass `loop=tfpvi.train.Loop(inputs=None)` to `fit` to receive whole dicts.
 - dtypes: a batch that is a single Tensor is float32 (images of any dtype); in a nest, floating
   leaves become float32 and integer or boolean leaves (labels) keep their dtype.
 

@@ -283,7 +283,7 @@ def fit(
     objective: `objective(model, batch, *, seed, **objective_kwargs)` returning per-example values
       [B] (nats; higher is better) or a dict with "objective" and other [B] terms, e.g.
       `tfpvi.objectives.iwae` or `tfpvi.objectives.elbo` with `return_terms=True`. `batch` has
-      the structure of one element of train_data (see `inputs`).
+      the structure of one element of train_data (see `Loop.inputs`).
     train_data: in-memory examples: an array or Tensor [N, ...], or a tuple or dict nest of arrays
       sharing the leading dimension N (e.g. `(images, labels)`), kept on the device and sampled
       in batches of `batch_size` (rows drawn with replacement); or a `tf.data.Dataset` of batches
