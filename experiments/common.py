@@ -44,7 +44,6 @@ __all__ = [
   "check_plan",
   "check_spec",
   "evaluate_log_px",
-  "compiled",
   "flag",
   "folder_experiment",
   "holds_checkpoints",
@@ -401,11 +400,6 @@ def start(
   if smoke:
     say(f"smoke run (tiny model and data) into {out}/")
   return config, out, started
-
-
-def compiled(fn: Callable, **tf_function_options) -> Callable:
-  """`tf.function(fn, ...)` for a closure made anew per model or setting: `tfpvi.xla.function`."""
-  return tfpvi.xla.function(fn, **tf_function_options)
 
 
 def check_spec(run_dir, spec: dict) -> None:

@@ -96,7 +96,7 @@ def bias_table(model, x, config: Config, reference: np.ndarray) -> pd.DataFrame:
     def log_weights(x, seed, k=k):
       return model.log_weights(x, k, seed=seed)  # [K, B]
 
-    log_weights = common.compiled(log_weights, jit_compile=tfpvi.xla.resolve())  # one per K
+    log_weights = tfpvi.xla.function(log_weights, jit_compile=tfpvi.xla.resolve())  # one per K
 
     def estimates(r):
       # The exact jackknife (every subset, in chunks), eagerly on the compiled log weights.

@@ -116,7 +116,9 @@ def estimate(model, x_test, config, proposal: str) -> np.ndarray:
       seed=seed,
     )
 
-  batch = common.compiled(batch, jit_compile=tfpvi.xla.resolve(), reduce_retracing=True)  # one per model and proposal
+  batch = tfpvi.xla.function(
+    batch, jit_compile=tfpvi.xla.resolve(), reduce_retracing=True
+  )  # one per model and proposal
 
   return np.concatenate(
     [

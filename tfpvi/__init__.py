@@ -22,6 +22,7 @@ so that code and run records written against those names keep working.
 
 import importlib as _importlib
 import sys as _sys
+import types as _types
 
 from tfpvi import _startup
 
@@ -56,33 +57,21 @@ from tfpvi.models import (  # noqa: E402
 from tfpvi.models.linear_gaussian import LinearGaussian  # noqa: E402
 from tfpvi.models.specs import load_model  # noqa: E402
 from tfpvi.models.vae import VAE, LogWeightTerms, standard_normal_prior  # noqa: E402
+from tfpvi.train import data as train_data  # noqa: E402, F401  (its former name, aliased below)
 from tfpvi.train import run_folder  # noqa: E402
+from tfpvi.train import step as training_step  # noqa: E402, F401  (its former name, aliased below)
 
 __version__ = "0.1.0"
 
-# Where modules lived before the layered layout -> where they live now.
-_MOVED = {
-  "ais": "tfpvi.evaluation.ais",
-  "conv": "tfpvi.models.conv",
-  "decoders": "tfpvi.models.decoders",
-  "discrete": "tfpvi.models.discrete",
-  "encoders": "tfpvi.models.encoders",
-  "flows": "tfpvi.models.flows",
-  "hierarchical": "tfpvi.models.hierarchical",
-  "importance": "tfpvi.evaluation.importance",
-  "jackknife": "tfpvi.evaluation.jackknife",
-  "linear_gaussian": "tfpvi.models.linear_gaussian",
-  "priors": "tfpvi.models.priors",
-  "run_folder": "tfpvi.train.run_folder",
-  "specs": "tfpvi.models.specs",
-  "train_data": "tfpvi.train.data",
-  "training_step": "tfpvi.train.step",
-  "vae": "tfpvi.models.vae",
-}
-for _old, _new in _MOVED.items():
-  _sys.modules.setdefault(f"{__name__}.{_old}", _importlib.import_module(_new))
-jackknife = _sys.modules["tfpvi.evaluation.jackknife"]
-del _old, _new
+# The module (the name tfpvi.evaluation.jackknife is its function).
+jackknife = _importlib.import_module("tfpvi.evaluation.jackknife")
+
+# The modules imported above under their former top-level names (tfpvi.encoders, tfpvi.ais, ...) are
+# also importable by them (`import tfpvi.encoders`, run records naming tfpvi.encoders:GaussianMLP).
+for _name, _module in list(globals().items()):
+  if isinstance(_module, _types.ModuleType) and _module.__name__.startswith(f"{__name__}."):
+    _sys.modules.setdefault(f"{__name__}.{_name}", _module)
+del _name, _module
 
 
 def __getattr__(name: str):

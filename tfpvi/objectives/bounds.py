@@ -231,8 +231,8 @@ def _grouped(log_w: tf.Tensor, num_groups: int) -> tf.Tensor:
 
 
 @dataclasses.dataclass(frozen=True)
-class MIWAE(MultiSampleBound):
-  """MIWAE_M,K = (1/M) sum_m log (1/K) sum_k w_mk, M * K draws (Rainforth et al. 2018)."""
+class _Grouped(MultiSampleBound):
+  """A bound over M groups of K draws each (M * K draws in all): MIWAE and PIWAE."""
 
   num_groups: int
 
@@ -241,6 +241,11 @@ class MIWAE(MultiSampleBound):
 
   def num_draws(self, num_samples):
     return self.num_groups * checks.check_num_samples(num_samples)
+
+
+@dataclasses.dataclass(frozen=True)
+class MIWAE(_Grouped):
+  """MIWAE_M,K = (1/M) sum_m log (1/K) sum_k w_mk, M * K draws (Rainforth et al. 2018)."""
 
   def value(self, log_w):
     return tf.reduce_mean(_log_mean_exp(_grouped(log_w, self.num_groups), axis=1), axis=0)
@@ -254,19 +259,11 @@ class MIWAE(MultiSampleBound):
 
 
 @dataclasses.dataclass(frozen=True)
-class PIWAE(MultiSampleBound):
+class PIWAE(_Grouped):
   """PIWAE_M,K: decoder and prior on IWAE_MK, encoder on MIWAE_M,K, same draws (Rainforth et al. 2018).
 
   Its value is IWAE_MK.
   """
-
-  num_groups: int
-
-  def __post_init__(self):
-    object.__setattr__(self, "num_groups", checks.check_num_samples(self.num_groups, "num_groups"))
-
-  def num_draws(self, num_samples):
-    return self.num_groups * checks.check_num_samples(num_samples)
 
   def value(self, log_w):
     return IWAE().value(log_w)

@@ -216,10 +216,6 @@ def estimate(
   return value
 
 
-def _stopped(tensor: tf.Tensor) -> tf.Tensor:
-  return tf.stop_gradient(tensor)
-
-
 def _split(bound, model, x, z, q, estimator):
   num = tf.shape(tf.nest.flatten(z)[0])[0]
   log_q = q.log_prob(z)  # path and score
@@ -233,12 +229,12 @@ def _split(bound, model, x, z, q, estimator):
   generative = stopped_terms.log_likelihood + stopped_terms.log_prior  # A
   score = -stopped_terms.log_posterior  # C
   path = log_w - generative - score  # P
-  fixed = _stopped(log_w)
-  decoder = _stopped(bound.weights(fixed))
+  fixed = tf.stop_gradient(log_w)
+  decoder = tf.stop_gradient(bound.weights(fixed))
   if estimator is GradientEstimator.DREG:
-    encoder_path, encoder_score = _stopped(bound.dreg_weights(fixed)), 0.0
+    encoder_path, encoder_score = tf.stop_gradient(bound.dreg_weights(fixed)), 0.0
   else:
-    encoder = _stopped(bound.encoder_weights(fixed))
+    encoder = tf.stop_gradient(bound.encoder_weights(fixed))
     encoder_path, encoder_score = encoder, (0.0 if estimator is GradientEstimator.STL else encoder)
   surrogate = tf.reduce_sum(decoder * generative + encoder_path * path + encoder_score * score, axis=0)
   return _with_value(bound.value(log_w), surrogate), terms
@@ -248,7 +244,7 @@ def _vimco(bound, model, x, z, q):
   z = tf.nest.map_structure(tf.stop_gradient, z)
   terms = model.log_weight_terms(x, z, q)
   log_w = terms.log_weights  # [N, B]: gradients to theta and, through log q, to phi
-  fixed = _stopped(log_w)
+  fixed = tf.stop_gradient(log_w)
   num = tf.shape(fixed)[0]
   value = bound.value(fixed)
   # f_{-k}: f with log w_k replaced by the mean of the other N - 1 log weights.
@@ -257,9 +253,9 @@ def _vimco(bound, model, x, z, q):
   replaced = tf.where(eye, others_mean[:, None, :], fixed[None, :, :])  # [N (left out), N, B]
   by_sample = tf.reshape(tf.transpose(replaced, [1, 0, 2]), tf.stack([num, -1]))  # [N, N * B]
   leave_one_out = tf.reshape(bound.value(by_sample), tf.shape(fixed))  # [N (left out), B]
-  learning_signal = _stopped(value[None] - leave_one_out)
-  decoder = _stopped(bound.weights(fixed))
-  encoder = _stopped(bound.encoder_weights(fixed))
+  learning_signal = tf.stop_gradient(value[None] - leave_one_out)
+  decoder = tf.stop_gradient(bound.weights(fixed))
+  encoder = tf.stop_gradient(bound.encoder_weights(fixed))
   generative = terms.log_likelihood + terms.log_prior
   surrogate = tf.reduce_sum(decoder * generative + (learning_signal - encoder) * terms.log_posterior, axis=0)
   return _with_value(value, surrogate), terms
