@@ -7,7 +7,7 @@ per-example values in nats.
 The package is built in layers, each importing only the ones below it:
 
 - foundation: `checks`, `config` (modules that describe themselves), `run_record` (run.json),
-  `types`, `xla` (compiling), `files`;
+  `types`, `precision` (mixed precision), `xla` (compiling), `files`;
 - `distributions` (discretized logistics, PixelCNN++ mixtures) and `data` (MNIST-like arrays);
 - `models` (encoders, decoders, priors, flows, discrete and hierarchical latents, the VAE) and
   `bnn` (Bayes by Backprop);
@@ -37,6 +37,7 @@ from tfpvi import (  # noqa: E402
   evaluation,
   models,
   objectives,
+  precision,
   run_record,
   train,
   xla,
@@ -105,6 +106,7 @@ __all__ = [
   "models",
   "objectives",
   "plot",
+  "precision",
   "priors",
   "run_folder",
   "run_record",

@@ -38,6 +38,8 @@ STARTUP_NOISE = re.compile(
       r"computation placer already registered",
       r"TF-TRT Warning: Could not find TensorRT",
       r"Skipping registering GPU devices",
+      # dm-tree, once per process, when Sonnet's custom variable getter meets a set (`snt.once`'s)
+      r"Sets are not currently considered sequences",
     ]
   ),
   re.MULTILINE,

@@ -21,6 +21,8 @@ from typing import Any, Callable, Hashable, Union
 
 import tensorflow as tf
 
+from tfpvi import precision
+
 __all__ = ["JitCompile", "cached", "cached_keys", "function", "resolve"]
 
 JitCompile = Union[bool, str]
@@ -60,7 +62,9 @@ def cached(owner, key: Hashable, build: Callable[[], Callable]) -> Callable:
   Args:
     owner: the object the function belongs to; held weakly. An owner that cannot be weakly
       referenced gets a fresh function on each call.
-    key: what else the function depends on (sample counts, jit_compile, ...), hashable.
+    key: what else the function depends on (sample counts, jit_compile, ...), hashable. The
+      precision policy in force (`tfpvi.precision`) is part of the key too: a function traced
+      under one policy is never reused under another.
     build: makes the function, e.g. `lambda: xla.function(fn, jit_compile=True)`. It should hold
       `owner` weakly itself if the function refers to it (or the entry lives as long as the process).
 
@@ -76,6 +80,7 @@ def cached(owner, key: Hashable, build: Callable[[], Callable]) -> Callable:
     >>> cached(model, ("double",), make) is first, len(built), cached_keys(model)
     (True, 1, [('double',)])
   """
+  key = (key, precision.current())  # a trace reads the precision policy: one function per policy
   try:
     per_owner = _CACHE.setdefault(owner, {})
   except TypeError:
@@ -86,8 +91,8 @@ def cached(owner, key: Hashable, build: Callable[[], Callable]) -> Callable:
 
 
 def cached_keys(owner) -> list:
-  """The keys `cached` holds a compiled function for, for `owner` (as `functools.lru_cache`'s cache_info tells)."""
+  """The keys `cached` holds a compiled function for, for `owner` under the current precision policy."""
   try:
-    return list(_CACHE.get(owner, {}))
+    return [key for key, policy in _CACHE.get(owner, {}) if policy == precision.current()]
   except TypeError:
     return []

@@ -43,6 +43,7 @@ import sonnet as snt
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfpvi import precision
 from tfpvi.config import configurable
 from tfpvi.distributions import DiscretizedLogisticMixture, PixelCNNMixture
 from tfpvi.distributions.pixelcnn_mixture import coupling_pairs
@@ -193,6 +194,15 @@ class ResNetEncoder(snt.Module):
     self._final_norm = _normalization(normalization, channels[-1], groups, "final_norm")
     self._head = snt.Linear(2 * self.latent_size, name="loc_and_scale")
 
+  def _network(self, h: tf.Tensor) -> tf.Tensor:
+    """[N, 2 * latent_size] raw parameters for scaled images h [N, H, W, C]."""
+    h = self._stem(h)
+    for down, blocks in self._stages:
+      h = down(h)
+      for block in blocks:
+        h = block(h)
+    return self._head(snt.flatten(self._activation(self._final_norm(h))))
+
   def __call__(self, x: tf.Tensor) -> tfd.Distribution:
     """Returns q(z|x).
 
@@ -210,13 +220,8 @@ class ResNetEncoder(snt.Module):
       )
     static_lead = x.shape[:-3]
     flat, lead = fold_leading(x, 3)
-    h = self._stem(2.0 * (flat - self._low) / (self._high - self._low) - 1.0)
-    for down, blocks in self._stages:
-      h = down(h)
-      for block in blocks:
-        h = block(h)
-    h = snt.flatten(self._activation(self._final_norm(h)))
-    loc, raw_scale = tf.split(self._head(h), 2, axis=-1)
+    params = precision.network(self._network, 2.0 * (flat - self._low) / (self._high - self._low) - 1.0)
+    loc, raw_scale = tf.split(params, 2, axis=-1)
     log_scale = self.max_log_scale * tf.tanh(raw_scale / self.max_log_scale)
     loc, log_scale = (unfold_leading(t, lead, static_lead) for t in (loc, log_scale))
     return tfd.Independent(tfd.Normal(loc=loc, scale=tf.exp(log_scale)), reinterpreted_batch_ndims=1)
@@ -324,14 +329,18 @@ class ResNetDecoder(snt.Module):
       raise ValueError(f"{self.name}: expected z with shape [..., batch, latent], got shape {z.shape.as_list()}.")
     static_lead = z.shape[:-1]
     flat, lead = fold_leading(z, 1)
+    params = precision.network(self._network, flat)
+    return unfold_leading(params, lead, static_lead)
+
+  def _network(self, flat: tf.Tensor) -> tf.Tensor:
+    """[N, H, W, params_per_pixel] raw parameters for latents flat [N, latent]."""
     h = tf.reshape(self._project(flat), [-1, *self._start])
     for blocks, up in self._stages:
       for block in blocks:
         h = block(h)
       h = up(h)
     height, width, _ = self.output_shape
-    params = self._head(self._activation(self._final_norm(h)))[:, :height, :width, :]
-    return unfold_leading(params, lead, static_lead)
+    return self._head(self._activation(self._final_norm(h)))[:, :height, :width, :]
 
   def __call__(self, z: tf.Tensor) -> tfd.Distribution:
     """Returns p(x|z) with batch shape z.shape[:-1] and event shape output_shape.

@@ -17,7 +17,7 @@ import sonnet as snt
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi import checks
+from tfpvi import checks, precision
 from tfpvi.config import configurable
 from tfpvi.distributions import DiscretizedLogistic, DiscretizedLogisticMixture
 from tfpvi.types import Activation
@@ -101,7 +101,7 @@ class _MLPDecoder(snt.Module):
   def _raw_params(self, z) -> tf.Tensor:
     """Returns raw parameters [*leading, *output_shape, params_per_dim]."""
     flat, leading, static = self._flat_latents(z)
-    out = self._mlp(flat)
+    out = precision.network(self._mlp, flat)
     out_shape = tf.concat([leading, list(self.output_shape) + [self._params_per_dim]], axis=0)
     params = tf.reshape(out, out_shape)
     params.set_shape(static.concatenate(self.output_shape + (self._params_per_dim,)))

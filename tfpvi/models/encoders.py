@@ -8,7 +8,7 @@ import sonnet as snt
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi import checks
+from tfpvi import checks, precision
 from tfpvi.config import configurable
 from tfpvi.types import Activation
 
@@ -144,6 +144,9 @@ class GaussianMLP(snt.Module):
         f"built with), got shape {shape.as_list()}{hint}."
       )
 
+  def _network(self, flat: tf.Tensor) -> tf.Tensor:
+    return self._head(self._torso(flat))
+
   def __call__(self, x: tf.Tensor) -> tfd.Distribution:
     """Returns q(z|x).
 
@@ -161,7 +164,7 @@ class GaussianMLP(snt.Module):
     self._check_shape(x)
     with tf.control_dependencies([checks.assert_finite(x, "x")]):
       x = tf.identity(x)
-    hidden = self._torso(self._flatten_input(x * self.effective_input_scale))
-    loc, raw_scale = tf.split(self._head(hidden), 2, axis=-1)
+    params = precision.network(self._network, self._flatten_input(x * self.effective_input_scale))
+    loc, raw_scale = tf.split(params, 2, axis=-1)
     scale = self.min_scale + tf.nn.softplus(raw_scale)
     return tfd.Independent(tfd.Normal(loc=loc, scale=scale), reinterpreted_batch_ndims=1)

@@ -38,6 +38,7 @@ import pandas as pd
 import sonnet as snt
 import tensorflow as tf
 
+from tfpvi import precision as precision_lib
 from tfpvi import run_record, xla
 from tfpvi.train.data import DEFAULT_INPUTS, TrainData
 from tfpvi.train.run_folder import (
@@ -48,7 +49,7 @@ from tfpvi.train.run_folder import (
   optimizer_settings,
   schedule_fingerprint,
 )
-from tfpvi.train.step import Schedules, TrainingLoop, split_objective
+from tfpvi.train.step import Schedules, TrainingLoop
 
 __all__ = ["Checkpoints", "Evaluation", "Logging", "Loop", "fit", "linear_warmup", "powers_of_two"]
 
@@ -203,6 +204,9 @@ class Loop:
     inputs: when a batch is a dict holding this key, the objective (and preprocess) receives that
       entry alone: the default "image" gives VAE objectives the images of `tfpvi.data` datasets of
       {"image", "label"} dicts. None passes whole dicts; tuples are always passed whole.
+    precision: "float32", or "mixed_bfloat16": the networks' layers compute in bfloat16 while the
+      log-probabilities, bounds, gradients as applied, optimizer state and checkpoints stay
+      float32 (`tfpvi.precision`). Recorded in run.json ("run": "precision").
   """
 
   steps_per_call: int = 1
@@ -210,6 +214,10 @@ class Loop:
   strategy: Optional[tf.distribute.Strategy] = None
   learning_rate: Optional[Callable[[tf.Tensor], tf.Tensor]] = None
   inputs: Optional[str] = DEFAULT_INPUTS
+  precision: precision_lib.Precision = "float32"
+
+  def __post_init__(self):
+    precision_lib.check(self.precision, "Loop.precision")
 
 
 def _check_group(value, kind, name):
@@ -375,6 +383,7 @@ def fit(
     preprocess=preprocess,
     strategy=strategy,
     seed=seed,
+    precision=loop_options.precision,
   )
   training.build()
   jit, jit_choice = _choose_jit(loop_options.jit_compile, training, data, strategy, steps, steps_per_call, output_dir)
@@ -393,6 +402,7 @@ def fit(
         "steps": steps,
         "jit_compile": jit,
         "jit_compile_choice": jit_choice,
+        "precision": loop_options.precision,
         "steps_per_call": steps_per_call,
         "learning_rate": describe_callable(learning_rate) if learning_rate is not None else None,
         "replicas": strategy.num_replicas_in_sync if strategy_given else 1,
@@ -453,6 +463,7 @@ def _choose_jit(requested, training, data, strategy, steps, steps_per_call, outp
     tuple(tuple(v.shape.as_list()) for v in training.variables),
     data.batch_size,
     steps_per_call,
+    training.precision,
   )
   if key not in _MEASURED:
     seconds = training.measure(steps_per_call, _MEASURE_STEPS)
@@ -661,9 +672,7 @@ def _make_evaluator(loop: TrainingLoop, eval_data, inputs, jit_compile: bool):
 
   @tf.function(jit_compile=jit_compile, reduce_retracing=True)
   def batch_sum(batch, scheduled, index):
-    value, _ = split_objective(
-      loop.objective(loop.model, batch, seed=loop.eval_seed(index), **loop.static_kwargs, **scheduled)
-    )
+    value, _ = loop.call_objective(batch, loop.eval_seed(index), scheduled)
     return tf.reduce_sum(value), tf.cast(tf.shape(value)[0], tf.float32)
 
   def evaluate(step):

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
+from tfpvi import precision as precision_lib
 from tfpvi.train.data import TrainData
 
 __all__ = ["Schedules", "TrainingLoop", "split_objective"]
@@ -111,8 +112,10 @@ class TrainingLoop:
     preprocess: Optional[Callable],
     strategy: tf.distribute.Strategy,
     seed: int,
+    precision: str = "float32",
   ):
     self.model = model
+    self.precision = precision_lib.check(precision)
     self.objective = objective
     self.optimizer = optimizer
     self.data = data
@@ -133,7 +136,8 @@ class TrainingLoop:
     return tf.cast(tf.random.experimental.stateless_fold_in(self.base_seed, -1 - index), tf.int32)
 
   def call_objective(self, batch, seed, scheduled: Mapping[str, tf.Tensor]):
-    output = self.objective(self.model, batch, seed=seed, **self.static_kwargs, **scheduled)
+    with precision_lib.policy(self.precision):  # read by the networks as the step is traced
+      output = self.objective(self.model, batch, seed=seed, **self.static_kwargs, **scheduled)
     return split_objective(output)
 
   # -- building --------------------------------------------------------------------------------
