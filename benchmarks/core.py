@@ -1,23 +1,35 @@
-"""Benchmarks of the core paths, variants compared in one run: `python -m benchmarks.core`.
+"""Benchmarks of the core paths against their references, in one run: `python -m benchmarks.core`.
 
-- IWAE training step on Burda et al.'s 1-stochastic-layer MLP (784-200-200-50, tanh, k = 50,
-  batch 20), Adam: one step per `tf.function` call without and with XLA, and `tfpvi.train.fit`
-  with 1 and 50 steps per compiled call, without and with XLA (in-memory data, batch gathering
-  and dynamic binarization inside the step, finiteness checks on every step).
-- `log_marginal_likelihood` with k = 5000 (chunks of 500) on 20 images, without and with XLA.
+Training: Burda et al.'s one-layer model (784-200-200-50, tanh, Adam, learning rate 1e-3), IWAE
+k = 50, batch 20, in-memory MNIST with the batch drawn and dynamically binarized inside the step:
 
-Timings: warm-up call first (compilation excluded), then the median of repeated timed runs.
-Prints a table and writes it to benchmarks/results_<device>.md and .json.
+- `tfpvi.train.fit` as `experiments.iwae` runs it (`steps_per_call=50`, `jit_compile="auto"`,
+  which times the graph and XLA loops and keeps the faster), and with each of them forced, in
+  float32 and with `precision="mixed_bfloat16"`;
+- a raw hand-written TensorFlow loop of the same model and step (plain variables and matmuls, no
+  tfpvi, no TFP; 50 steps per `tf.function` call, graph and XLA): what the library costs;
+- a hand-written PyTorch peer of the same model and step (Python loop, eager), when torch is
+  installed (`pip install ".[bench]"`; skipped otherwise).
+
+log p(x): importance sampling with K = 5000 (chunks of 500) of 20 test images, compiled as
+`evaluate_dataset` compiles it, graph and XLA, float32 and bfloat16; against the matmul floor
+measured in the same process: the decoder's three matmuls alone for the same 100,000 latent
+samples (2 * 100,000 * (50*200 + 200*200 + 200*784) = 41 GFLOP), in float32 and in bfloat16.
+"% of floor" is floor time / time: 100% would be a log p(x) that costs no more than its matmuls.
+
+Timings: a warm-up call first (compilation excluded), then the median of repeated runs. Prints a
+table and writes it, with the machine and the date, to benchmarks/results_<device>.md and .json.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import functools
 import json
+import math
 import os
 import pathlib
-import platform
 import statistics
 import time
 
@@ -31,6 +43,7 @@ import sonnet as snt  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 HERE = pathlib.Path(__file__).parent
+SIZES = (784, 200, 200, 50)  # Burda et al.'s one-layer model: data, hidden, hidden, latent
 
 
 def burda_model():
@@ -74,33 +87,206 @@ def time_training_step(model, objective, x, jit: bool, repeats: int, steps: int)
   return median_seconds(run, repeats) / steps
 
 
-def fit_variant(steps_per_call: int, jit: bool, x_train, k: int, batch: int, steps: int):
+def fit_seconds_per_step(x_train, *, k: int, batch: int, steps: int, jit, precision: str = "float32"):
+  """Seconds per step of `fit` (steps_per_call=50) after its first logged chunk (which compiles).
+
+  Returns (seconds, what jit_compile="auto" chose or None).
+  """
   model = burda_model()
-  history = tfpvi.train.fit(
-    model,
-    functools.partial(tfpvi.objectives.iwae, num_samples=k),
-    x_train,
-    optimizer=snt.optimizers.Adam(1e-3),
-    steps=steps,
-    batch_size=batch,
-    preprocess=tfpvi.data.binarize_dynamic,
-    logging=tfpvi.train.Logging(every=steps // 4, progress=False),
-    loop=tfpvi.train.Loop(steps_per_call=steps_per_call, jit_compile=jit),
+  with tempfile_folder() as folder:
+    history = tfpvi.train.fit(
+      model,
+      functools.partial(tfpvi.objectives.iwae, num_samples=k),
+      x_train,
+      optimizer=snt.optimizers.Adam(1e-3),
+      steps=steps,
+      batch_size=batch,
+      preprocess=tfpvi.data.binarize_dynamic,
+      output_dir=folder,
+      logging=tfpvi.train.Logging(every=steps // 4, progress=False),
+      checkpoints=tfpvi.train.Checkpoints(every=10**9),
+      loop=tfpvi.train.Loop(steps_per_call=50, jit_compile=jit, precision=precision),
+    )
+    chosen = tfpvi.run_record.read(folder)["run"]["jit_compile"] if jit == "auto" else None
+  times, logged = history["wall_time"].to_numpy(), history["step"].to_numpy()
+  return float((times[-1] - times[0]) / (logged[-1] - logged[0])), chosen
+
+
+class tempfile_folder:
+  """A temporary run folder (fit writes its record there), removed afterwards."""
+
+  def __enter__(self):
+    import tempfile  # noqa: PLC0415
+
+    self._dir = tempfile.TemporaryDirectory(prefix="tfpvi-bench-")
+    return self._dir.name
+
+  def __exit__(self, *exc):
+    self._dir.cleanup()
+
+
+# -- the raw TensorFlow loop -------------------------------------------------------------------
+
+
+def _glorot(fan_in: int, fan_out: int, rng) -> tf.Variable:
+  return tf.Variable(rng.normal(0, math.sqrt(2 / (fan_in + fan_out)), [fan_in, fan_out]).astype(np.float32))
+
+
+class RawIWAE(tf.Module):
+  """The same model and IWAE step written by hand: plain variables, matmuls and Adam, no tfpvi or TFP."""
+
+  def __init__(self, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    d, h1, h2, latent = SIZES
+    shapes = [(d, h1), (h1, h2), (h2, 2 * latent), (latent, h2), (h2, h1), (h1, d)]
+    self.weights = [_glorot(a, b, rng) for a, b in shapes]
+    self.biases = [tf.Variable(tf.zeros([b])) for _, b in shapes]
+    self.params = self.weights + self.biases
+    self.m = [tf.Variable(tf.zeros_like(p)) for p in self.params]
+    self.v = [tf.Variable(tf.zeros_like(p)) for p in self.params]
+    self.t = tf.Variable(0.0)
+
+  def loss(self, x, k: int, seed):
+    w, b = self.weights, self.biases
+    h = tf.tanh(tf.tanh(x @ w[0] + b[0]) @ w[1] + b[1])
+    loc, raw = tf.split(h @ w[2] + b[2], 2, axis=-1)
+    scale = 1e-4 + tf.nn.softplus(raw)
+    eps = tf.random.stateless_normal([k, *loc.shape], seed)
+    z = loc + scale * eps  # [k, B, latent]
+    log_q = tf.reduce_sum(-0.5 * eps**2 - tf.math.log(scale), -1)  # (the 2 pi terms cancel with log p(z)'s)
+    log_pz = tf.reduce_sum(-0.5 * z**2, -1)
+    logits = tf.tanh(tf.tanh(z @ w[3] + b[3]) @ w[4] + b[4]) @ w[5] + b[5]  # [k, B, 784]
+    log_px_z = tf.reduce_sum(x * logits - tf.nn.softplus(logits), -1)
+    log_w = log_px_z + log_pz - log_q
+    return -tf.reduce_mean(tf.reduce_logsumexp(log_w, 0) - math.log(k))
+
+  def step(self, images, batch: int, k: int, seed):
+    index = tf.random.stateless_uniform([batch], seed, 0, images.shape[0], tf.int32)
+    probs = tf.gather(images, index)
+    x = tf.cast(tf.random.stateless_uniform(probs.shape, seed + 1) < probs, tf.float32)
+    with tf.GradientTape() as tape:
+      loss = self.loss(x, k, seed + 2)
+    grads = tape.gradient(loss, self.params)
+    self.t.assign_add(1.0)
+    rate = 1e-3 * tf.sqrt(1 - 0.999**self.t) / (1 - 0.9**self.t)
+    for p, g, m, v in zip(self.params, grads, self.m, self.v):
+      m.assign(0.9 * m + 0.1 * g)
+      v.assign(0.999 * v + 0.001 * g * g)
+      p.assign_sub(rate * m / (tf.sqrt(v) + 1e-8))
+    return loss
+
+
+def raw_tf_seconds_per_step(x_train, *, k: int, batch: int, jit: bool, repeats: int, steps: int = 50) -> float:
+  model = RawIWAE()
+  images = tf.constant(x_train)
+
+  @tf.function(jit_compile=jit)
+  def run_steps(first):
+    def body(i, loss):
+      return i + 1, model.step(images, batch, k, tf.stack([first + i, 7]))
+
+    return tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), tf.constant(0.0)))[1]
+
+  calls = iter(range(10**6))
+  return median_seconds(lambda: float(run_steps(tf.constant(next(calls) * steps))), repeats) / steps
+
+
+# -- the PyTorch peer ----------------------------------------------------------------------------
+
+
+def torch_seconds_per_step(x_train, *, k: int, batch: int, repeats: int, steps: int = 50):
+  """Seconds per step of the same model in PyTorch (eager, Python loop); None if torch is missing."""
+  try:
+    import torch  # noqa: PLC0415
+  except ImportError:
+    return None
+  torch.set_num_threads(os.cpu_count())
+  torch.manual_seed(0)
+  d, h1, h2, latent = SIZES
+  encoder = torch.nn.Sequential(
+    torch.nn.Linear(d, h1), torch.nn.Tanh(), torch.nn.Linear(h1, h2), torch.nn.Tanh(), torch.nn.Linear(h2, 2 * latent)
   )
-  times, steps_logged = history["wall_time"].to_numpy(), history["step"].to_numpy()
-  # Exclude the first logged chunk (compilation); time per step over the rest.
-  return float((times[-1] - times[0]) / (steps_logged[-1] - steps_logged[0]))
+  decoder = torch.nn.Sequential(
+    torch.nn.Linear(latent, h2), torch.nn.Tanh(), torch.nn.Linear(h2, h1), torch.nn.Tanh(), torch.nn.Linear(h1, d)
+  )
+  params = list(encoder.parameters()) + list(decoder.parameters())
+  optimizer = torch.optim.Adam(params, lr=1e-3)
+  images = torch.from_numpy(x_train.reshape(len(x_train), -1))
+
+  def step():
+    probs = images[torch.randint(0, len(images), (batch,))]
+    x = (torch.rand_like(probs) < probs).float()
+    loc, raw = encoder(x).chunk(2, -1)
+    scale = 1e-4 + torch.nn.functional.softplus(raw)
+    eps = torch.randn(k, *loc.shape)
+    z = loc + scale * eps
+    log_q = (-0.5 * eps**2 - scale.log()).sum(-1)
+    log_pz = (-0.5 * z**2).sum(-1)
+    logits = decoder(z)
+    log_px_z = (x * logits - torch.nn.functional.softplus(logits)).sum(-1)
+    loss = -(torch.logsumexp(log_px_z + log_pz - log_q, 0) - math.log(k)).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+  def run():
+    for _ in range(steps):
+      loss = step()
+    float(loss)
+
+  return median_seconds(run, repeats) / steps, torch.__version__
 
 
-def time_log_marginal_likelihood(model, x, jit: bool, repeats: int, num_samples: int, chunk_size: int) -> float:
+# -- log p(x) and its matmul floor ---------------------------------------------------------------
+
+
+def time_log_marginal_likelihood(
+  model, x, jit: bool, repeats: int, num_samples: int, chunk_size: int, precision: str = "float32"
+) -> float:
   """Median seconds of one compiled `log_marginal_likelihood` call on x."""
   model.log_weights(x, 1)
 
   @tf.function(jit_compile=jit)
   def log_px(x):
-    return tfpvi.evaluation.log_marginal_likelihood(model, x, num_samples, chunk_size=chunk_size, seed=[1, 1])
+    return tfpvi.evaluation.log_marginal_likelihood(
+      model, x, num_samples, chunk_size=chunk_size, seed=[1, 1], precision=precision
+    )
 
   return median_seconds(lambda: log_px(x).numpy(), repeats)
+
+
+def decoder_flops(rows: int) -> float:
+  _, h1, h2, latent = SIZES
+  return 2.0 * rows * (latent * h2 + h2 * h1 + h1 * SIZES[0])
+
+
+def time_matmul_floor(rows: int, chunk_rows: int, dtype: tf.DType, repeats: int) -> float:
+  """Median seconds of the decoder's three matmuls alone on `rows` latent rows, chunk by chunk (graph)."""
+  rng = np.random.default_rng(0)
+  d, h1, h2, latent = SIZES
+  weights = [tf.constant(rng.normal(0, 0.1, s), dtype) for s in ((latent, h2), (h2, h1), (h1, d))]
+  z = tf.constant(rng.normal(size=[chunk_rows, latent]), dtype)
+  num_chunks = rows // chunk_rows
+
+  @tf.function
+  def matmuls():
+    def body(i, total):
+      h = z + tf.cast(i, dtype)  # a new input per chunk, so nothing is computed once for all
+      for w in weights:
+        h = h @ w
+      return i + 1, total + tf.cast(h[0, 0], tf.float32)
+
+    return tf.while_loop(lambda i, _: i < num_chunks, body, (tf.constant(0), tf.constant(0.0)))[1]
+
+  return median_seconds(lambda: matmuls().numpy(), repeats)
+
+
+# -- the table -----------------------------------------------------------------------------------
+
+
+def machine() -> str:
+  return tfpvi.run_record.machine()
 
 
 def main(argv=None):
@@ -116,44 +302,86 @@ def main(argv=None):
     default=5,
     help="timed runs per variant, after a warm-up call; the median is reported (default: 5)",
   )
-  parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
+  parser.add_argument("--quick", action="store_true", help="fewer steps, nothing written (a smoke run)")
   args = parser.parse_args(argv)
-  steps = 10 if args.quick else 50
-  fit_steps = 200 if args.quick else 1000
-  images, _ = tfpvi.data.load_arrays("mnist", "train")[:2]
-  x_train = images[:10000].astype(np.float32) / 255.0
-  x = tf.constant((x_train[:20] > 0.5).astype(np.float32))
+  k, batch = 50, 20
+  fit_steps = 400 if args.quick else 2000
+  images = tfpvi.data.load_arrays("mnist", "train").images
+  x_train = (images[:10000].reshape(10000, -1) / 255.0).astype(np.float32)
+  x = tf.constant(
+    (tfpvi.data.load_arrays("mnist", "test").images[:20] / 255.0 > 0.5).astype(np.float32).reshape(20, 28, 28, 1)
+  )
   device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-  rows = []
+  train_rows, eval_rows = [], []  # (variant, ms per step / call)
+
+  seconds, chosen = fit_seconds_per_step(x_train.reshape(-1, 28, 28, 1), k=k, batch=batch, steps=fit_steps, jit="auto")
+  default_ms = seconds * 1e3
+  train_rows.append((f"tfpvi fit, default (jit_compile='auto' chose {'XLA' if chosen else 'graph'})", default_ms))
   for jit in (False, True):
-    seconds = time_training_step(
-      burda_model(), functools.partial(tfpvi.objectives.iwae, num_samples=50), x, jit, args.repeats, steps
-    )
-    rows.append((f"IWAE k=50 step, one per call, {'XLA' if jit else 'graph'}", seconds * 1e3, 20 / seconds))
-  for jit in (False, True):
-    for steps_per_call in (1, 50):
-      seconds = fit_variant(steps_per_call, jit, x_train, 50, 20, fit_steps)
-      rows.append(
-        (f"IWAE k=50 fit(), steps_per_call={steps_per_call}, {'XLA' if jit else 'graph'}", seconds * 1e3, 20 / seconds)
+    for precision in ("float32", "mixed_bfloat16"):
+      seconds, _ = fit_seconds_per_step(
+        x_train.reshape(-1, 28, 28, 1), k=k, batch=batch, steps=fit_steps, jit=jit, precision=precision
       )
+      train_rows.append((f"tfpvi fit, {'XLA' if jit else 'graph'}, {precision}", seconds * 1e3))
+  raw = {}
   for jit in (False, True):
-    seconds = time_log_marginal_likelihood(burda_model(), x, jit, max(2, args.repeats // 2), 5000, chunk_size=500)
-    rows.append((f"log p(x) k=5000, 20 images, {'XLA' if jit else 'graph'}", seconds * 1e3, 20 / seconds))
-  header = "| variant | ms per call/step | images/s |\n|---|---:|---:|"
-  lines = [header] + [f"| {name} | {ms:.2f} | {ips:.0f} |" for name, ms, ips in rows]
+    raw[jit] = raw_tf_seconds_per_step(x_train, k=k, batch=batch, jit=jit, repeats=args.repeats) * 1e3
+    train_rows.append((f"raw TensorFlow loop, {'XLA' if jit else 'graph'}, float32", raw[jit]))
+  peer = torch_seconds_per_step(x_train, k=k, batch=batch, repeats=args.repeats)
+  if peer is not None:
+    train_rows.append((f"PyTorch {peer[1]} peer, eager, float32", peer[0] * 1e3))
+
+  rows = 20 * 5000
+  floor = {
+    dtype.name: time_matmul_floor(rows, 500 * 20, dtype, args.repeats) * 1e3 for dtype in (tf.float32, tf.bfloat16)
+  }
+  for dtype_name, ms in floor.items():
+    eval_rows.append((f"decoder matmuls alone ({dtype_name}): the floor", ms))
+  for jit in (False, True):
+    for precision in ("float32", "mixed_bfloat16"):
+      seconds = time_log_marginal_likelihood(
+        burda_model(), x, jit, max(2, args.repeats // 2), 5000, chunk_size=500, precision=precision
+      )
+      eval_rows.append((f"log p(x), {'XLA' if jit else 'graph'}, {precision}", seconds * 1e3))
+
+  best_raw = min(raw.values())
+  lines = [
+    f"## Training: IWAE k={k}, batch {batch}, Burda et al.'s model, Adam ({fit_steps} fit steps)",
+    "",
+    "| variant | ms per step | images/s | vs raw TF (best) | vs PyTorch |",
+    "|---|---:|---:|---:|---:|",
+  ]
+  for name, ms in train_rows:
+    versus_peer = f"{peer[0] * 1e3 / ms:.2f}x" if peer is not None else "n/a"
+    lines.append(f"| {name} | {ms:.2f} | {batch / ms * 1e3:.0f} | {best_raw / ms:.2f}x | {versus_peer} |")
+  lines += [
+    "",
+    f"## log p(x): K = 5000 importance samples (chunks of 500) of 20 images; decoder "
+    f"{decoder_flops(rows) / 1e9:.1f} GFLOP",
+    "",
+    "| variant | ms per call | GFLOP/s (decoder) | % of float32 floor |",
+    "|---|---:|---:|---:|",
+  ]
+  for name, ms in eval_rows:
+    lines.append(f"| {name} | {ms:.1f} | {decoder_flops(rows) / ms / 1e6:.0f} | {100 * floor['float32'] / ms:.0f}% |")
   context = (
-    f"device: {device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), "
-    f"TF {tf.__version__}, repeats {args.repeats}, median"
+    f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {device}: {machine()}; "
+    f"TensorFlow {tf.__version__}; median of {args.repeats} timed runs after a warm-up"
   )
   table = "\n".join(lines)
   print(context)
   print(table)
   if not args.quick:
     name = f"results_{device.lower()}"
-    (HERE / f"{name}.md").write_text(f"# Core benchmarks\n\n{context}\n\n{table}\n")
+    (HERE / f"{name}.md").write_text(f"# Core benchmarks\n\n`python -m benchmarks.core`, {context}.\n\n{table}\n")
     (HERE / f"{name}.json").write_text(
       json.dumps(
-        {"context": context, "rows": [{"variant": n, "ms": m, "images_per_s": i} for n, m, i in rows]}, indent=2
+        {
+          "context": context,
+          "training": [{"variant": n, "ms_per_step": m} for n, m in train_rows],
+          "log_px": [{"variant": n, "ms_per_call": m} for n, m in eval_rows],
+        },
+        indent=2,
       )
     )
 

@@ -1,16 +1,59 @@
-"""MkDocs hooks of the tfpvi site: an "Open in Colab" link at the top of every tutorial page."""
+"""MkDocs hooks of the tfpvi site: the experiment pages, and an "Open in Colab" link on every tutorial.
 
+- The Experiments section lists one page per experiment module, generated at build time from the
+  results collected in docs/results/ (`docs/experiment_pages.py`), so no number is copied by hand.
+- Each tutorial page (a notebook of colab/, linked from docs/tutorials/) gets an "Open in Colab"
+  link under its title, and the date and machine it was last run on (`make tutorials`).
+"""
+
+import importlib.util
 import pathlib
 
+from mkdocs.structure.files import File
+
 COLAB = "https://colab.research.google.com/github/{repository}/blob/main/colab/{notebook}"
+_spec = importlib.util.spec_from_file_location("experiment_pages", pathlib.Path(__file__).with_name("experiment_pages.py"))
+experiment_pages = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(experiment_pages)
+
+
+def on_config(config):
+  """Puts one nav entry per experiment module under "Experiments", after its overview page."""
+  for entry in config["nav"]:
+    if isinstance(entry, dict) and "Experiments" in entry:
+      overview = entry["Experiments"]
+      overview = overview if isinstance(overview, list) else [overview]
+      generated = [{name: f"experiments/{name}.md"} for name in experiment_pages.experiment_modules()]
+      entry["Experiments"] = [o for o in overview if not (isinstance(o, dict) and str(next(iter(o.values()))).startswith("experiments/"))] + generated
+  return config
+
+
+def on_files(files, config):
+  """Adds the generated experiment pages to the site's files."""
+  for path, content in experiment_pages.pages().items():
+    files.append(File.generated(config, path, content=content))
+  return files
 
 
 def on_post_page(output: str, page, config) -> str:
-  """Adds the Colab link under a tutorial's title (the notebooks live in colab/, linked from docs/tutorials/)."""
+  """Adds the Colab link (and when the stored outputs were made) under a tutorial's title."""
   source = page.file.src_uri
   if not (source.startswith("tutorials/") and source.endswith(".ipynb")):
     return output
-  link = COLAB.format(repository=config["extra"]["repository"], notebook=pathlib.PurePosixPath(source).name)
-  badge = f'<p class="tfpvi-colab"><a href="{link}">Open in Colab</a></p>'
+  notebook = pathlib.PurePosixPath(source).name
+  link = COLAB.format(repository=config["extra"]["repository"], notebook=notebook)
+  badge = f'<p class="tfpvi-colab"><a href="{link}">Open in Colab</a>'
+  ran = _ran(pathlib.Path(config["docs_dir"]) / source)
+  badge += f" &middot; outputs below from a run on {ran}</p>" if ran else "</p>"
   title_end = output.find("</h1>")
   return output if title_end < 0 else output[: title_end + 5] + badge + output[title_end + 5 :]
+
+
+def _ran(path: pathlib.Path) -> str:
+  import json  # noqa: PLC0415
+
+  try:
+    meta = json.loads(path.read_text()).get("metadata", {}).get("tfpvi", {})
+  except (OSError, ValueError):
+    return ""
+  return f"{meta['executed']} ({meta['machine']}, {meta['seconds']} s)" if meta.get("executed") else ""

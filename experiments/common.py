@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import functools
 import json
 import math
@@ -516,10 +517,37 @@ def evaluate_log_px(model, x: np.ndarray, num_samples: int, batch: int, chunk: i
   }
 
 
+def command_line(config) -> str:
+  """The command that runs `config`: `python -m experiments.NAME` and a flag per non-default field."""
+  defaults = type(config)()
+  flags = []
+  for field in dataclasses.fields(config):
+    value, default = getattr(config, field.name), getattr(defaults, field.name)
+    if value == default:
+      continue
+    if isinstance(value, bool):
+      shown = "" if value else " false"
+    elif isinstance(value, tuple):
+      shown = " " + ",".join(map(str, value))
+    else:
+      shown = f" {value}"
+    flags.append(f"--{field.name}{shown}")
+  return " ".join([f"python -m {_module_path(type(config))}", *flags])
+
+
 def write_results(
-  out: pathlib.Path, config, metrics: dict[str, Any], started: float, *, trained: Optional[dict[str, Any]] = None
+  out: pathlib.Path,
+  config,
+  metrics: dict[str, Any],
+  started: float,
+  *,
+  trained: Optional[dict[str, Any]] = None,
+  published: Optional[dict[str, Any]] = None,
 ) -> dict:
   """Writes results.json: final metrics, the requested config, what actually ran, versions, run time.
+
+  Also the command that ran, the machine and the date, which the documentation's experiment pages
+  show beside the numbers (`docs/experiment_pages.py`).
 
   Args:
     out: the output folder.
@@ -528,10 +556,16 @@ def write_results(
     started: `time.time()` at the start.
     trained: what actually ran, e.g. {run name: {"requested_steps": n, "trained_steps": m}}; a
       run whose trained steps differ from the requested ones is reported on stdout too.
+    published: the papers' numbers to compare with: {"source": citation, "values": {row: {column:
+      value}}, "note": how they compare (e.g. another model or budget)}.
   """
   results = {
     "experiment": _module_path(type(config)),
+    "command": command_line(config),
+    "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    "machine": tfpvi.run_record.machine(),
     "metrics": metrics,
+    "published": published,
     "config": dataclasses.asdict(config),
     "trained": trained or {},
     "seconds": round(time.time() - started, 1),

@@ -163,7 +163,16 @@ def main(argv=None) -> dict:
   )
   tfpvi.plot.save(plot, str(out / "convergence.png"))
   frame.to_csv(out / "convergence.csv", index=False)
-  common.write_results(out, config, metrics, started)
+  common.write_results(
+    out,
+    config,
+    metrics,
+    started,
+    published={
+      "source": "the blog post on importance sampling and marginal likelihood in VAEs (simulation)",
+      "values": {"mean completion time": {"days": 18.2}},
+    },
+  )
   common.say(f"mean completion {metrics['mean_completion_days']:.2f} days; P(>= {config.deadline:g} days):")
   for name, final in finals.items():
     common.say(

@@ -21,6 +21,8 @@ MODULES = [
   "tfpvi.evaluation.jackknife",
   "tfpvi.evaluation.marginal",
   "tfpvi.objectives",
+  "tfpvi.precision",
+  "tfpvi.run_record",
 ]
 
 

@@ -23,12 +23,13 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import platform
 import sys
 from typing import Any, Union
 
 from tfpvi.files import atomic_write
 
-__all__ = ["LEGACY_FILES", "RECORD_FILE", "exists", "holds_model", "read", "read_json", "update", "write"]
+__all__ = ["LEGACY_FILES", "RECORD_FILE", "exists", "holds_model", "machine", "read", "read_json", "update", "write"]
 
 RECORD_FILE = "run.json"
 FORMAT = 2
@@ -36,6 +37,24 @@ _LEGACY_SETTINGS, _LEGACY_SPEC = "training.json", "model_spec.json"
 LEGACY_FILES = (_LEGACY_SETTINGS, _LEGACY_SPEC)
 
 Folder = Union[str, os.PathLike]
+
+
+def machine() -> str:
+  """The host as a run record names it: the CPU's model name and core count, and the OS.
+
+  Examples:
+    >>> "cores" in machine()
+    True
+  """
+  name = platform.processor() or platform.machine()
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        name = line.split(":", 1)[1].strip()
+        break
+  except OSError:
+    pass
+  return f"{name}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 _FORCE_REMEDY = "delete it and continue with resume='force' (--resume force) to record these settings anew"
