@@ -50,7 +50,9 @@ def burda_model():
   """Burda et al.'s one-layer model, 784-200-200-50 tanh MLPs (the model of `experiments.iwae`)."""
   return tfpvi.VAE(
     tfpvi.encoders.GaussianMLP([200, 200], 50, activation=tf.nn.tanh),
-    tfpvi.decoders.BernoulliMLP([200, 200], [28, 28, 1], activation=tf.nn.tanh),
+    tfpvi.decoders.BernoulliMLP(
+      [200, 200], [28, 28, 1], activation=tf.nn.tanh, output_bias=np.zeros([28, 28, 1], np.float32)
+    ),
     tfpvi.standard_normal_prior(50),
   )
 

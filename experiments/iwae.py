@@ -9,12 +9,16 @@ model's N(0, I) by a learned mixture of Gaussians or a VampPrior (`tfpvi.priors`
 Welling 2018), both with --prior_components components.
 Objectives: the VAE bound with k samples (`tfpvi.objectives.elbo`) and the IWAE bound with k
 samples (`tfpvi.objectives.iwae`), for the models listed in --models as OBJECTIVE:K.
-Training: Adam (beta1 0.9, beta2 0.999, eps 1e-4), batch 20, learning rate 1e-3 * 10^(-i/7) in
-stage i = 0..7. Burda et al. run stage i for 3^i passes (3,280 in all); here stages are scaled into
---steps per model (default 50,000, about 17 passes, the same for every model), or --epochs, or
---time_budget seconds per model (timed on this machine; k = 50 then gets fewer steps than k = 1),
-with stage i's length proportional to --schedule_growth^i (3 is Burda's; the CPU default 1 gives
-equal stages, which suits short runs).
+Training: Adam (beta1 0.9, beta2 0.999, eps 1e-4), learning rate 1e-3 * 10^(-i/7) in stage
+i = 0..7; Burda et al. run stage i for 3^i passes (3,280 in all) at batch 20. The CPU default
+trains each model for a time budget instead (--time_budget, seconds per model: 300 / 360 / 660 for
+VAE k=1 / IWAE k=5 / IWAE k=50, about 22 minutes; a step is timed on this machine and the step
+count fixed from it), at batch 100 (--batch_size), with the stages equally long (--schedule_growth
+1; 3 is Burda's), DReG gradients for the IWAE bound (--gradient_estimator) and the output bias
+started at the pixel-mean logits (--pixel_mean_bias, as in the authors' code). --steps or --epochs
+give a fixed length instead; --full_protocol is Burda et al.'s schedule exactly (batch 20,
+reparameterized gradients, float32, 3,280 passes). --precision mixed_bfloat16 runs the networks in
+bfloat16 (`tfpvi.precision`).
 Evaluation: test log p(x) by importance sampling with k = 5000 (`tfpvi.evaluation`) on the first
 --eval_examples of the statically binarized test set (10,000 for the full protocol), and the
 number of active units (Burda et al. section 5.2: Cov_x(E_q[u]) > 0.01).
@@ -53,6 +57,9 @@ from experiments import common
 tfd = tfp.distributions
 
 PASSES = 3280  # sum_i 3^i for i = 0..7
+# Seconds of training for the default models vae:1, iwae:5, iwae:50 (about 22 minutes; with the
+# evaluation, about 25). Other model lists share the same total equally.
+DEFAULT_BUDGETS = (300.0, 360.0, 660.0)
 PRIORS = ("normal", "mog", "vamp")
 # Burda et al. 2016, Table 1: test negative log-likelihood (nats) on MNIST, by (layers, objective, k).
 # IWAE with k = 1 is the VAE with k = 1.
@@ -98,16 +105,35 @@ class Config:
   two_layer_hidden: tuple = common.flag(
     (200, 100), "width W1, W2 of the two hidden layers x -> W1-W1 -> z1 and z1 -> W2-W2 -> z2 (--layers 2)", minimum=1
   )
-  batch_size: int = common.flag(20, "training batch size", minimum=1)
-  steps: int = common.flag(50000, "training steps per model (the same for every model)", minimum=1)
-  epochs: float = common.flag(0.0, "if > 0, passes over the training set per model, replacing --steps", minimum=0)
-  time_budget: float = common.flag(
-    0.0, "if > 0, seconds of training per model (a step is timed on this machine), replacing --steps", minimum=0
+  batch_size: int = common.flag(100, "training batch size (Burda et al.: 20)", minimum=1)
+  steps: int = common.flag(
+    0, "if > 0, training steps per model (the same for every model), replacing --time_budget", minimum=0
+  )
+  epochs: float = common.flag(0.0, "if > 0, passes over the training set per model, replacing --time_budget", minimum=0)
+  time_budget: tuple = common.flag(
+    DEFAULT_BUDGETS,
+    "seconds of training per model, one value for all or one per --models entry (a step is timed on this "
+    "machine and the step count fixed from it); the default fits the three default models into 22 minutes",
+    above=0,
   )
   schedule_growth: float = common.flag(
     1.0, "length ratio of consecutive learning-rate stages (3 as in Burda et al. 2016; 1: equal stages)", above=0
   )
   learning_rate: float = common.flag(1e-3, "learning rate of the first stage (divided by 10^(1/7) per stage)", above=0)
+  gradient_estimator: str = common.flag(
+    "dreg",
+    "gradient of the IWAE bound: dreg (doubly reparameterized, Tucker et al. 2019: better encoder gradients "
+    "as k grows) or reparameterized (Burda et al.'s); the VAE models use the ELBO's",
+    choices=("dreg", "reparameterized"),
+  )
+  pixel_mean_bias: bool = common.flag(
+    True, "start the Bernoulli output bias at the logits of the training-set pixel means (the authors' code)"
+  )
+  precision: str = common.flag(
+    "float32",
+    "float32, or mixed_bfloat16: the networks' matmuls in bfloat16, probabilities in float32 (tfpvi.precision)",
+    choices=("float32", "mixed_bfloat16"),
+  )
   eval_samples: int = common.flag(5000, "importance samples K per test image for log p(x)", minimum=1)
   eval_examples: int = common.flag(1000, "number of test images evaluated", minimum=1, maximum=10000)
   eval_batch: int = common.flag(100, "test images per evaluation batch", minimum=1)
@@ -117,7 +143,8 @@ class Config:
   full_protocol: bool = common.flag(
     False,
     "Burda et al. 2016's schedule: 3,280 passes per model in 8 stages growing 3x, 10,000 test images "
-    "(replaces --steps, --epochs, --time_budget, --schedule_growth, --eval_examples)",
+    "with batch 20, reparameterized gradients and float32 (replaces --steps, --epochs, --time_budget, "
+    "--schedule_growth, --eval_examples, --batch_size, --gradient_estimator, --precision)",
   )
   resume: str = common.resume_flag()
   seed: int = common.flag(0, "random seed (initialisation, minibatches, evaluation)")
@@ -126,6 +153,9 @@ class Config:
     ("steps", "epochs", "time_budget", "full_protocol"),
     ("full_protocol", "schedule_growth"),
     ("full_protocol", "eval_examples"),
+    ("full_protocol", "batch_size"),
+    ("full_protocol", "gradient_estimator"),
+    ("full_protocol", "precision"),
   )
 
   SMOKE = dict(
@@ -145,12 +175,20 @@ class Config:
   )
 
   def __post_init__(self):
-    if self.full_protocol:
+    if self.full_protocol:  # Burda et al.'s own settings
       object.__setattr__(self, "schedule_growth", 3.0)
+      object.__setattr__(self, "batch_size", 20)
+      object.__setattr__(self, "gradient_estimator", "reparameterized")
+      object.__setattr__(self, "precision", "float32")
       object.__setattr__(self, "eval_examples", 10000)
 
   def check(self) -> None:
-    parse_models(self.models)
+    models = parse_models(self.models)
+    if len(self.time_budget) not in (1, len(models)) and self.time_budget != DEFAULT_BUDGETS:
+      raise ValueError(
+        f"--time_budget takes one value for all models or one per model ({len(models)}), got "
+        f"{len(self.time_budget)}: {','.join(map(str, self.time_budget))}"
+      )
     if len(set(self.models)) != len(self.models):
       raise ValueError(f"--models lists a model twice: {','.join(self.models)}")
     if len(self.two_layer_latents) != 2 or len(self.two_layer_hidden) != 2:
@@ -199,23 +237,31 @@ def burda_spec(config: Config) -> dict:
     },
     "vamp": {"class": "VampPrior", "input_shape": [28, 28, 1], "num_components": config.prior_components},
   }[config.prior]
-  return common.burda_mlp_spec(hidden, config.latent_size, prior=prior)
+  spec = common.burda_mlp_spec(hidden, config.latent_size, prior=prior)
+  if config.pixel_mean_bias:  # the output-bias variable, started in build_model (restored from checkpoints)
+    spec["decoder"]["pixel_mean_bias"] = True
+  return spec
 
 
 def build_model(config: Config, x_train: np.ndarray) -> tfpvi.VAE:
-  """The model of `burda_spec(config)`; the two-layer one starts its output bias at the pixel means."""
+  """The model of `burda_spec(config)`, its output bias started at the pixel means' logits with --pixel_mean_bias.
+
+  (The two-layer model always starts there, as in the authors' code.)
+  """
   if config.layers == 2:
     w1, w2 = config.two_layer_hidden
     return tfpvi.hierarchical.burda_two_layer(
       train_images=x_train, latent_sizes=config.two_layer_latents, hidden_sizes=((w1, w1), (w2, w2))
     )
-  return tfpvi.specs.build(burda_spec(config))
+  return tfpvi.specs.build(burda_spec(config), train_images=x_train)
 
 
-def objective_for(name: str, k: int):
+def objective_for(name: str, k: int, gradient_estimator: str = "reparameterized"):
   if name == "vae":
     return functools.partial(tfpvi.objectives.elbo, num_samples=k, return_terms=True)
-  return functools.partial(tfpvi.objectives.iwae, num_samples=k, return_terms=True)
+  return functools.partial(
+    tfpvi.objectives.iwae, num_samples=k, gradient_estimator=gradient_estimator, return_terms=True
+  )
 
 
 def learning_rate_schedule(total_steps: int, base: float, growth: float):
@@ -240,6 +286,9 @@ PLAN_SETTINGS = (
   "learning_rate",
   "batch_size",
   "train_examples",
+  "gradient_estimator",
+  "pixel_mean_bias",
+  "precision",
 )
 
 
@@ -257,15 +306,30 @@ def fixed_steps(config: Config) -> int:
   return config.steps
 
 
-def planned_steps(config: Config, run_dir: pathlib.Path, measure) -> int:
+def budget_seconds(config: Config, index: int) -> float:
+  """The training time of the index-th model of --models under --time_budget."""
+  budgets, count = config.time_budget, len(config.models)
+  if len(budgets) == 1:
+    return float(budgets[0])
+  if len(budgets) == count:
+    return float(budgets[index])
+  return sum(budgets) / count  # the default budgets, for another number of models: their total, shared
+
+
+def timed(config: Config) -> bool:
+  """Whether the step count comes from the time budget (no --steps, --epochs or --full_protocol)."""
+  return not (config.full_protocol or config.epochs > 0 or config.steps > 0)
+
+
+def planned_steps(config: Config, run_dir: pathlib.Path, measure, index: int = 0) -> int:
   """Total steps for one model, fixed at the first run and reused on resume (`common.plan_steps`).
 
-  With --time_budget the count comes from `measure()` (seconds per step on this machine).
+  Under the time budget the count comes from `measure()` (seconds per step on this machine).
   """
 
   def choose() -> int:
-    if config.time_budget > 0 and not config.full_protocol:
-      return max(100, int(config.time_budget / measure()))
+    if timed(config):
+      return max(100, int(budget_seconds(config, index) / measure()))
     return fixed_steps(config)
 
   return common.plan_steps(run_dir, plan_request(config), choose)
@@ -334,7 +398,7 @@ def evaluate(model, config: Config, x_test: np.ndarray) -> dict:
   }
 
 
-def train_one(name: str, k: int, config: Config, x_train: np.ndarray, run_dir: pathlib.Path):
+def train_one(name: str, k: int, config: Config, x_train: np.ndarray, run_dir: pathlib.Path, index: int = 0):
   tf.random.set_seed(config.seed)
   common.save_spec(run_dir, burda_spec(config))
   model = build_model(config, x_train)
@@ -344,7 +408,7 @@ def train_one(name: str, k: int, config: Config, x_train: np.ndarray, run_dir: p
   fit = functools.partial(
     tfpvi.train.fit,
     model,
-    objective_for(name, k),
+    objective_for(name, k, config.gradient_estimator),
     x_train,
     optimizer=optimizer,
     batch_size=config.batch_size,
@@ -352,7 +416,7 @@ def train_one(name: str, k: int, config: Config, x_train: np.ndarray, run_dir: p
     output_dir=str(run_dir),
     seed=config.seed,
     checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
-    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call),
+    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call, precision=config.precision),
   )
 
   def measure():
@@ -363,12 +427,12 @@ def train_one(name: str, k: int, config: Config, x_train: np.ndarray, run_dir: p
     times = calibration["wall_time"].to_numpy()
     return float(times[-1] - times[1]) / (2 * config.steps_per_call)
 
-  steps = planned_steps(config, run_dir, measure)
+  steps = planned_steps(config, run_dir, measure, index)
   schedule = learning_rate_schedule(steps, config.learning_rate, config.schedule_growth)
   history = fit(
     steps=steps,
     logging=tfpvi.train.Logging(every=max(1, steps // 100)),
-    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call, learning_rate=schedule),
+    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call, learning_rate=schedule, precision=config.precision),
   )
   return model, history, steps
 
@@ -383,12 +447,12 @@ def main(argv=None) -> dict:
     f"{'' if config.prior == 'normal' else f' and a {config.prior} prior'}, results in {out}/"
   )
   metrics, histories, trained, record = {}, {}, {}, {}
-  for name, k in models:
+  for index, (name, k) in enumerate(models):
     key, label = f"{name}_k{k}", f"{name.upper()} k={k}"
     if config.layers == 2 or config.prior != "normal":
       label += f" ({config.layers} layers)" if config.prior == "normal" else f" ({config.prior} prior)"
     common.say(f"[{label}] training ...")
-    model, history, steps = train_one(name, k, config, x_train, out / f"{name}_k{k}")
+    model, history, steps = train_one(name, k, config, x_train, out / f"{name}_k{k}", index)
     record[key] = common.trained_record(history, steps)
     common.say(
       f"[{label}] {int(history['step'].iloc[-1])} steps in {history['wall_time'].iloc[-1]:.0f} s; "
