@@ -13,12 +13,13 @@ Training: Adam (beta1 0.9, beta2 0.999, eps 1e-4), learning rate 1e-3 * 10^(-i/7
 i = 0..7; Burda et al. run stage i for 3^i passes (3,280 in all) at batch 20. The CPU default
 trains each model for a time budget instead (--time_budget, seconds per model: 300 / 360 / 660 for
 VAE k=1 / IWAE k=5 / IWAE k=50, about 22 minutes; a step is timed on this machine and the step
-count fixed from it), at batch 100 (--batch_size), with the stages equally long (--schedule_growth
-1; 3 is Burda's), DReG gradients for the IWAE bound (--gradient_estimator) and the output bias
-started at the pixel-mean logits (--pixel_mean_bias, as in the authors' code). --steps or --epochs
-give a fixed length instead; --full_protocol is Burda et al.'s schedule exactly (batch 20,
-reparameterized gradients, float32, 3,280 passes). --precision mixed_bfloat16 runs the networks in
-bfloat16 (`tfpvi.precision`).
+count fixed from it), at batch 100, and 20 for k = 50 (--batch_size; cheaper per image there), with
+the stages equally long (--schedule_growth 1; 3 is Burda's) and the output bias started at the
+pixel-mean logits (--pixel_mean_bias, as in the authors' code); --gradient_estimator dreg trades
+time per step for lower-variance encoder gradients. The networks compute in bfloat16 where the
+machine has bfloat16 units (--precision auto; `tfpvi.precision`), the probabilities in float32.
+--steps or --epochs give a fixed length instead; --full_protocol is Burda et al.'s schedule exactly
+(batch 20, reparameterized gradients, float32, 3,280 passes).
 Evaluation: test log p(x) by importance sampling with k = 5000 (`tfpvi.evaluation`) on the first
 --eval_examples of the statically binarized test set (10,000 for the full protocol), and the
 number of active units (Burda et al. section 5.2: Cov_x(E_q[u]) > 0.01).
@@ -57,6 +58,7 @@ from experiments import common
 tfd = tfp.distributions
 
 PASSES = 3280  # sum_i 3^i for i = 0..7
+DEFAULT_BATCHES = (100, 100, 20)
 # Seconds of training for the default models vae:1, iwae:5, iwae:50 (about 22 minutes; with the
 # evaluation, about 25). Other model lists share the same total equally.
 DEFAULT_BUDGETS = (300.0, 360.0, 660.0)
@@ -105,7 +107,12 @@ class Config:
   two_layer_hidden: tuple = common.flag(
     (200, 100), "width W1, W2 of the two hidden layers x -> W1-W1 -> z1 and z1 -> W2-W2 -> z2 (--layers 2)", minimum=1
   )
-  batch_size: int = common.flag(100, "training batch size (Burda et al.: 20)", minimum=1)
+  batch_size: tuple = common.flag(
+    DEFAULT_BATCHES,
+    "training batch size, one for all models or one per --models entry (Burda et al.: 20); the default "
+    "is 100, and 20 for k >= 50 (cheaper per image at that k on a CPU)",
+    minimum=1,
+  )
   steps: int = common.flag(
     0, "if > 0, training steps per model (the same for every model), replacing --time_budget", minimum=0
   )
@@ -121,18 +128,21 @@ class Config:
   )
   learning_rate: float = common.flag(1e-3, "learning rate of the first stage (divided by 10^(1/7) per stage)", above=0)
   gradient_estimator: str = common.flag(
-    "dreg",
-    "gradient of the IWAE bound: dreg (doubly reparameterized, Tucker et al. 2019: better encoder gradients "
-    "as k grows) or reparameterized (Burda et al.'s); the VAE models use the ELBO's",
-    choices=("dreg", "reparameterized"),
+    "reparam",
+    "gradient of the IWAE bound: reparam (Burda et al.'s) or dreg (doubly reparameterized, Tucker et al. "
+    "2019: lower-variance encoder gradients as k grows, at about 1.5x the time per step); the VAE models "
+    "use the ELBO's",
+    choices=("reparam", "dreg"),
   )
   pixel_mean_bias: bool = common.flag(
     True, "start the Bernoulli output bias at the logits of the training-set pixel means (the authors' code)"
   )
   precision: str = common.flag(
-    "float32",
-    "float32, or mixed_bfloat16: the networks' matmuls in bfloat16, probabilities in float32 (tfpvi.precision)",
-    choices=("float32", "mixed_bfloat16"),
+    "auto",
+    "float32, or mixed_bfloat16: the networks' matmuls in bfloat16, probabilities in float32 "
+    "(tfpvi.precision); auto: mixed_bfloat16 where the machine has bfloat16 units (AVX512_BF16, AMX, "
+    "A100 and later GPUs), else float32",
+    choices=("auto", "float32", "mixed_bfloat16"),
   )
   eval_samples: int = common.flag(5000, "importance samples K per test image for log p(x)", minimum=1)
   eval_examples: int = common.flag(1000, "number of test images evaluated", minimum=1, maximum=10000)
@@ -177,18 +187,22 @@ class Config:
   def __post_init__(self):
     if self.full_protocol:  # Burda et al.'s own settings
       object.__setattr__(self, "schedule_growth", 3.0)
-      object.__setattr__(self, "batch_size", 20)
-      object.__setattr__(self, "gradient_estimator", "reparameterized")
+      object.__setattr__(self, "batch_size", (20,))
+      object.__setattr__(self, "gradient_estimator", "reparam")
       object.__setattr__(self, "precision", "float32")
       object.__setattr__(self, "eval_examples", 10000)
 
   def check(self) -> None:
     models = parse_models(self.models)
-    if len(self.time_budget) not in (1, len(models)) and self.time_budget != DEFAULT_BUDGETS:
-      raise ValueError(
-        f"--time_budget takes one value for all models or one per model ({len(models)}), got "
-        f"{len(self.time_budget)}: {','.join(map(str, self.time_budget))}"
-      )
+    for name, values, default in (
+      ("time_budget", self.time_budget, DEFAULT_BUDGETS),
+      ("batch_size", self.batch_size, DEFAULT_BATCHES),
+    ):
+      if len(values) not in (1, len(models)) and values != default:
+        raise ValueError(
+          f"--{name} takes one value for all models or one per model ({len(models)}), got "
+          f"{len(values)}: {','.join(map(str, values))}"
+        )
     if len(set(self.models)) != len(self.models):
       raise ValueError(f"--models lists a model twice: {','.join(self.models)}")
     if len(self.two_layer_latents) != 2 or len(self.two_layer_hidden) != 2:
@@ -256,7 +270,7 @@ def build_model(config: Config, x_train: np.ndarray) -> tfpvi.VAE:
   return tfpvi.specs.build(burda_spec(config), train_images=x_train)
 
 
-def objective_for(name: str, k: int, gradient_estimator: str = "reparameterized"):
+def objective_for(name: str, k: int, gradient_estimator: str = "reparam"):
   if name == "vae":
     return functools.partial(tfpvi.objectives.elbo, num_samples=k, return_terms=True)
   return functools.partial(
@@ -296,14 +310,31 @@ def plan_request(config: Config) -> dict:
   return {name: getattr(config, name) for name in PLAN_SETTINGS}
 
 
-def fixed_steps(config: Config) -> int:
+def fixed_steps(config: Config, index: int = 0) -> int:
   """Steps per model when they do not depend on a time measurement."""
-  steps_per_epoch = math.ceil(config.train_examples / config.batch_size)
+  steps_per_epoch = math.ceil(config.train_examples / batch_size(config, index))
   if config.full_protocol:
     return PASSES * steps_per_epoch
   if config.epochs > 0:
     return max(1, int(config.epochs * steps_per_epoch))
   return config.steps
+
+
+def precision(config: Config) -> str:
+  """--precision, with auto resolved for this machine (`tfpvi.precision.bfloat16_is_fast`)."""
+  if config.precision != "auto":
+    return config.precision
+  return "mixed_bfloat16" if tfpvi.precision.bfloat16_is_fast() else "float32"
+
+
+def batch_size(config: Config, index: int) -> int:
+  """The training batch of the index-th model of --models."""
+  sizes, models = config.batch_size, parse_models(config.models)
+  if len(sizes) == 1:
+    return int(sizes[0])
+  if len(sizes) == len(models):
+    return int(sizes[index])
+  return 20 if models[index][1] >= 50 else 100  # the default, for another list of models
 
 
 def budget_seconds(config: Config, index: int) -> float:
@@ -330,7 +361,7 @@ def planned_steps(config: Config, run_dir: pathlib.Path, measure, index: int = 0
   def choose() -> int:
     if timed(config):
       return max(100, int(budget_seconds(config, index) / measure()))
-    return fixed_steps(config)
+    return fixed_steps(config, index)
 
   return common.plan_steps(run_dir, plan_request(config), choose)
 
@@ -411,12 +442,12 @@ def train_one(name: str, k: int, config: Config, x_train: np.ndarray, run_dir: p
     objective_for(name, k, config.gradient_estimator),
     x_train,
     optimizer=optimizer,
-    batch_size=config.batch_size,
+    batch_size=batch_size(config, index),
     preprocess=tfpvi.data.binarize_dynamic,
     output_dir=str(run_dir),
     seed=config.seed,
     checkpoints=tfpvi.train.Checkpoints(resume=common.fit_resume(config)),
-    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call, precision=config.precision),
+    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call, precision=precision(config)),
   )
 
   def measure():
@@ -432,7 +463,7 @@ def train_one(name: str, k: int, config: Config, x_train: np.ndarray, run_dir: p
   history = fit(
     steps=steps,
     logging=tfpvi.train.Logging(every=max(1, steps // 100)),
-    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call, learning_rate=schedule, precision=config.precision),
+    loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call, learning_rate=schedule, precision=precision(config)),
   )
   return model, history, steps
 

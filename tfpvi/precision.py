@@ -36,7 +36,7 @@ import tree
 
 from tfpvi import _startup
 
-__all__ = ["POLICIES", "Precision", "check", "compute_dtype", "current", "network", "policy"]
+__all__ = ["POLICIES", "Precision", "bfloat16_is_fast", "check", "compute_dtype", "current", "network", "policy"]
 
 Precision = Literal["float32", "mixed_bfloat16"]
 POLICIES: dict[str, tf.DType] = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
@@ -59,6 +59,25 @@ def check(name: Any, argument: str = "precision") -> str:
     else ""
   )
   raise ValueError(f"{argument} must be one of {', '.join(map(repr, POLICIES))}, got {name!r}.{hint}")
+
+
+def bfloat16_is_fast() -> bool:
+  """Whether this machine has bfloat16 matmul units: a GPU of compute capability >= 8.0 (A100, H100,
+  ...) or, without a GPU, a CPU reporting AVX512_BF16 or AMX-BF16 (Linux /proc/cpuinfo).
+
+  Examples:
+    >>> isinstance(bfloat16_is_fast(), bool)
+    True
+  """
+  gpus = tf.config.list_physical_devices("GPU")
+  if gpus:
+    capabilities = [tf.config.experimental.get_device_details(g).get("compute_capability") for g in gpus]
+    return all(c is not None and tuple(c) >= (8, 0) for c in capabilities)
+  try:
+    flags = set(open("/proc/cpuinfo").read().split())
+  except OSError:
+    return False
+  return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def current() -> str:

@@ -28,12 +28,24 @@ __all__ = ["BernoulliMLP", "DiscretizedLogisticMLP", "DiscretizedLogisticMixture
 
 
 class _ValidatedBernoulli(tfd.Bernoulli):
-  """A float Bernoulli whose `validate_args` check says what non-binary data it received."""
+  """A float Bernoulli whose `validate_args` check says what non-binary data it received.
+
+  Its log_prob is `x * logits - softplus(logits)`, the same function as TFP's
+  `(1 - x) log(1 - p) + x log p` for every x in [0, 1] (and for finite logits), in two
+  elementwise passes instead of TFP's seven (two softplus, two multiply_no_nan, ...): on the
+  [K, B, 784] logits of an importance-sampled log p(x) that is a third of the time.
+  """
 
   def _sample_control_dependencies(self, x):
     if not self.validate_args:
       return []
     return [checks.assert_binary(x, "Bernoulli likelihood")]
+
+  def _log_prob(self, event):
+    if self.logits is None:
+      return super()._log_prob(event)
+    logits = tf.convert_to_tensor(self.logits)
+    return tf.cast(event, logits.dtype) * logits - tf.nn.softplus(logits)
 
 
 def _latent_leaves(z, latent_keys, name: str) -> list:
