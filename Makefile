@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 OUTPUT_DIR ?=
 ARGS ?=
 
-.PHONY: setup data run test lint format bench docs docs-serve docs-look clean
+.PHONY: setup data run test lint format bench docs docs-serve docs-look docs-results tutorials clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,16 @@ docs-look: docs
 	    --screenshot=site/screenshots/$$(echo $$page | tr / _).png file://$(CURDIR)/site/$$page.html; \
 	done
 
+# Copies finished runs' results.json and figures into docs/results/ for the experiment pages:
+# make docs-results RUNS="runs/iwae runs/flows"
+docs-results: setup
+	$(PY) docs/experiment_pages.py collect $(RUNS)
+
+# Runs the Colab notebooks at full size and stores their outputs (the tutorial pages show them).
+tutorials: data
+	$(PY) docs/run_tutorials.py
+
+# The core benchmarks; the optional PyTorch peer needs the bench extra (pip install -e ".[bench]").
 bench: setup
 	$(PY) -m benchmarks.core
 

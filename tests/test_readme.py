@@ -111,3 +111,22 @@ def test_every_tutorial_is_a_notebook_of_colab_and_every_notebook_a_tutorial():
   assert tutorials == notebooks
   nav = (ROOT / "mkdocs.yml").read_text()
   assert all(f"tutorials/{name}" in nav for name in notebooks)
+
+
+def test_the_main_jobs_table_is_the_collected_run():
+  """The README's results table is docs/results/iwae/results.json (the run the iwae page shows), not typed."""
+  import json
+
+  results = json.loads((ROOT / "docs" / "results" / "iwae" / "results.json").read_text())
+  assert results["command"] == "python -m experiments.iwae", "the README's table must come from the CPU default"
+  rows = re.findall(r"^\| (VAE|IWAE) k=(\d+) \| (.*) \|$", README.read_text(), flags=re.MULTILINE)
+  assert len(rows) == len(results["metrics"]) == 3
+  for name, k, cells in rows:
+    metrics = results["metrics"][f"{name.lower()}_k{k}"]
+    expected = [
+      f"{metrics['test_log_px']:.2f} +- {metrics['test_log_px_standard_error']:.2f}",
+      f"{metrics['test_bits_per_dim']:.4f}",
+      str(metrics["active_units"]),
+      f"{metrics['train_seconds']:.0f} s",
+    ]
+    assert [c.strip() for c in cells.split("|")] == expected, (name, k)

@@ -520,3 +520,27 @@ def test_former_fit_keywords_name_their_new_spelling():
       steps_per_call=2,
     )
   assert "logging" in str(inspect.signature(train.fit))  # the signature is fit's own
+
+
+def test_training_many_models_in_one_process_warns_of_no_retracing():
+  """An experiment trains several models (each timed, graph against XLA) in one process, silently."""
+  import textwrap
+
+  script = textwrap.dedent("""
+      import functools
+      import numpy as np
+      import sonnet as snt
+      import tfpvi
+      x = (np.random.RandomState(0).rand(64, 4, 4, 1) > 0.5).astype("float32")
+      for i in range(6):
+        model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([4], 2), tfpvi.decoders.BernoulliMLP([4], [4, 4, 1]),
+                          tfpvi.standard_normal_prior(2))
+        tfpvi.train.fit(model, functools.partial(tfpvi.objectives.iwae, num_samples=2), x,
+                        optimizer=snt.optimizers.Adam(1e-3), steps=4, batch_size=8,
+                        logging=tfpvi.train.Logging(every=2, progress=False),
+                        loop=tfpvi.train.Loop(steps_per_call=2, jit_compile=i % 2 == 0))
+      print("trained")
+  """)
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0 and "trained" in result.stdout, result.stderr[-3000:]
+  assert "retracing" not in result.stderr, result.stderr[-3000:]

@@ -202,6 +202,8 @@ def estimate(
     check_reparameterized(q, estimator)
   if estimator is GradientEstimator.VIMCO:
     value, terms = _vimco(bound, model, x, z, q)
+  elif estimator is GradientEstimator.DREG and not bound.splits_gradients:
+    value, terms = _dreg(bound, model, x, z, q)
   elif estimator is GradientEstimator.DREG or bound.splits_gradients:
     value, terms = _split(bound, model, x, z, q, estimator)
   else:
@@ -214,6 +216,41 @@ def estimate(
       "kl": tf.reduce_mean(terms.log_posterior - terms.log_prior, axis=0),
     }
   return value
+
+
+def _dreg(bound, model, x, z, q):
+  """DReG with one pass of the decoder (for bounds whose encoder follows the decoder's weights).
+
+  ```none
+  surrogate = sum_k g_k log w_k                      g = bound.weights: the decoder's gradient
+  d/d phi  = sum_k g_k r_k (d log w_k / d z_k)(d z_k / d phi),   r_k = dreg_weights_k / g_k
+  ```
+
+  log q enters with its path derivative only (`stl_log_prob`), and the gradient that reaches each
+  z_k (and its log q) on the way back is multiplied by r_k, known once log w is: the encoder gets
+  the DReG weights, the decoder and prior the bound's, from one evaluation of log p(x, z) on the
+  N draws (`_split` evaluates it on 2N).
+  """
+  ratio = {}
+
+  @tf.custom_gradient
+  def rescaled(t):
+    def grad(upstream):
+      r = ratio["r"]  # [N, B], set below, before any gradient is asked for
+      r = tf.reshape(r, tf.concat([tf.shape(r), tf.ones([tf.rank(upstream) - 2], tf.int32)], 0))
+      return upstream * tf.cast(r, upstream.dtype)
+
+    return tf.identity(t), grad
+
+  log_q = rescaled(stl_log_prob(q, z))  # the very z q.sample returned (a flow's cache)
+  terms = model.log_weight_terms(x, tf.nest.map_structure(rescaled, z), log_q)
+  log_w = terms.log_weights
+  fixed = tf.stop_gradient(log_w)
+  weights = tf.stop_gradient(bound.weights(fixed))
+  positive = weights > 0
+  ratio["r"] = tf.where(positive, tf.stop_gradient(bound.dreg_weights(fixed)) / tf.where(positive, weights, 1.0), 0.0)
+  surrogate = tf.reduce_sum(weights * log_w, axis=0)
+  return _with_value(bound.value(log_w), surrogate), terms
 
 
 def _split(bound, model, x, z, q, estimator):

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfpvi import precision as precision_lib
+from tfpvi import xla
 from tfpvi.train.data import TrainData
 
 __all__ = ["Schedules", "TrainingLoop", "split_objective"]
@@ -299,7 +300,9 @@ class TrainingLoop:
     self._compiled = self._compile(jit_compile)
 
   def _compile(self, jit_compile: bool):
-    return tf.function(self._loop, jit_compile=jit_compile and self.strategy.num_replicas_in_sync == 1)
+    # xla.function: each compiled loop counts its own traces (TensorFlow would count every
+    # TrainingLoop's `_loop` together and warn of "retracing" after an experiment's fifth model).
+    return xla.function(self._loop, jit_compile=jit_compile and self.strategy.num_replicas_in_sync == 1)
 
   def measure(self, steps_per_call: int, num_steps: int) -> dict[str, float]:
     """Seconds per step of the graph and the XLA loop, each timed on about `num_steps` real steps; state restored.
