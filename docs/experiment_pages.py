@@ -181,7 +181,9 @@ def metric_tables(metrics: dict) -> list[tuple[str, str]]:
   if rows:
     out.append(("", table(rows)))
   if scalars:
-    out.append(("", table({"value": scalars}) if len(scalars) > 1 else table({key: {"value": v} for key, v in scalars.items()})))
+    out.append(
+      ("", table({"value": scalars}) if len(scalars) > 1 else table({key: {"value": v} for key, v in scalars.items()}))
+    )
   return [block for block in out + blocks if block[1]]
 
 
@@ -245,7 +247,9 @@ def page(name: str, runs: list[tuple[str, dict, list[str]]], experiments: pathli
 def pages(results_dir: pathlib.Path = RESULTS, experiments: pathlib.Path = EXPERIMENTS) -> dict[str, str]:
   """{"experiments/NAME.md": markdown} for every experiment module."""
   runs = collected(results_dir)
-  return {f"experiments/{name}.md": page(name, runs.get(name, []), experiments) for name in experiment_modules(experiments)}
+  return {
+    f"experiments/{name}.md": page(name, runs.get(name, []), experiments) for name in experiment_modules(experiments)
+  }
 
 
 def main(argv: list[str]) -> int:

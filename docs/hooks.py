@@ -12,7 +12,9 @@ import pathlib
 from mkdocs.structure.files import File
 
 COLAB = "https://colab.research.google.com/github/{repository}/blob/main/colab/{notebook}"
-_spec = importlib.util.spec_from_file_location("experiment_pages", pathlib.Path(__file__).with_name("experiment_pages.py"))
+_spec = importlib.util.spec_from_file_location(
+  "experiment_pages", pathlib.Path(__file__).with_name("experiment_pages.py")
+)
 experiment_pages = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(experiment_pages)
 
@@ -24,7 +26,9 @@ def on_config(config):
       overview = entry["Experiments"]
       overview = overview if isinstance(overview, list) else [overview]
       generated = [{name: f"experiments/{name}.md"} for name in experiment_pages.experiment_modules()]
-      entry["Experiments"] = [o for o in overview if not (isinstance(o, dict) and str(next(iter(o.values()))).startswith("experiments/"))] + generated
+      entry["Experiments"] = [
+        o for o in overview if not (isinstance(o, dict) and str(next(iter(o.values()))).startswith("experiments/"))
+      ] + generated
   return config
 
 

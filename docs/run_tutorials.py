@@ -41,9 +41,7 @@ def run(path: pathlib.Path, timeout: int = 3600) -> float:
   env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the notebooks are quiet without it, as users run them
   started = time.time()
   with tempfile.TemporaryDirectory(prefix="tfpvi-tutorial-") as folder:
-    client = NotebookClient(
-      notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": folder}}
-    )
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": folder}})
     client.execute(env=env)
   seconds = time.time() - started
   notebook.metadata["tfpvi"] = {
