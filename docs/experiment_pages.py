@@ -196,7 +196,8 @@ def run_section(folder: str, results: dict, figures: Iterable[str], heading: str
     results.get("command", f"python -m {results.get('experiment', '')}"),
     "```",
     "",
-    f"Ran on {results.get('machine', 'an unrecorded machine')}, finished {results.get('finished', '(date not recorded)')}, "
+    f"Ran on {results.get('machine', 'an unrecorded machine')}, "
+    f"finished {results.get('finished', '(date not recorded)')}, "
     f"{number(results.get('seconds'))} s in all (tfpvi {versions.get('tfpvi', '?')}, TensorFlow "
     f"{versions.get('tensorflow', '?')}, devices: {', '.join(versions.get('devices', [])) or '?'}). "
     f"Collected from `runs/{folder}/` ([results.json](../results/{folder}/results.json)).",
