@@ -10,7 +10,6 @@ notebook with its results already shown. The notebook's metadata records when an
 import datetime
 import os
 import pathlib
-import platform
 import sys
 import tempfile
 import time
@@ -18,20 +17,9 @@ import time
 import nbformat
 from nbclient import NotebookClient
 
+from tfpvi import run_record  # the host's description, as results.json records it
+
 COLAB = pathlib.Path(__file__).resolve().parent.parent / "colab"
-
-
-def machine() -> str:
-  """The CPU's model name and core count, e.g. "Intel(R) Xeon(R) ... (2 cores)"."""
-  name = platform.processor() or platform.machine()
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        name = line.split(":", 1)[1].strip()
-        break
-  except OSError:
-    pass
-  return f"{name} ({os.cpu_count()} cores)"
 
 
 def run(path: pathlib.Path, timeout: int = 3600) -> float:
@@ -46,7 +34,7 @@ def run(path: pathlib.Path, timeout: int = 3600) -> float:
   seconds = time.time() - started
   notebook.metadata["tfpvi"] = {
     "executed": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-    "machine": machine(),
+    "machine": run_record.machine(),
     "seconds": round(seconds),
   }
   nbformat.write(notebook, path)
