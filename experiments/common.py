@@ -264,10 +264,13 @@ def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
     reason = _check_value(field.name, getattr(config, field.name), field.metadata)
     if reason:
       parser.error(reason)
-  batch_size, train_examples = getattr(config, "batch_size", None), getattr(config, "train_examples", None)
-  if isinstance(batch_size, int) and isinstance(train_examples, int) and batch_size > train_examples:
+  batch_sizes, train_examples = getattr(config, "batch_size", None), getattr(config, "train_examples", None)
+  batch_sizes = batch_sizes if isinstance(batch_sizes, tuple) else (batch_sizes,)  # one per model, or one for all
+  too_large = [size for size in batch_sizes if isinstance(size, int) and isinstance(train_examples, int)]
+  too_large = [size for size in too_large if size > train_examples]
+  if too_large:
     parser.error(
-      f"--batch_size {batch_size} is larger than --train_examples {train_examples}; give --batch_size "
+      f"--batch_size {max(too_large)} is larger than --train_examples {train_examples}; give --batch_size "
       f"<= {train_examples}"
     )
   if hasattr(config, "check"):
