@@ -526,7 +526,7 @@ def command_line(config) -> str:
   flags = []
   for field in dataclasses.fields(config):
     value, default = getattr(config, field.name), getattr(defaults, field.name)
-    if value == default:
+    if value == default or _implied(config, field.name, default):
       continue
     if isinstance(value, bool):
       shown = "" if value else " false"
@@ -536,6 +536,21 @@ def command_line(config) -> str:
       shown = f" {value}"
     flags.append(f"--{field.name}{shown}")
   return " ".join([f"python -m {_module_path(type(config))}", *flags])
+
+
+def _implied(config, name: str, default) -> bool:
+  """Whether `config`'s value of `name` is what the other flags make of its default.
+
+  E.g. an output folder resolved from the models, or settings another flag forces: such a value
+  is not a flag the user gave, and the recorded command leaves it out.
+  """
+  try:
+    resolved = dataclasses.replace(config, **{name: default})  # __post_init__ reapplies forced values
+    if hasattr(resolved, "check"):
+      resolved.check()  # resolves defaults that depend on other flags
+  except ValueError:
+    return False
+  return getattr(resolved, name) == getattr(config, name)
 
 
 def write_results(

@@ -355,3 +355,20 @@ def test_the_benchmarks_time_the_experiments_models():
   assert same(conv_benchmark.conv_model(shape)) == same(
     bits_per_dim.build_model("conv_mixture", bits_per_dim.Config(), shape)
   )
+
+
+def test_the_recorded_command_holds_only_the_flags_a_user_gave():
+  """A folder resolved from the models or settings another flag forces are not flags the user gave."""
+  from experiments import iwae
+
+  config = iwae.Config()
+  config.check()  # resolves the default folder, runs/iwae
+  assert config.output_dir and common.command_line(config) == "python -m experiments.iwae"
+  forced = iwae.Config(full_protocol=True)
+  forced.check()
+  assert forced.batch_size == (20,) and common.command_line(forced) == "python -m experiments.iwae --full_protocol"
+  given = iwae.Config(output_dir="elsewhere", batch_size=(50,), models=("iwae:5",))
+  given.check()
+  assert common.command_line(given) == (
+    "python -m experiments.iwae --output_dir elsewhere --models iwae:5 --batch_size 50"
+  ), common.command_line(given)
