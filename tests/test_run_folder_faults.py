@@ -161,7 +161,15 @@ tfpvi.train.fit(model, functools.partial(tfpvi.objectives.elbo, return_terms=Tru
                 logging=tfpvi.train.Logging(every=2, progress=False), seed=3, output_dir={str(tmp_path)!r},
                 evaluation=tfpvi.train.Evaluation(every=20, metrics=lambda model: print("step", flush=True) or {{}}))
 """
-  process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  process = subprocess.Popen(
+    [sys.executable, "-c", script],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    # Ctrl-C as a terminal delivers it: a test run started in the background (`cmd &` without job
+    # control) passes SIGINT on ignored, and Python then never sees it.
+    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+  )
   # Training (not importing or compiling) when the signal comes: after the 3rd evaluation (step 60),
   # however long a loaded machine takes to get there; no checkpoint is due for an hour.
   for _ in range(3):
