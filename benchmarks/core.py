@@ -16,6 +16,9 @@ log p(x): importance sampling with K = 5000 (chunks of 500) of 20 test images, c
 measured in the same process: the decoder's three matmuls alone for the same 100,000 latent
 samples (2 * 100,000 * (50*200 + 200*200 + 200*784) = 41 GFLOP), in float32 and in bfloat16.
 "% of floor" is floor time / time: 100% would be a log p(x) that costs no more than its matmuls.
+"Where the time goes" rows time the decoder's work in pieces, each including the ones before it:
+drawing z, then the logits (matmuls, biases, tanh), then log p(x | z) over the pixels (a softplus
+of each of the 78 million logits).
 
 Timings: a warm-up call first (compilation excluded), then the median of repeated runs. Prints a
 table and writes it, with the machine and the date, to benchmarks/results_<device>.md and .json.
@@ -284,6 +287,34 @@ def time_matmul_floor(rows: int, chunk_rows: int, dtype: tf.DType, repeats: int)
   return median_seconds(lambda: matmuls().numpy(), repeats)
 
 
+def time_decoder_parts(model, x, rows: int, chunk_rows: int, repeats: int) -> dict:
+  """Median seconds of the pieces of log p(x)'s decoder work on `rows` latent rows, chunk by chunk (graph).
+
+  Each piece includes the ones before it: drawing z, then the decoder's logits (matmuls, biases,
+  tanh), then log p(x | z) summed over pixels (the softplus of every logit).
+  """
+  batch = int(x.shape[0])
+  num_chunks, samples = rows // chunk_rows, chunk_rows // batch
+  pieces = {
+    "draw z ~ N(0, I) only": lambda z: z[0, 0, 0],
+    "+ decoder logits (matmuls, biases, tanh)": lambda z: model.decoder(z).distribution.logits[0, 0, 0, 0, 0],
+    "+ log p(x | z) over the pixels (softplus)": lambda z: tf.reduce_sum(model.decoder(z).log_prob(x)),
+  }
+  seconds = {}
+  for name, piece in pieces.items():
+
+    @tf.function
+    def run(piece=piece):
+      def body(i, total):
+        z = tf.random.normal([samples, batch, SIZES[3]])
+        return i + 1, total + piece(z)
+
+      return tf.while_loop(lambda i, _: i < num_chunks, body, (tf.constant(0), tf.constant(0.0)))[1]
+
+    seconds[name] = median_seconds(lambda run=run: run().numpy(), repeats)
+  return seconds
+
+
 # -- the table -----------------------------------------------------------------------------------
 
 
@@ -339,6 +370,10 @@ def main(argv=None):
   }
   for dtype_name, ms in floor.items():
     eval_rows.append((f"decoder matmuls alone ({dtype_name}): the floor", ms))
+  parts_model = burda_model()
+  parts_model.log_weights(x, 1)
+  for name, seconds in time_decoder_parts(parts_model, x, rows, 500 * 20, args.repeats).items():
+    eval_rows.append((f"where the time goes, float32 graph: {name}", seconds * 1e3))
   for jit in (False, True):
     for precision in ("float32", "mixed_bfloat16"):
       seconds = time_log_marginal_likelihood(
