@@ -17,7 +17,7 @@ measured in the same process: the decoder's three matmuls alone for the same 100
 samples (2 * 100,000 * (50*200 + 200*200 + 200*784) = 41 GFLOP), in float32 and in bfloat16.
 "% of floor" is floor time / time: 100% would be a log p(x) that costs no more than its matmuls.
 "Where the time goes" rows time the decoder's work in pieces, each including the ones before it:
-drawing z, then the logits (matmuls, biases, tanh), then log p(x | z) over the pixels (a softplus
+drawing z, then the logits (matmuls, biases, tanh), then the Bernoulli log-likelihood over the pixels (a softplus
 of each of the 78 million logits).
 
 Timings: a warm-up call first (compilation excluded), then the median of repeated runs. Prints a
@@ -298,7 +298,7 @@ def time_decoder_parts(model, x, rows: int, chunk_rows: int, repeats: int) -> di
   pieces = {
     "draw z ~ N(0, I) only": lambda z: z[0, 0, 0],
     "+ decoder logits (matmuls, biases, tanh)": lambda z: model.decoder(z).distribution.logits[0, 0, 0, 0, 0],
-    "+ log p(x | z) over the pixels (softplus)": lambda z: tf.reduce_sum(model.decoder(z).log_prob(x)),
+    "+ Bernoulli log-likelihood over the pixels (softplus)": lambda z: tf.reduce_sum(model.decoder(z).log_prob(x)),
   }
   seconds = {}
   for name, piece in pieces.items():

@@ -196,3 +196,56 @@ def test_unknown_or_float16_precision_is_refused_with_the_choices():
     tfpvi.evaluation.evaluate_dataset(
       small_model(), binary_data(2), estimator=tfpvi.ais.AIS(num_steps=2, num_chains=1), precision=MIXED
     )
+
+
+MIXED_RUN = """
+import functools, sys, numpy as np, sonnet as snt, tensorflow as tf, tfpvi
+rng = np.random.default_rng(0)
+prototypes = rng.random([4, 4, 4, 1]) > 0.5
+x = (prototypes[rng.integers(0, 4, 256)] ^ (rng.random([256, 4, 4, 1]) < 0.05)).astype("float32")
+tf.random.set_seed(2)
+model = tfpvi.VAE(tfpvi.encoders.GaussianMLP([32], 4), tfpvi.decoders.BernoulliMLP([32], [4, 4, 1]),
+                  tfpvi.standard_normal_prior(4))
+tfpvi.train.fit(model, functools.partial(tfpvi.objectives.iwae, num_samples=5, return_terms=True), x,
+                optimizer=snt.optimizers.Adam(1e-3), steps=int(sys.argv[2]), batch_size=16, seed=5,
+                output_dir=sys.argv[1], checkpoints=tfpvi.train.Checkpoints(every=20),
+                logging=tfpvi.train.Logging(every=10, progress=False),
+                loop=tfpvi.train.Loop(jit_compile=False, steps_per_call=10, precision="mixed_bfloat16"))
+"""
+
+
+def test_a_mixed_run_killed_at_a_random_moment_resumes_to_the_uninterrupted_run(tmp_path):
+  """kill -9 of a bfloat16 run, then a resume: the history is the uninterrupted run's, row for row."""
+  import subprocess
+  import sys
+  import time
+
+  import pandas as pd
+
+  killed = tmp_path / "killed"
+  process = subprocess.Popen(
+    [sys.executable, "-c", MIXED_RUN, str(killed), str(10**7)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+  )
+  deadline = time.time() + 240  # a loaded machine takes long to import and compile
+  while tf.train.latest_checkpoint(str(killed / "checkpoints")) is None and time.time() < deadline:
+    assert process.poll() is None, process.stderr.read()[-2000:]
+    time.sleep(0.02)
+  time.sleep(0.17)  # mid-interval, after a checkpoint
+  process.kill()
+  process.wait()
+  reached = int(tf.train.latest_checkpoint(str(killed / "checkpoints")).rsplit("-", 1)[1])
+  steps = reached + 40
+  for folder in (killed, tmp_path / "whole"):
+    result = subprocess.run(
+      [sys.executable, "-c", MIXED_RUN, str(folder), str(steps)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+  resumed, whole = (pd.read_csv(folder / "history.csv") for folder in (killed, tmp_path / "whole"))
+  assert resumed["step"].tolist() == list(range(10, steps + 1, 10))  # every logged step once, in order
+  np.testing.assert_allclose(resumed["loss"], whole["loss"], rtol=1e-6)
+  assert tfpvi.run_record.read(killed)["run"]["precision"] == MIXED
+  (killed / "run.json").unlink()  # a lost record: the resume is refused, naming the remedy
+  result = subprocess.run(
+    [sys.executable, "-c", MIXED_RUN, str(killed), str(steps + 20)], capture_output=True, text=True, timeout=300
+  )
+  assert result.returncode != 0 and "no run.json" in result.stderr and "resume='force'" in result.stderr
