@@ -49,7 +49,7 @@ docs-serve: $(VENV)/.docs
 # Screenshots of three pages in headless Chromium (Debian: apt install chromium), into site/screenshots/.
 docs-look: docs
 	mkdir -p site/screenshots
-	for page in index api/objectives/index tutorials/tfpvi_quickstart/index; do \
+	for page in index api/objectives/index tutorials/tfpvi_quickstart/index experiments/iwae/index benchmarks/index; do \
 	  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1600 \
 	    --virtual-time-budget=10000 --allow-file-access-from-files \
 	    --screenshot=site/screenshots/$$(echo $$page | tr / _).png file://$(CURDIR)/site/$$page.html; \

@@ -84,3 +84,15 @@ def test_tables_transpose_wide_rows_and_format_numbers():
   assert wide.splitlines()[0] == "| metric | vae_k1 |" and "| c d | 3 |" in wide
   tall = pages.table({"m1": {"x": 1}, "m2": {"x": 2}, "m3": {"x": 3}})
   assert tall.splitlines()[0] == "|  | x |" and "| m3 | 3 |" in tall
+
+
+def test_the_benchmarks_page_is_the_tables_make_bench_wrote():
+  """docs/hooks.py puts benchmarks/results_cpu.md on the site as it stands: every table row, nothing typed."""
+  spec = importlib.util.spec_from_file_location("hooks", ROOT / "docs" / "hooks.py")
+  hooks = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(hooks)
+  page = hooks.benchmarks_page()
+  written = (ROOT / "benchmarks" / "results_cpu.md").read_text()
+  rows = [line for line in written.splitlines() if line.startswith("| ")]
+  assert len(rows) > 10 and all(row in page for row in rows)
+  assert page.startswith("# Benchmarks") and "### Training" in page and "## CPU" in page
