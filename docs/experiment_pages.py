@@ -226,7 +226,7 @@ def page(name: str, runs: list[tuple[str, dict, list[str]]], experiments: pathli
   summary, _, rest = doc.partition("\n")
   lines = [f"# experiments.{name}", "", summary.strip(), ""]
   if rest.strip():
-    lines += ["```text", rest.strip("\n"), "```", ""]
+    lines += [rest.strip("\n"), ""]  # markdown: its indented commands become code blocks
   if not runs:
     lines += [
       "## Results",

@@ -58,7 +58,9 @@ def benchmarks_page() -> str:
     parts += ["", "No results yet: run `make bench`."]
   for path in results:
     text = path.read_text().split("\n", 1)[1]  # below the file's own title
-    parts += ["", f"## {path.stem.removeprefix('results_').upper()}", "", text.replace("\n## ", "\n### ")]
+    *suite, device = path.stem.removeprefix("results_").split("_")  # results_cpu.md, results_conv_cpu.md
+    heading = f"{(' '.join(suite) or 'core').capitalize()} benchmarks, {device.upper()}"
+    parts += ["", f"## {heading}", "", text.replace("\n## ", "\n### ")]
   return "\n".join(parts) + "\n"
 
 

@@ -301,18 +301,26 @@ def run(main: Callable[[Sequence[str]], Any], argv: Optional[Sequence[str]] = No
 
   What the user can act on (a ValueError from tfpvi, e.g. a folder trained with other settings, and
   missing data) is printed as one sentence, without a traceback; anything else propagates as it is.
+  Ctrl-C ends in one line too, with exit status 130: training has already said what it saved.
   """
   from tfpvi import _startup  # noqa: PLC0415
 
   _startup.filter_runtime_noise()  # a command line: TensorFlow's runtime notes about its kernels are dropped
+  spec = getattr(sys.modules.get(main.__module__), "__spec__", None)
+  program = f"python -m {spec.name}" if spec is not None else main.__module__
   try:
     main(sys.argv[1:] if argv is None else argv)
   except (ValueError, FileNotFoundError) as error:  # tfpvi.data.DataNotFoundError is a FileNotFoundError
     message = " ".join(str(error).split())
-    spec = getattr(sys.modules.get(main.__module__), "__spec__", None)
-    program = f"python -m {spec.name}" if spec is not None else main.__module__
     print(f"{program}: error: {message}", file=sys.stderr)
     sys.exit(2)
+  except KeyboardInterrupt:
+    print(
+      f"{program}: stopped by Ctrl-C; run the same command again to go on from what was saved.",
+      file=sys.stderr,
+      flush=True,
+    )
+    sys.exit(130)
 
 
 def holds_checkpoints(folder) -> bool:

@@ -3,16 +3,16 @@
 Model (--layers 1): 784-200-200-50 with tanh, a diagonal-Gaussian q(z|x), Bernoulli p(x|z), N(0, I)
 prior. --layers 2: Burda et al.'s two stochastic layers, x -> 200-200 tanh -> z1 (100) -> 100-100
 tanh -> z2 (50) and the mirror generative path, with the Bernoulli output bias started at the
-logits of the training-set pixel means as in the authors' code (`tfpvi.hierarchical.burda_two_layer`;
+logits of the training-set pixel means as in the authors' code (`tfpvi.models.hierarchical.burda_two_layer`;
 q and p are joint distributions over {"z1", "z2"}). --prior mog or vamp replaces the one-layer
-model's N(0, I) by a learned mixture of Gaussians or a VampPrior (`tfpvi.priors`; Tomczak &
+model's N(0, I) by a learned mixture of Gaussians or a VampPrior (`tfpvi.models.priors`; Tomczak &
 Welling 2018), both with --prior_components components.
 Objectives: the VAE bound with k samples (`tfpvi.objectives.elbo`) and the IWAE bound with k
 samples (`tfpvi.objectives.iwae`), for the models listed in --models as OBJECTIVE:K.
 Training: Adam (beta1 0.9, beta2 0.999, eps 1e-4), learning rate 1e-3 * 10^(-i/7) in stage
 i = 0..7; Burda et al. run stage i for 3^i passes (3,280 in all) at batch 20. The CPU default
 trains each model for a time budget instead (--time_budget, seconds per model: 300 / 360 / 660 for
-VAE k=1 / IWAE k=5 / IWAE k=50, about 22 minutes; a step is timed on this machine and the step
+VAE k=1 / IWAE k=5 / IWAE k=50, 22 minutes of training; a step is timed on this machine and the step
 count fixed from it), at batch 100, and 20 for k = 50 (--batch_size; cheaper per image there), with
 the stages equally long (--schedule_growth 1; 3 is Burda's) and the output bias started at the
 pixel-mean logits (--pixel_mean_bias, as in the authors' code); --gradient_estimator dreg trades
@@ -24,7 +24,7 @@ Evaluation: test log p(x) by importance sampling with k = 5000 (`tfpvi.evaluatio
 --eval_examples of the statically binarized test set (10,000 for the full protocol), and the
 number of active units (Burda et al. section 5.2: Cov_x(E_q[u]) > 0.01).
 
-    python -m experiments.iwae --output_dir runs/iwae               # CPU default, about 25 minutes
+    python -m experiments.iwae --output_dir runs/iwae               # CPU default, about 24 minutes in all
     python -m experiments.iwae --layers 2 --steps 6000 --eval_examples 500     # runs/iwae_2layer, ~10 min
     python -m experiments.iwae --layers 2 --time_budget 120 --eval_examples 500 --output_dir runs/iwae_2layer_time
     python -m experiments.iwae --prior vamp --models vae:1           # into runs/iwae_prior_vamp

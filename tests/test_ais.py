@@ -161,7 +161,7 @@ def test_refuses_discrete_latents_and_bad_settings():
     ais.AIS(start="middle")
   with pytest.raises(ValueError, match="increasing strictly from exactly 0 to exactly 1"):
     ais.AIS(schedule=(0.0, 0.7, 0.5, 1.0))
-  with pytest.raises(ValueError, match="estimator must be 'importance' or a tfpvi.ais.AIS"):
+  with pytest.raises(ValueError, match="estimator must be 'importance' or a tfpvi.evaluation.ais.AIS"):
     evaluation.evaluate_dataset(TRUTH.as_vae(), data(2).numpy(), estimator="ais")
 
 

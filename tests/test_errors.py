@@ -266,3 +266,22 @@ def test_a_billion_samples_say_how_long_they_will_take_before_they_start(tmp_pat
     process.wait()
   assert "take 2,000,000 chunks of 500: about" in line and ("hours" in line or "days" in line), line
   assert "Ctrl-C stops it" in line
+
+
+def test_ctrl_c_in_an_experiment_ends_in_one_line_without_a_traceback(capsys, monkeypatch):
+  """Training has printed what it saved; the command line adds one line and exits with status 130."""
+  monkeypatch.setenv("TFPVI_SHOW_STARTUP_LOG", "1")  # this test process keeps its own stderr
+  from experiments import beta_vae
+  from experiments import common as experiment_common
+
+  def interrupted(argv):
+    raise KeyboardInterrupt
+
+  interrupted.__module__ = beta_vae.__name__
+  with pytest.raises(SystemExit) as error:
+    experiment_common.run(interrupted, [])
+  assert error.value.code == 130
+  err = capsys.readouterr().err
+  assert err == (
+    "python -m experiments.beta_vae: stopped by Ctrl-C; run the same command again to go on from what was saved.\n"
+  )

@@ -63,7 +63,7 @@ def test_python_blocks_run_as_printed(tmp_path):
   assert bits and 0 < float(bits.group(1)) < 100, f"bits/dim must be positive:\n{result.stdout}"
   iwae = re.search(r"IWAE-5 bound (\S+) nats", result.stdout)
   assert iwae and float(iwae.group(1)) < 0, f"a bound on log p(x) of binary images must be negative:\n{result.stdout}"
-  assert (tmp_path / "loss.png").stat().st_size > 0
+  assert (tmp_path / "runs" / "mine" / "loss.png").stat().st_size > 0
   assert (tmp_path / "runs" / "mine").is_dir()
 
 

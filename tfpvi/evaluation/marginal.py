@@ -407,7 +407,7 @@ def evaluate_dataset(
     num_samples: K importance samples per example; memory is bounded by chunk_size * batch_size.
       Not used by AIS, whose cost is set by its own `num_chains` and `num_steps`.
     estimator: "importance" (importance sampling with q(z|x), Burda et al. 2016), or a
-      `tfpvi.ais.AIS(...)` for annealed importance sampling with HMC (Wu et al. 2017).
+      `tfpvi.evaluation.ais.AIS(...)` for annealed importance sampling with HMC (Wu et al. 2017).
     batch_size: examples per compiled call (the last batch may be smaller).
     chunk_size: importance samples drawn at once.
     seed: Python int; batch i uses the stateless seed [seed, i], so a resumed run draws what an
@@ -473,7 +473,7 @@ def evaluate_dataset(
     if precision != "float32":  # (recorded only when mixed: progress files of float32 runs stay valid)
       settings["precision"] = precision
   else:
-    raise ValueError(f"estimator must be 'importance' or a tfpvi.ais.AIS(...), got {estimator!r}.")
+    raise ValueError(f"estimator must be 'importance' or a tfpvi.evaluation.ais.AIS(...), got {estimator!r}.")
   settings.update(batch_size=batch_size, seed=seed, jit_compile=jit_compile, num_examples=num_examples)
   names = ("log_px", "standard_error", "effective_sample_size", "khat")
   done = {}
@@ -690,7 +690,7 @@ def reading(summary: dict) -> str:
     return (
       f"AIS with {summary['num_steps']} annealing steps and {summary['num_chains']} chains per example{ess_text}: "
       "a stochastic lower bound on log p(x) that rises to it as the steps grow; run it again with more steps, "
-      "or measure its error on simulated data with tfpvi.ais.bdmc, before reading small differences."
+      "or measure its error on simulated data with tfpvi.evaluation.ais.bdmc, before reading small differences."
     )
   fraction = summary.get("khat_fraction_above_0_7")
   ess = summary.get("ess_mean")
@@ -704,8 +704,8 @@ def reading(summary: dict) -> str:
   return (
     f"Not reliable for {share} of examples (Pareto k-hat >= 0.7: a few samples dominate each such "
     f"estimate{ess_text}). Their log p(x) is most likely an underestimate; read it as a lower "
-    "bound. For a tighter estimate, use annealed importance sampling (tfpvi.ais; python -m tfpvi.cli.evaluate RUN "
-    "--estimator ais), or improve the proposal (more training, a richer q(z|x))."
+    "bound. For a tighter estimate, use annealed importance sampling (tfpvi.evaluation.ais; python -m "
+    "tfpvi.cli.evaluate RUN --estimator ais), or improve the proposal (more training, a richer q(z|x))."
   )
 
 

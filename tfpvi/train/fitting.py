@@ -629,7 +629,7 @@ def _save_on_the_way_out(loop, folder, error, terminated) -> None:
     return
   print(
     f"tfpvi: training stopped by {what} at step {reached}; saved history.csv and checkpoint ckpt-{reached} in "
-    f"{folder.path}: run the same call again to resume.",
+    f"{folder.path}: run the same call (or command) again to resume.",
     file=sys.stderr,
     flush=True,
   )

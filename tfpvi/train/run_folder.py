@@ -472,7 +472,7 @@ class RunFolder:
     )
     return (
       f"could not save step {step} in {where}: {reason}. Training stopped; {kept}. Free space (or raise the "
-      "limit) and run the same call again to resume."
+      "limit) and run the same call (or command) again to resume."
     )
 
   def _unreadable(self, latest: str, error: Exception) -> str:
