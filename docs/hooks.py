@@ -42,18 +42,10 @@ def on_files(files, config):
 
 
 def benchmarks_page() -> str:
-  """The Benchmarks page: what `make bench` measures, then each device's latest tables as written."""
-  results = sorted((pathlib.Path(__file__).parents[1] / "benchmarks").glob("results_*.md"))
-  parts = [
-    "# Benchmarks",
-    "",
-    "`make bench` (`python -m benchmarks.core`) times, in one run, Burda et al.'s model: an IWAE k = 50,",
-    "batch 20 training step in `tfpvi.train.fit` against a raw hand-written TensorFlow loop of the same",
-    "step and, with the `bench` extra installed, a hand-written PyTorch peer; and importance-sampled",
-    "log p(x) with K = 5000 against the decoder's matmuls alone, measured in the same process (the",
-    "floor). The tables below are the files it last wrote, with the machine and the date; nothing here",
-    "is typed by hand.",
-  ]
+  """The Benchmarks page: what `make bench` measures (benchmarks.core's docstring), then the tables it wrote."""
+  benchmarks = pathlib.Path(__file__).parents[1] / "benchmarks"
+  results = sorted(benchmarks.glob("results_*.md"))
+  parts = ["# Benchmarks", "", experiment_pages.module_docstring("core", benchmarks)]
   if not results:
     parts += ["", "No results yet: run `make bench`."]
   for path in results:

@@ -266,8 +266,9 @@ def parse_config(config_cls, argv: Optional[Sequence[str]], description: str):
       parser.error(reason)
   batch_sizes, train_examples = getattr(config, "batch_size", None), getattr(config, "train_examples", None)
   batch_sizes = batch_sizes if isinstance(batch_sizes, tuple) else (batch_sizes,)  # one per model, or one for all
-  too_large = [size for size in batch_sizes if isinstance(size, int) and isinstance(train_examples, int)]
-  too_large = [size for size in too_large if size > train_examples]
+  too_large = [
+    size for size in batch_sizes if isinstance(size, int) and isinstance(train_examples, int) and size > train_examples
+  ]
   if too_large:
     parser.error(
       f"--batch_size {max(too_large)} is larger than --train_examples {train_examples}; give --batch_size "
