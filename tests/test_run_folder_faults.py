@@ -248,6 +248,27 @@ def test_evaluate_during_training_pins_a_checkpoint_that_is_not_deleted_under_it
     process.wait()
 
 
+def test_a_pinned_checkpoint_stays_readable_when_training_deletes_it(tmp_path):
+  """The fault the pin guards against, injected: the checkpoint's files are deleted after it is pinned."""
+  from tfpvi import files
+  from tfpvi.train import run_folder
+
+  fit(tmp_path, 4, checkpoints=tfpvi.train.Checkpoints(max_to_keep=1))
+  trained = tfpvi.models.specs.load_model(tmp_path)
+  prefix = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+  with files.pinned_checkpoint(prefix) as pinned:
+    assert [path for _, path in run_folder.checkpoints_on_disk(tmp_path)] == [prefix]  # the pin is not one
+    for path in (tmp_path / "checkpoints").glob("ckpt-4.*"):
+      path.unlink()  # as CheckpointManager does when it keeps only the latest
+    model = tfpvi.models.specs.load_model(tmp_path, checkpoint=pinned)
+  for restored, saved in zip(model.trainable_variables, trained.trainable_variables):
+    np.testing.assert_array_equal(restored.numpy(), saved.numpy())  # whole, though its originals were gone
+  assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["checkpoint"]  # pin removed
+  with pytest.raises(FileNotFoundError):
+    with files.pinned_checkpoint(prefix):  # nothing left to pin: the caller's retry finds the next one
+      pass
+
+
 def test_a_state_file_naming_a_checkpoint_whose_index_is_gone_resumes_from_the_one_on_disk(tmp_path, capfd):
   fit(tmp_path, 8, checkpoints=tfpvi.train.Checkpoints(max_to_keep=3))
   (tmp_path / "checkpoints" / "ckpt-8.index").unlink()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
+import shutil
 import tempfile
+from typing import Iterator
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "pinned_checkpoint"]
 
 
 def atomic_write(path: pathlib.Path, text: str) -> None:
@@ -25,3 +28,33 @@ def atomic_write(path: pathlib.Path, text: str) -> None:
   except BaseException:
     pathlib.Path(temporary).unlink(missing_ok=True)
     raise
+
+
+@contextlib.contextmanager
+def pinned_checkpoint(prefix: str) -> Iterator[str]:
+  """Yields the prefix of a private copy of the checkpoint `prefix` (its .index and .data-* files).
+
+  The copy is made of hard links in a hidden folder beside the checkpoint, so it takes no disk space
+  and no time, and a training process that deletes or replaces the checkpoint meanwhile (its
+  CheckpointManager keeps only the latest few) leaves the copy whole. Where the file system has no
+  hard links the files are copied. The folder is removed when the block ends.
+
+  Raises:
+    FileNotFoundError: if a file of the checkpoint is gone (deleted before it could be pinned).
+  """
+  source = pathlib.Path(prefix)
+  folder = pathlib.Path(tempfile.mkdtemp(dir=source.parent, prefix=f".pinned-{source.name}-"))
+  try:
+    files = [source.with_name(source.name + ".index"), *sorted(source.parent.glob(f"{source.name}.data-*"))]
+    if len(files) < 2:
+      raise FileNotFoundError(f"{prefix} has no data files (expected {source.name}.data-00000-of-00001 beside it).")
+    for path in files:
+      try:
+        os.link(path, folder / path.name)
+      except FileNotFoundError:
+        raise
+      except OSError:  # no hard links here (e.g. a different kind of file system): copy instead
+        shutil.copyfile(path, folder / path.name)
+    yield str(folder / source.name)
+  finally:
+    shutil.rmtree(folder, ignore_errors=True)

@@ -119,8 +119,8 @@ def restore_pinned(run_dir) -> tuple:
     try:
       model = specs.load_model(run_dir, checkpoint=latest)  # pinned: a checkpoint saved later is not mixed in
       break
-    except (tf.errors.NotFoundError, RuntimeError) as error:
-      if pathlib.Path(latest + ".index").exists():
+    except (tf.errors.NotFoundError, RuntimeError, FileNotFoundError) as error:
+      if pathlib.Path(latest + ".index").exists() and not isinstance(error, FileNotFoundError):
         raise ValueError(
           f"{latest} cannot be read ({type(error).__name__}: {str(error).splitlines()[0]}); it was "
           "cut or damaged: move its files out of checkpoints/ to evaluate the one before it."

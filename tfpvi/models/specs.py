@@ -48,7 +48,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpvi import config, run_record
+from tfpvi import config, files, run_record
 from tfpvi.models import conv, decoders, discrete, encoders, flows, hierarchical, priors
 from tfpvi.models.vae import VAE, standard_normal_prior
 
@@ -259,8 +259,10 @@ def load_model(run_dir, *, checkpoint: Optional[str] = None):
       f"no checkpoint in {folder / 'checkpoints'}: the model was never saved "
       "(train it with tfpvi.train.fit(..., output_dir=...) first)."
     )
-  restored = tf.train.Checkpoint(model=model).restore(path).expect_partial()
   if isinstance(model, VAE) and shape is not None:
-    model.log_weights(tf.zeros([1, *shape]), 1)  # creates the variables, which the restore fills
-    restored.assert_existing_objects_matched()
+    model.log_weights(tf.zeros([1, *shape]), 1)  # creates the variables, so the restore fills them at once
+    with files.pinned_checkpoint(path) as pinned:  # a training process may replace the checkpoint meanwhile
+      tf.train.Checkpoint(model=model).restore(pinned).expect_partial().assert_existing_objects_matched()
+  else:  # variables made later are filled when they are made (a deferred restore)
+    tf.train.Checkpoint(model=model).restore(path).expect_partial()
   return model
