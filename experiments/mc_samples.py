@@ -15,7 +15,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import numpy as np
 
@@ -77,4 +76,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  common.run(main)

@@ -18,7 +18,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import numpy as np
 import pandas as pd
@@ -184,4 +183,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  common.run(main)

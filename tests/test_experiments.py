@@ -1,5 +1,6 @@
 """Every experiment's --smoke run: files written, metrics finite, resumption, flags and folders."""
 
+import ast
 import dataclasses
 import importlib
 import json
@@ -105,6 +106,19 @@ def test_bad_flags_end_with_one_line_and_write_nothing(name, flags, message, tmp
     assert err.startswith(f"python -m experiments.{name}: error:")
     assert err.rstrip().endswith(f". (see python -m experiments.{name} --help)"), "one sentence, then the pointer"
     assert list(tmp_path.iterdir()) == [], "a refused run wrote files"
+
+
+EXPERIMENTS = sorted(
+  path.stem for path in pathlib.Path(common.__file__).parent.glob("*.py") if path.stem not in {"common", "__init__"}
+)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_the_command_line_of_every_experiment_goes_through_common_run(name):
+  """Where errors and Ctrl-C end in one line and TensorFlow's kernel notes are dropped (tested in test_errors)."""
+  tree = ast.parse(pathlib.Path(importlib.import_module(f"experiments.{name}").__file__).read_text())
+  mains = [node for node in tree.body if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)]
+  assert len(mains) == 1 and [ast.unparse(line) for line in mains[0].body] == ["common.run(main)"], name
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
