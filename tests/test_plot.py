@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import matplotlib.figure
+import matplotlib.text
 import numpy as np
 import pandas as pd
 import plotnine as gg
@@ -87,7 +88,35 @@ def test_loss_curves_several_runs_one_term_legend_names_runs():
   figure = plot.loss_curves(histories, terms=["loss"])
   assert figure.facet is None or not isinstance(figure.facet, gg.facet_wrap)
   assert set(figure.data["run"]) == {"VAE k=1", "IWAE k=5"}
-  assert "training loss (-objective)" in figure.labels.get("y", None) and figure.labels.get("color", None) == ""
+  assert figure.labels.get("title", None) == "total: training loss (-objective)"  # the one term, named above
+  assert figure.labels.get("y", None) == "nats per example" and figure.labels.get("color", None) == ""
+
+
+def _drawn_text_boxes(figure) -> tuple:
+  """({text: its box in pixels} for each visible text of a plotnine figure drawn at 120 dpi, the figure's box)."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+  drawn = figure.draw()
+  drawn.set_dpi(120)
+  FigureCanvasAgg(drawn).draw()
+  renderer = drawn.canvas.get_renderer()
+  texts = drawn.findobj(matplotlib.text.Text)
+  return {text.get_text(): text.get_window_extent(renderer) for text in texts if text.get_text().strip()}, drawn.bbox
+
+
+def test_loss_curves_of_one_term_with_a_title_keep_every_label_apart_and_inside():
+  """The title, the term's name and the y label of a one-term plot neither overlap nor leave the figure."""
+  histories = {f"S = {s}": _history([210.0, 180.0, 150.0 + s], [2.0] * 3, [1.0] * 3) for s in (1, 5, 25)}
+  title = "negative ELBO during training, by MC samples S"
+  boxes, page = _drawn_text_boxes(plot.loss_curves(histories, terms=["loss"], log_x=False, log_y=False, title=title))
+  labels = [title, "total: training loss (-objective)", "nats per example"]
+  assert set(labels) <= set(boxes), sorted(boxes)
+  for label in labels:
+    box = boxes[label]
+    assert box.x0 >= page.x0 and box.y0 >= page.y0 and box.x1 <= page.x1 and box.y1 <= page.y1, (label, box, page)
+  for i, first in enumerate(labels):
+    for second in labels[i + 1 :]:
+      assert not boxes[first].overlaps(boxes[second]), (first, second)
 
 
 @pytest.mark.parametrize(

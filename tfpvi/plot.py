@@ -198,14 +198,16 @@ def loss_curves(
     + gg.geom_line(alpha=0.85)
     + gg.labs(
       x="step",
-      y=f"{single_term}, nats per example" if single_term else "nats per example",
+      y="nats per example",
       color="",
       linetype="",
-      title=title or "",
+      # one term is named above its panel, as several are in their facet strips (not in a long y label)
+      title=title or single_term,
+      subtitle=single_term if title else None,
       caption=caption,
     )
     + gg.theme_bw()
-    + gg.theme(figure_size=(4 * min(3, data["term"].nunique()) + 1, 4 + 0.3 * caption.count("\n")))
+    + gg.theme(figure_size=(4 * min(3, data["term"].nunique()) + 1.5, 4 + 0.3 * caption.count("\n")))
   )
   if several_terms:
     plot += gg.facet_wrap("~term", scales="free_y")
