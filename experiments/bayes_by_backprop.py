@@ -113,6 +113,7 @@ class Config:
       raise ValueError(f"--batch_size must be at most --train_examples ({self.train_examples}), got {self.batch_size}")
 
 
+@tfpvi.config.configurable
 class PointMLP(snt.Module):
   """The baselines: an MLP with point weights and optional dropout, with the `bnn.MLP` interface.
 

@@ -96,6 +96,7 @@ def make_prior(config: Config) -> tfd.Distribution:
   return bnn.scale_mixture_prior(config.prior_pi, config.prior_sigma1, config.prior_sigma2)
 
 
+@tfpvi.config.configurable
 class PointMLP(snt.Module):
   """A standard MLP with the `bnn.MLP` interface: `outputs(x, ...)` ignores seeds; KL is 0."""
 

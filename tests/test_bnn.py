@@ -292,3 +292,45 @@ class PublicApiTest(tf.test.TestCase):
     self.assertIs(tfpvi.bnn.Linear, bnn.Linear)
     for name in bnn.__all__:
       self.assertTrue(hasattr(bnn, name), name)
+
+
+class SavedNetworkTest(tf.test.TestCase):
+  def test_a_trained_network_with_a_scale_mixture_prior_and_a_normal_likelihood_is_rebuilt_from_its_folder(self):
+    """A Bayesian MLP describes itself (prior, likelihood and all), so load_model rebuilds the trained one."""
+    import functools
+    import tempfile
+
+    import sonnet as snt
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=[64, 1]).astype(np.float32)
+    y = (np.sin(6 * x) + 0.1 * rng.normal(size=[64, 1])).astype(np.float32)
+    net = bnn.MLP([8], 1, prior=bnn.scale_mixture_prior(0.5, 1.0, 0.1), likelihood=bnn.normal_likelihood(0.25))
+    folder = tempfile.mkdtemp()
+    tfpvi.train.fit(
+      net,
+      functools.partial(bnn.elbo, kl_weight=1.0 / 4, return_terms=True),
+      (x, y),
+      optimizer=snt.optimizers.Adam(1e-2),
+      steps=20,
+      batch_size=16,
+      seed=1,
+      output_dir=folder,
+      logging=tfpvi.train.Logging(every=10, progress=False),
+    )
+    record = tfpvi.run_record.read(folder)
+    self.assertNotIn("model_note", record)
+    self.assertEqual(record["model"]["config"]["likelihood"]["class"], "tfpvi.bnn.mlp:NormalLikelihood")
+    rebuilt = tfpvi.load_model(folder)
+    self.assertIsInstance(rebuilt, bnn.MLP)
+    trained_mean = net.outputs(x, mode="mean").numpy()
+    self.assertAllEqual(rebuilt.outputs(x, mode="mean").numpy(), trained_mean)  # the trained weights, restored
+    self.assertAllClose(rebuilt(x, mode="mean").stddev(), np.full([64, 1], 0.25))  # the same likelihood
+    self.assertAllClose(rebuilt.layers[0].prior.mixture_distribution.probs_parameter(), [0.5, 0.5])
+    self.assertAllClose(
+      rebuilt.kl_divergence(num_samples=4, seed=[0, 2]), net.kl_divergence(num_samples=4, seed=[0, 2])
+    )
+
+  def test_a_normal_likelihood_refuses_a_scale_that_is_not_positive(self):
+    with self.assertRaisesRegex(ValueError, "noise scale must be > 0, got 0"):
+      bnn.normal_likelihood(0.0)

@@ -12,7 +12,7 @@
 """
 
 from tfpvi.bnn.linear import ESTIMATORS, KL_METHODS, Linear, has_analytic_kl
-from tfpvi.bnn.mlp import MLP, categorical_likelihood, normal_likelihood
+from tfpvi.bnn.mlp import MLP, NormalLikelihood, categorical_likelihood, normal_likelihood
 from tfpvi.bnn.objectives import (
   KL_WEIGHTINGS,
   blundell_kl_weights,
@@ -36,6 +36,7 @@ __all__ = [
   "KL_WEIGHTINGS",
   "Linear",
   "MLP",
+  "NormalLikelihood",
   "blundell_kl_weights",
   "categorical_likelihood",
   "elbo",

@@ -9,11 +9,12 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpvi.bnn.linear import Linear
+from tfpvi.config import configurable
 from tfpvi.types import Activation, Seed
 
 tfd = tfp.distributions
 
-__all__ = ["MLP", "categorical_likelihood", "normal_likelihood"]
+__all__ = ["MLP", "NormalLikelihood", "categorical_likelihood", "normal_likelihood"]
 
 Likelihood = Callable[[tf.Tensor], tfd.Distribution]
 
@@ -23,21 +24,37 @@ def categorical_likelihood(outputs: tf.Tensor) -> tfd.Distribution:
   return tfd.Categorical(logits=outputs)
 
 
+@configurable
+class NormalLikelihood:
+  """outputs -> Independent(Normal(outputs, scale), 1): event shape [output_size], a known noise scale.
+
+  A class rather than a closure so that a network built with it describes itself (`tfpvi.config`)
+  and its run folder can be rebuilt by `tfpvi.load_model`.
+  """
+
+  def __init__(self, scale: float):
+    """Args: scale: the (known) observation noise standard deviation, > 0."""
+    if not scale > 0:
+      raise ValueError(f"the observation noise scale must be > 0, got {scale}.")
+    self.scale = float(scale)
+
+  def __call__(self, outputs: tf.Tensor) -> tfd.Distribution:
+    return tfd.Independent(tfd.Normal(outputs, tf.cast(self.scale, outputs.dtype)), reinterpreted_batch_ndims=1)
+
+
 def normal_likelihood(scale: float) -> Likelihood:
   """Returns outputs -> Independent(Normal(outputs, scale), 1): event shape [output_size].
 
   Args:
     scale: the (known) observation noise standard deviation, > 0.
+
+  Returns:
+    a `NormalLikelihood`.
   """
-  if not scale > 0:
-    raise ValueError(f"the observation noise scale must be > 0, got {scale}.")
-
-  def likelihood(outputs: tf.Tensor) -> tfd.Distribution:
-    return tfd.Independent(tfd.Normal(outputs, tf.cast(scale, outputs.dtype)), reinterpreted_batch_ndims=1)
-
-  return likelihood
+  return NormalLikelihood(scale)
 
 
+@configurable
 class MLP(snt.Module):
   """A Bayesian MLP: `Linear` layers with a weight posterior each, and a likelihood head.
 
