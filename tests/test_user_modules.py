@@ -199,3 +199,22 @@ def test_a_module_defined_in_the_training_script_is_recorded_with_where_to_move_
   note = json.loads((run / "run.json").read_text())["model_note"]
   assert "is defined in __main__" in note and "move it into a module file" in note
   assert pathlib.Path(run, "checkpoints").is_dir()
+
+
+def test_a_module_defined_in_a_script_run_with_python_m_is_recorded_by_the_name_it_was_run_as(user_dir):
+  """`python -m all_in_one_m` makes its classes importable as all_in_one_m.X: another process rebuilds them."""
+  training = textwrap.dedent(TRAIN.replace("import my_models\n", "").replace("my_models.", ""))
+  script = textwrap.dedent(USER_MODULE) + 'if __name__ == "__main__":\n' + textwrap.indent(training, "  ")
+  (user_dir / "all_in_one_m.py").write_text(script)
+  run = user_dir / "all_in_one_m_run"
+  trained = _run(["-m", "all_in_one_m", str(run), "2"], user_dir)
+  assert trained.returncode == 0, trained.stderr[-3000:]
+  record = json.loads((run / "run.json").read_text())
+  assert "model_note" not in record, record.get("model_note")
+  assert record["model"]["config"]["encoder"]["class"] == "all_in_one_m:FullCovarianceEncoder"
+  check = _run(
+    ["-c", "import sys, tfpvi; m = tfpvi.load_model(sys.argv[1]); print(type(m.encoder).__module__)", str(run)],
+    user_dir,
+  )
+  assert check.returncode == 0, check.stderr[-3000:]
+  assert check.stdout.strip() == "all_in_one_m"

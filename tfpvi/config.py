@@ -47,6 +47,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import sys
 import weakref
 from typing import Any, TypeVar
 
@@ -147,8 +148,13 @@ def get_config(module) -> dict[str, Any]:
 def class_path(obj) -> str:
   """'module:qualified.name' that imports `obj` (a class or function), public names first.
 
+  A class defined in a module run as `python -m package.module` is named by that module (it is
+  importable as such, if its top level only defines things and runs its work under
+  `if __name__ == "__main__":`); one defined in a script run by its file name, or in a notebook, is not.
+
   Raises:
-    ConfigError: if `obj` cannot be imported by name (a lambda, a local, or defined in __main__).
+    ConfigError: if `obj` cannot be imported by name (a lambda, a local, or defined in a script or
+      notebook's __main__).
   """
   name = getattr(obj, "__name__", None)
   for package, namespace, module in _PUBLIC:
@@ -160,6 +166,11 @@ def class_path(obj) -> str:
     raise ConfigError(
       f"the {what} cannot be imported by name (a lambda or a local definition); define it at the top level of a module."
     )
+  main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+  if module_name == "__main__" and main_spec is not None and main_spec.name not in (None, "__main__"):
+    # run as `python -m package.module`: another process imports the same definition by that name
+    if _attribute_path(sys.modules["__main__"], qualname) is obj:
+      return f"{main_spec.name}:{qualname}"
   if module_name == "__main__":
     raise ConfigError(
       f"the {what} is defined in __main__ (a script or a notebook), which another process cannot "
@@ -171,6 +182,13 @@ def class_path(obj) -> str:
       f"the {what} is not found again as {module_name}.{qualname}; define it at the top level of a module."
     )
   return f"{module_name}:{qualname}"
+
+
+def _attribute_path(namespace, qualname: str):
+  """namespace.a.b for qualname "a.b", or None."""
+  for part in qualname.split("."):
+    namespace = getattr(namespace, part, None)
+  return namespace
 
 
 def _resolve(path: str):
