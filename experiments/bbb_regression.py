@@ -208,7 +208,7 @@ def main(argv=None) -> dict:
   tfpvi.plot.loss_curves(
     histories,
     terms=["loss"],
-    title="training loss (negative minibatch objective, per point)",
+    title="negative minibatch objective, per point",
     log_y=False,
     path=str(out / "loss_curves.png"),
   )
