@@ -88,6 +88,52 @@ def module_docstring(name: str, experiments: pathlib.Path = EXPERIMENTS) -> str:
   return ast.get_docstring(tree) or ""
 
 
+def docstring_markdown(doc: str) -> str:
+  """A module docstring as markdown: its lists and its References section become markdown lists.
+
+  A docstring starts a list on the line after its sentence ("... estimated\n- by ...") and indents its
+  references under "References:" (continuation lines deeper); markdown needs a blank line before a
+  list, and would run the references together into one paragraph. Indented command lines after a
+  blank line are left as they are (code blocks).
+  """
+  out: list[str] = []
+  lines = doc.splitlines()
+  i = 0
+  while i < len(lines):
+    line = lines[i]
+    if line.strip() == "References:":
+      out += ["" if out and out[-1].strip() else None, "**References**", ""]
+      out = [entry for entry in out if entry is not None]
+      i += 1
+      while i < len(lines) and (lines[i].startswith("  ") or not lines[i].strip()):
+        text = lines[i]
+        if text.startswith("  ") and not text.startswith("    "):  # a new reference
+          out.append(f"- {text.strip()}")
+        elif text.strip():  # its continuation
+          out[-1] += f" {text.strip()}"
+        i += 1
+      continue
+    starts_list = line.startswith("- ") and not _in_list(out)
+    ends_list = line.strip() and not line.startswith((" ", "- ")) and _in_list(out)
+    if out and out[-1].strip() and (starts_list or ends_list):
+      out.append("")
+    out.append(line)
+    i += 1
+  return "\n".join(out)
+
+
+def _in_list(lines: list[str]) -> bool:
+  """Whether the last line belongs to a markdown list item (the item's line or its indented continuation)."""
+  for line in reversed(lines):
+    if not line.strip():
+      return False
+    if line.startswith("- "):
+      return True
+    if not line.startswith(" "):
+      return False
+  return False
+
+
 def collected(results_dir: pathlib.Path = RESULTS) -> dict[str, list[tuple[str, dict, list[str]]]]:
   """{module name: [(folder name, results, figure file names), ...]} for everything collected."""
   runs: dict[str, list] = {}
@@ -222,7 +268,7 @@ def run_section(folder: str, results: dict, figures: Iterable[str], heading: str
 
 def page(name: str, runs: list[tuple[str, dict, list[str]]], experiments: pathlib.Path = EXPERIMENTS) -> str:
   """The markdown page of experiment module `name`, from its collected runs (maybe none)."""
-  doc = module_docstring(name, experiments)
+  doc = docstring_markdown(module_docstring(name, experiments))
   summary, _, rest = doc.partition("\n")
   lines = [f"# experiments.{name}", "", summary.strip(), ""]
   if rest.strip():

@@ -96,3 +96,16 @@ def test_the_benchmarks_page_is_the_tables_make_bench_wrote():
   rows = [line for line in written.splitlines() if line.startswith("| ")]
   assert len(rows) > 10 and all(row in page for row in rows)
   assert page.startswith("# Benchmarks") and "### Training" in page and "## Core benchmarks, CPU" in page
+
+
+def test_a_module_docstring_lists_and_references_render_as_lists_on_its_page():
+  """Python-Markdown (what MkDocs renders with) sees the docstring's lists and references as <li> items."""
+  import markdown
+  html = markdown.markdown(pages.page("ais", []))
+  items = [item.split("</li>")[0] for item in html.split("<li>")[1:]]
+  assert len(items) == 5, html  # the two estimators, the three references
+  assert items[0].startswith("by importance sampling") and items[1].startswith("by annealed importance")
+  assert "Both are stochastic lower bounds" not in items[1]  # the paragraph after the list is its own
+  assert "<p>Both are stochastic lower bounds" in html
+  assert items[2].startswith("Wu, Burda, Salakhutdinov, Grosse. On the quantitative analysis")
+  assert "<pre><code>python -m experiments.ais --output_dir runs/ais" in html  # the command stays a code block
