@@ -101,6 +101,7 @@ def test_the_benchmarks_page_is_the_tables_make_bench_wrote():
 def test_a_module_docstring_lists_and_references_render_as_lists_on_its_page():
   """Python-Markdown (what MkDocs renders with) sees the docstring's lists and references as <li> items."""
   import markdown
+
   html = markdown.markdown(pages.page("ais", []))
   items = [item.split("</li>")[0] for item in html.split("<li>")[1:]]
   assert len(items) == 5, html  # the two estimators, the three references
