@@ -1,6 +1,7 @@
 """Faults injected into a run folder: nothing trained is lost, nothing silently restarts, messages name the file."""
 
 import functools
+import pathlib
 import subprocess
 import sys
 import time
@@ -267,6 +268,42 @@ def test_a_pinned_checkpoint_stays_readable_when_training_deletes_it(tmp_path):
   with pytest.raises(FileNotFoundError):
     with files.pinned_checkpoint(prefix):  # nothing left to pin: the caller's retry finds the next one
       pass
+
+
+PINNED_READER = """
+import sys, time
+from tfpvi import files
+with files.pinned_checkpoint(sys.argv[1]):
+  print("pinned", flush=True)
+  time.sleep(600)
+"""
+
+
+def test_a_pin_left_by_a_killed_reader_is_removed_by_a_later_pin_once_stale(tmp_path):
+  """kill -9 inside the pinned block leaves the pin; the next pin removes it when it is old, not before."""
+  import os
+
+  from tfpvi import files
+
+  fit(tmp_path, 4, checkpoints=tfpvi.train.Checkpoints(max_to_keep=1))
+  prefix = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+  reader = subprocess.Popen([sys.executable, "-c", PINNED_READER, prefix], stdout=subprocess.PIPE, text=True)
+  assert reader.stdout.readline().strip() == "pinned"
+  reader.kill()  # kill -9: its finally never runs
+  reader.wait()
+  (left,) = (tmp_path / "checkpoints").glob(".pinned-*")
+  with files.pinned_checkpoint(prefix):
+    assert left.is_dir()  # an hour has not passed: it may still be another reader's
+  assert left.is_dir()
+  old = time.time() - files.STALE_PIN_SECONDS - 60
+  os.utime(left, (old, old))
+  with files.pinned_checkpoint(prefix) as pinned:
+    assert not left.exists() and pathlib.Path(pinned + ".index").is_file()
+  assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == [
+    "checkpoint",
+    "ckpt-4.data-00000-of-00001",
+    "ckpt-4.index",
+  ]
 
 
 def test_a_state_file_naming_a_checkpoint_whose_index_is_gone_resumes_from_the_one_on_disk(tmp_path, capfd):

@@ -7,9 +7,10 @@ import os
 import pathlib
 import shutil
 import tempfile
+import time
 from typing import Iterator
 
-__all__ = ["atomic_write", "pinned_checkpoint"]
+__all__ = ["STALE_PIN_SECONDS", "atomic_write", "pinned_checkpoint"]
 
 
 def atomic_write(path: pathlib.Path, text: str) -> None:
@@ -37,12 +38,15 @@ def pinned_checkpoint(prefix: str) -> Iterator[str]:
   The copy is made of hard links in a hidden folder beside the checkpoint, so it takes no disk space
   and no time, and a training process that deletes or replaces the checkpoint meanwhile (its
   CheckpointManager keeps only the latest few) leaves the copy whole. Where the file system has no
-  hard links the files are copied. The folder is removed when the block ends.
+  hard links the files are copied. The folder is removed when the block ends; one left behind by a
+  reader that was killed is removed by the next pin made in the same folder, once it is older than
+  `STALE_PIN_SECONDS` (no read takes that long).
 
   Raises:
     FileNotFoundError: if a file of the checkpoint is gone (deleted before it could be pinned).
   """
   source = pathlib.Path(prefix)
+  _remove_stale_pins(source.parent)
   folder = pathlib.Path(tempfile.mkdtemp(dir=source.parent, prefix=f".pinned-{source.name}-"))
   try:
     files = [source.with_name(source.name + ".index"), *sorted(source.parent.glob(f"{source.name}.data-*"))]
@@ -58,3 +62,17 @@ def pinned_checkpoint(prefix: str) -> Iterator[str]:
     yield str(folder / source.name)
   finally:
     shutil.rmtree(folder, ignore_errors=True)
+
+
+STALE_PIN_SECONDS = 3600.0
+
+
+def _remove_stale_pins(folder: pathlib.Path) -> None:
+  """Removes the pins in folder older than STALE_PIN_SECONDS (left by a reader killed inside its block)."""
+  now = time.time()
+  for pin in folder.glob(".pinned-*"):
+    try:
+      if pin.is_dir() and now - pin.stat().st_mtime > STALE_PIN_SECONDS:
+        shutil.rmtree(pin, ignore_errors=True)
+    except FileNotFoundError:  # removed meanwhile by its own reader
+      pass
