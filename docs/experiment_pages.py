@@ -102,8 +102,9 @@ def docstring_markdown(doc: str) -> str:
   while i < len(lines):
     line = lines[i]
     if line.strip() == "References:":
-      out += ["" if out and out[-1].strip() else None, "**References**", ""]
-      out = [entry for entry in out if entry is not None]
+      if out and out[-1].strip():
+        out.append("")
+      out += ["**References**", ""]
       i += 1
       while i < len(lines) and (lines[i].startswith("  ") or not lines[i].strip()):
         text = lines[i]

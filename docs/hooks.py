@@ -45,7 +45,11 @@ def benchmarks_page() -> str:
   """The Benchmarks page: what `make bench` measures (benchmarks.core's docstring), then the tables it wrote."""
   benchmarks = pathlib.Path(__file__).parents[1] / "benchmarks"
   results = sorted(benchmarks.glob("results_*.md"))
-  parts = ["# Benchmarks", "", experiment_pages.docstring_markdown(experiment_pages.module_docstring("core", benchmarks))]
+  parts = [
+    "# Benchmarks",
+    "",
+    experiment_pages.docstring_markdown(experiment_pages.module_docstring("core", benchmarks)),
+  ]
   if not results:
     parts += ["", "No results yet: run `make bench`."]
   for path in results:

@@ -1,8 +1,11 @@
 """tfpvi.bnn (Bayes by Backprop) against closed forms and independent Monte Carlo references."""
 
+import functools
 import math
+import tempfile
 
 import numpy as np
+import sonnet as snt
 import tensorflow as tf
 import tensorflow_probability as tfp
 from absl.testing import parameterized
@@ -297,11 +300,6 @@ class PublicApiTest(tf.test.TestCase):
 class SavedNetworkTest(tf.test.TestCase):
   def test_a_trained_network_with_a_scale_mixture_prior_and_a_normal_likelihood_is_rebuilt_from_its_folder(self):
     """A Bayesian MLP describes itself (prior, likelihood and all), so load_model rebuilds the trained one."""
-    import functools
-    import tempfile
-
-    import sonnet as snt
-
     rng = np.random.default_rng(0)
     x = rng.uniform(size=[64, 1]).astype(np.float32)
     y = (np.sin(6 * x) + 0.1 * rng.normal(size=[64, 1])).astype(np.float32)

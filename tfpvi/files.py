@@ -49,10 +49,10 @@ def pinned_checkpoint(prefix: str) -> Iterator[str]:
   _remove_stale_pins(source.parent)
   folder = pathlib.Path(tempfile.mkdtemp(dir=source.parent, prefix=f".pinned-{source.name}-"))
   try:
-    files = [source.with_name(source.name + ".index"), *sorted(source.parent.glob(f"{source.name}.data-*"))]
-    if len(files) < 2:
+    parts = [source.with_name(source.name + ".index"), *sorted(source.parent.glob(f"{source.name}.data-*"))]
+    if len(parts) < 2:
       raise FileNotFoundError(f"{prefix} has no data files (expected {source.name}.data-00000-of-00001 beside it).")
-    for path in files:
+    for path in parts:
       try:
         os.link(path, folder / path.name)
       except FileNotFoundError:
