@@ -1,6 +1,7 @@
 """Faults injected into a run folder: nothing trained is lost, nothing silently restarts, messages name the file."""
 
 import functools
+import os
 import pathlib
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import tensorflow as tf
 from helpers import fit_kwargs
 
 import tfpvi
-from tfpvi import train
+from tfpvi import files, train
+from tfpvi.train import run_folder
 
 ELBO_TERMS = functools.partial(tfpvi.objectives.elbo, return_terms=True)
 
@@ -251,9 +253,6 @@ def test_evaluate_during_training_pins_a_checkpoint_that_is_not_deleted_under_it
 
 def test_a_pinned_checkpoint_stays_readable_when_training_deletes_it(tmp_path):
   """The fault the pin guards against, injected: the checkpoint's files are deleted after it is pinned."""
-  from tfpvi import files
-  from tfpvi.train import run_folder
-
   fit(tmp_path, 4, checkpoints=tfpvi.train.Checkpoints(max_to_keep=1))
   trained = tfpvi.models.specs.load_model(tmp_path)
   prefix = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
@@ -281,10 +280,6 @@ with files.pinned_checkpoint(sys.argv[1]):
 
 def test_a_pin_left_by_a_killed_reader_is_removed_by_a_later_pin_once_stale(tmp_path):
   """kill -9 inside the pinned block leaves the pin; the next pin removes it when it is old, not before."""
-  import os
-
-  from tfpvi import files
-
   fit(tmp_path, 4, checkpoints=tfpvi.train.Checkpoints(max_to_keep=1))
   prefix = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
   reader = subprocess.Popen([sys.executable, "-c", PINNED_READER, prefix], stdout=subprocess.PIPE, text=True)

@@ -114,13 +114,16 @@ def restore_pinned(run_dir) -> tuple:
   """
   check_folder(run_dir)
   record = run_record.read(run_dir)
-  for _ in range(20):  # a training process may replace the checkpoint between finding and reading it
+  model = specs.rebuild_model(run_dir)
+  for _ in range(20):  # a training process may replace the checkpoint between finding and pinning it
     latest = _latest_checkpoint(pathlib.Path(run_dir))
     try:
-      model = specs.load_model(run_dir, checkpoint=latest)  # pinned: a checkpoint saved later is not mixed in
+      specs.restore_weights(model, latest)  # pinned: a checkpoint saved later is not mixed in
       break
-    except (tf.errors.NotFoundError, RuntimeError, FileNotFoundError) as error:
-      if pathlib.Path(latest + ".index").exists() and not isinstance(error, FileNotFoundError):
+    except FileNotFoundError:  # deleted before it could be pinned: the next latest one is tried
+      continue
+    except (tf.errors.NotFoundError, RuntimeError) as error:
+      if pathlib.Path(latest + ".index").exists():
         raise ValueError(
           f"{latest} cannot be read ({type(error).__name__}: {str(error).splitlines()[0]}); it was "
           "cut or damaged: move its files out of checkpoints/ to evaluate the one before it."

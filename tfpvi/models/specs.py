@@ -52,7 +52,16 @@ from tfpvi import config, files, run_record
 from tfpvi.models import conv, decoders, discrete, encoders, flows, hierarchical, priors
 from tfpvi.models.vae import VAE, standard_normal_prior
 
-__all__ = ["DATA_FORMATS", "build", "differences", "load_model", "normalize", "output_shape"]
+__all__ = [
+  "DATA_FORMATS",
+  "build",
+  "differences",
+  "load_model",
+  "normalize",
+  "output_shape",
+  "rebuild_model",
+  "restore_weights",
+]
 
 tfd = tfp.distributions
 
@@ -236,6 +245,28 @@ def load_model(run_dir, *, checkpoint: Optional[str] = None):
     ValueError: if the record says the model could not be described (and why).
     tfpvi.config.ConfigError: if a class it names cannot be imported.
   """
+  model = rebuild_model(run_dir)
+  path = checkpoint or tf.train.latest_checkpoint(str(pathlib.Path(run_dir) / "checkpoints"))
+  if path is None:
+    raise FileNotFoundError(
+      f"no checkpoint in {pathlib.Path(run_dir) / 'checkpoints'}: the model was never saved "
+      "(train it with tfpvi.train.fit(..., output_dir=...) first)."
+    )
+  restore_weights(model, path)
+  return model
+
+
+def rebuild_model(run_dir):
+  """The untrained model a run folder's record describes, its variables made where the record allows.
+
+  The first half of `load_model`: a VAE whose record holds its example shape gets its variables now,
+  so that `restore_weights` fills them at once; other models get theirs on their first call.
+
+  Raises:
+    FileNotFoundError: if the folder has no record.
+    ValueError: if the record says the model could not be described (and why).
+    tfpvi.config.ConfigError: if a class it names cannot be imported.
+  """
   folder = pathlib.Path(run_dir)
   record = run_record.read(folder)
   if not record:
@@ -253,16 +284,31 @@ def load_model(run_dir, *, checkpoint: Optional[str] = None):
       f"{folder / run_record.RECORD_FILE} holds no description of its model: "
       f"{record.get('model_note', 'it was written without one')}"
     )
-  path = checkpoint or tf.train.latest_checkpoint(str(folder / "checkpoints"))
-  if path is None:
-    raise FileNotFoundError(
-      f"no checkpoint in {folder / 'checkpoints'}: the model was never saved "
-      "(train it with tfpvi.train.fit(..., output_dir=...) first)."
-    )
   if isinstance(model, VAE) and shape is not None:
-    model.log_weights(tf.zeros([1, *shape]), 1)  # creates the variables, so the restore fills them at once
-    with files.pinned_checkpoint(path) as pinned:  # a training process may replace the checkpoint meanwhile
-      tf.train.Checkpoint(model=model).restore(pinned).expect_partial().assert_existing_objects_matched()
-  else:  # variables made later are filled when they are made (a deferred restore)
-    tf.train.Checkpoint(model=model).restore(path).expect_partial()
+    model.log_weights(tf.zeros([1, *shape]), 1)  # creates the variables, so a restore fills them at once
   return model
+
+
+def _has_variables(model) -> bool:
+  try:
+    return bool(model.variables)
+  except ValueError:  # a Sonnet module asked for its variables before its first call
+    return False
+
+
+def restore_weights(model, checkpoint: str) -> None:
+  """Reads the model's variables from a checkpoint path (e.g. ".../checkpoints/ckpt-3000").
+
+  Variables that exist are read at once, from a pin of the checkpoint (`tfpvi.files.pinned_checkpoint`)
+  so that a training process replacing it meanwhile cannot cut the read; variables made later are
+  filled when they are made (a deferred restore). The optimizer's slots and training counters in the
+  checkpoint are left alone.
+
+  Raises:
+    FileNotFoundError: if the checkpoint's files are gone.
+  """
+  if not _has_variables(model):
+    tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
+    return
+  with files.pinned_checkpoint(checkpoint) as pinned:
+    tf.train.Checkpoint(model=model).restore(pinned).expect_partial().assert_existing_objects_matched()
