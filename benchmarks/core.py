@@ -7,9 +7,13 @@ k = 50, batch 20, in-memory MNIST with the batch drawn and dynamically binarized
   which times the graph and XLA loops and keeps the faster), and with each of them forced, in
   float32 and with `precision="mixed_bfloat16"`;
 - a raw hand-written TensorFlow loop of the same model and step (plain variables and matmuls, no
-  tfpvi, no TFP; 50 steps per `tf.function` call, graph and XLA): what the library costs;
+  tfpvi, no TFP; the decoder's k * batch rows flattened into 2-D matmuls as tfpvi's MLPs do; 50
+  steps per `tf.function` call, graph and XLA): what the library costs;
 - a hand-written PyTorch peer of the same model and step (Python loop, eager), when torch is
-  installed (`pip install ".[bench]"`; skipped otherwise).
+  installed (`pip install ".[bench]"`; skipped otherwise);
+- the step's matmul floor, measured in the same process: the same layer shapes' matmuls alone,
+  forward and backward (weights' and layer inputs' gradients), with no biases, activations,
+  sampling or optimizer, in float32 and bfloat16. A step can be no faster than its floor.
 
 log p(x): importance sampling with K = 5000 (chunks of 500) of 20 test images, compiled as
 `evaluate_dataset` compiles it, graph and XLA, float32 and bfloat16; against the matmul floor
@@ -160,7 +164,9 @@ class RawIWAE(tf.Module):
     z = loc + scale * eps  # [k, B, latent]
     log_q = tf.reduce_sum(-0.5 * eps**2 - tf.math.log(scale), -1)  # (the 2 pi terms cancel with log p(z)'s)
     log_pz = tf.reduce_sum(-0.5 * z**2, -1)
-    logits = tf.tanh(tf.tanh(z @ w[3] + b[3]) @ w[4] + b[4]) @ w[5] + b[5]  # [k, B, 784]
+    rows = tf.reshape(z, [-1, z.shape[-1]])  # [k * B, latent]: 2-D matmuls (a rank-3 one is a batched matmul)
+    logits = tf.tanh(tf.tanh(rows @ w[3] + b[3]) @ w[4] + b[4]) @ w[5] + b[5]
+    logits = tf.reshape(logits, [k, -1, logits.shape[-1]])  # [k, B, 784]
     log_px_z = tf.reduce_sum(x * logits - tf.nn.softplus(logits), -1)
     log_w = log_px_z + log_pz - log_q
     return -tf.reduce_mean(tf.reduce_logsumexp(log_w, 0) - math.log(k))
@@ -287,6 +293,65 @@ def time_matmul_floor(rows: int, chunk_rows: int, dtype: tf.DType, repeats: int)
   return median_seconds(lambda: matmuls().numpy(), repeats)
 
 
+def training_matmul_flops(k: int, batch: int) -> float:
+  """FLOPs of one IWAE step's matmuls: the forward pass, and the backward pass's two per matmul.
+
+  The encoder runs on the batch's rows, the decoder on k * batch latent rows. The backward pass
+  needs each weight's gradient (one matmul per layer) and each layer input's gradient (one more),
+  except the encoder's first layer, whose input is the data.
+  """
+  d, h1, h2, latent = SIZES
+  encoder = [(d, h1), (h1, h2), (h2, 2 * latent)]
+  decoder = [(latent, h2), (h2, h1), (h1, d)]
+  macs = sum(batch * a * b * (3 if i else 2) for i, (a, b) in enumerate(encoder))
+  macs += sum(k * batch * a * b * 3 for a, b in decoder)
+  return 2.0 * macs
+
+
+def matmul_chain_gradients(weights, x, latents):
+  """The matmuls of an IWAE step alone: x through the encoder's weights, the latents through the decoder's.
+
+  Args:
+    weights: the six [in, out] matrices of `SIZES`' encoder (3) and decoder (3).
+    x: [batch, 784]; latents: [k * batch, 50] (the decoder's rows, flattened as tfpvi's MLPs do).
+
+  Returns:
+    the gradients of the two outputs' sum with respect to every weight and to the latents.
+  """
+  with tf.GradientTape() as tape:
+    tape.watch(latents)
+    h, g = x, latents
+    for w in weights[:3]:
+      h = h @ w
+    for w in weights[3:]:
+      g = g @ w
+    total = tf.reduce_sum(tf.cast(h, tf.float32)) + tf.reduce_sum(tf.cast(g, tf.float32))
+  return tape.gradient(total, [*weights, latents])
+
+
+def time_training_matmul_floor(k: int, batch: int, dtype: tf.DType, repeats: int, steps: int = 50) -> float:
+  """Median seconds per step of `matmul_chain_gradients` (graph), 50 steps per call: the step's floor.
+
+  The same layer shapes as the model's, with no biases, activations, sampling or optimizer.
+  """
+  rng = np.random.default_rng(0)
+  d, h1, h2, latent = SIZES
+  shapes = [(d, h1), (h1, h2), (h2, 2 * latent), (latent, h2), (h2, h1), (h1, d)]
+  weights = [tf.Variable(rng.normal(0, 0.05, s), dtype=dtype) for s in shapes]
+  x = tf.constant(rng.normal(size=[batch, d]), dtype)
+  z = tf.constant(rng.normal(size=[k * batch, latent]), dtype)
+
+  @tf.function
+  def run_steps():
+    def body(i, total):
+      grads = matmul_chain_gradients(weights, x, z + tf.cast(i, dtype))  # a new input per step
+      return i + 1, total + sum(tf.cast(g[0, 0], tf.float32) for g in grads)
+
+    return tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), tf.constant(0.0)))[1]
+
+  return median_seconds(lambda: run_steps().numpy(), repeats) / steps
+
+
 def time_decoder_parts(model, x, rows: int, chunk_rows: int, repeats: int) -> dict:
   """Median seconds of the pieces of log p(x)'s decoder work on `rows` latent rows, chunk by chunk (graph).
 
@@ -363,6 +428,11 @@ def main(argv=None):
   peer = torch_seconds_per_step(x_train, k=k, batch=batch, repeats=args.repeats)
   if peer is not None:
     train_rows.append((f"PyTorch {peer[1]} peer, eager, float32", peer[0] * 1e3))
+  step_floor = {
+    dtype.name: time_training_matmul_floor(k, batch, dtype, args.repeats) * 1e3 for dtype in (tf.float32, tf.bfloat16)
+  }
+  for dtype_name, ms in step_floor.items():
+    train_rows.append((f"the step's matmuls alone ({dtype_name}, forward and backward): the floor", ms))
 
   rows = 20 * 5000
   floor = {
@@ -391,6 +461,21 @@ def main(argv=None):
   for name, ms in train_rows:
     versus_peer = f"{peer[0] * 1e3 / ms:.2f}x" if peer is not None else "n/a"
     lines.append(f"| {name} | {ms:.2f} | {batch / ms * 1e3:.0f} | {best_raw / ms:.2f}x | {versus_peer} |")
+  step_gflop = training_matmul_flops(k, batch) / 1e9
+  lines += [
+    "",
+    f"The step's matmuls are {step_gflop:.2f} GFLOP (forward, and the backward pass's gradients of weights and "
+    f"layer inputs): {step_gflop / step_floor['float32'] * 1e3:.0f} GFLOP/s in float32 and "
+    f"{step_gflop / step_floor['bfloat16'] * 1e3:.0f} GFLOP/s in bfloat16 here."
+    + (
+      f" Three times the PyTorch peer's speed would be {peer[0] * 1e3 / 3:.2f} ms per step, "
+      f"{'below' if peer[0] * 1e3 / 3 < step_floor['float32'] else 'above'} the float32 floor and "
+      f"{'below' if peer[0] * 1e3 / 3 < step_floor['bfloat16'] else 'above'} the bfloat16 floor, before any "
+      "bias, activation, sampling, log-likelihood or optimizer update."
+      if peer is not None
+      else ""
+    ),
+  ]
   lines += [
     "",
     f"## log p(x): K = 5000 importance samples (chunks of 500) of 20 images; decoder "

@@ -237,7 +237,7 @@ def train_one(model, config: Config, x_train: np.ndarray, run_dir: pathlib.Path)
       return config.steps
     # Time a few steps at the initial rate (compilation excluded); the full run resumes from them.
     seconds = common.seconds_per_step(fit, config.steps_per_call)
-    return max(3 * config.steps_per_call + 1, int(config.time_budget / seconds))
+    return max(common.CALIBRATION_CALLS * config.steps_per_call + 1, int(config.time_budget / seconds))
 
   steps = common.plan_steps(run_dir, plan_request(config), choose)
 

@@ -503,11 +503,24 @@ def steps_for_budget(config, fit: Callable, minimum: int = 20) -> int:
   return max(minimum, int(config.time_budget / seconds_per_step(fit, config.steps_per_call)))
 
 
+# Compiled calls of a calibration run (`seconds_per_step`): the first is the compilation, the
+# second still warming up (thread pools, allocator); the median of the rest is the step's time.
+CALIBRATION_CALLS = 6
+
+
 def seconds_per_step(fit: Callable, steps_per_call: int) -> float:
-  """Times a step: a short run (resumed by the real one) logging every steps_per_call steps."""
-  calibration = fit(steps=3 * steps_per_call, logging=tfpvi.train.Logging(every=steps_per_call, progress=False))
-  times = calibration["wall_time"].to_numpy()
-  return float(times[-1] - times[0]) / (2 * steps_per_call)
+  """Seconds per training step on this machine, from a short run that the real one resumes.
+
+  The run takes CALIBRATION_CALLS compiled calls of steps_per_call steps, logging after each. The
+  first two calls are left out (compilation and warm-up, 30-50% slower than the steady state on a
+  2-core CPU), and the median of the others is taken, so one call slowed by another process does
+  not fix a budget's step count.
+  """
+  calibration = fit(
+    steps=CALIBRATION_CALLS * steps_per_call, logging=tfpvi.train.Logging(every=steps_per_call, progress=False)
+  )
+  durations = np.diff(calibration["wall_time"].to_numpy())[1:]  # the calls after the first two
+  return float(np.median(durations)) / steps_per_call
 
 
 def training_seconds(history) -> np.ndarray:

@@ -381,6 +381,7 @@ def test_the_recorded_command_holds_only_the_flags_a_user_gave():
   forced = iwae.Config(full_protocol=True)
   forced.check()
   assert forced.batch_size == (20,) and common.command_line(forced) == "python -m experiments.iwae --full_protocol"
+  assert forced.learning_rate == 1e-3 and forced.schedule_growth == 3.0  # Burda et al.'s, not the CPU default's
   given = iwae.Config(output_dir="elsewhere", batch_size=(50,), models=("iwae:5",))
   given.check()
   assert common.command_line(given) == (
