@@ -9,6 +9,7 @@ import pathlib
 import re
 import tempfile
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -194,6 +195,21 @@ def test_iwae_refuses_a_folder_planned_with_other_steps_and_reports_what_ran(tmp
   err = capsys.readouterr().err
   assert "was trained with steps=20 (20 steps planned) but this run asks for steps=30" in err
   assert _snapshot(tmp_path) == before
+
+
+def test_a_time_budget_fixes_the_steps_from_the_calibration_calls_after_warm_up(tmp_path):
+  """The step count is the budget over the median call of the calibration run, its first two calls left out."""
+  iwae = importlib.import_module("experiments.iwae")
+  budget = 4.0
+  flags = ["--smoke", "--steps", "0", "--time_budget", str(budget), "--output_dir", str(tmp_path), "--models", "vae:1"]
+  metrics = iwae.main(flags)["vae_k1"]
+  history = pd.read_csv(tmp_path / "vae_k1" / "history.csv")
+  per_call = iwae.Config.SMOKE["steps_per_call"]
+  calibration = history[history["step"] <= common.CALIBRATION_CALLS * per_call]
+  assert calibration["step"].tolist() == [per_call * (i + 1) for i in range(common.CALIBRATION_CALLS)]
+  seconds = float(np.median(np.diff(calibration["wall_time"].to_numpy())[1:])) / per_call
+  assert metrics["planned_steps"] == max(100, int(budget / seconds)) == metrics["train_steps"]
+  assert history["step"].is_unique and history["step"].is_monotonic_increasing  # the real run resumed it
 
 
 def test_project_deadline_reports_the_seed_quantities():
