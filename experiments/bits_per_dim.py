@@ -236,8 +236,9 @@ def train_one(model, config: Config, x_train: np.ndarray, run_dir: pathlib.Path)
     if config.steps > 0:
       return config.steps
     # Time a few steps at the initial rate (compilation excluded); the full run resumes from them.
-    seconds = common.seconds_per_step(fit, config.steps_per_call)
-    return max(common.CALIBRATION_CALLS * config.steps_per_call + 1, int(config.time_budget / seconds))
+    return common.budget_steps(
+      config.time_budget, fit, config.steps_per_call, minimum=common.CALIBRATION_CALLS * config.steps_per_call + 1
+    )
 
   steps = common.plan_steps(run_dir, plan_request(config), choose)
 

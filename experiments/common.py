@@ -41,7 +41,9 @@ import tensorflow as tf  # noqa: E402
 import tfpvi  # noqa: E402
 
 __all__ = [
+  "CALIBRATION_CALLS",
   "binarized_test_set",
+  "budget_steps",
   "check_plan",
   "check_spec",
   "evaluate_log_px",
@@ -497,14 +499,24 @@ def plan_steps(run_dir, requested: dict, choose: Callable[[], int]) -> int:
 
 
 def steps_for_budget(config, fit: Callable, minimum: int = 20) -> int:
-  """config.steps, or with config.time_budget > 0 as many steps as fit one budget (timed by `seconds_per_step`)."""
+  """config.steps, or with config.time_budget > 0 as many steps as fit one budget (`budget_steps`)."""
   if config.time_budget <= 0:
     return config.steps
-  return max(minimum, int(config.time_budget / seconds_per_step(fit, config.steps_per_call)))
+  return budget_steps(config.time_budget, fit, config.steps_per_call, minimum)
 
 
-# Compiled calls of a calibration run (`seconds_per_step`): the first is the compilation, the
-# second still warming up (thread pools, allocator); the median of the rest is the step's time.
+def budget_steps(time_budget: float, fit: Callable, steps_per_call: int, minimum: int = 0) -> int:
+  """As many steps as fit time_budget seconds, a step timed by `seconds_per_step`.
+
+  At least `minimum`, and never fewer than the calibration run has already trained: the real run
+  resumes from it, and a plan below its step would be refused as a folder past its steps.
+  """
+  seconds = seconds_per_step(fit, steps_per_call)
+  return max(minimum, CALIBRATION_CALLS * steps_per_call, int(time_budget / seconds))
+
+
+# Compiled calls of a calibration run (`seconds_per_step`): the first includes the compilation and
+# the second is left out as warm-up; the median of the rest is the step's time.
 CALIBRATION_CALLS = 6
 
 
@@ -512,9 +524,8 @@ def seconds_per_step(fit: Callable, steps_per_call: int) -> float:
   """Seconds per training step on this machine, from a short run that the real one resumes.
 
   The run takes CALIBRATION_CALLS compiled calls of steps_per_call steps, logging after each. The
-  first two calls are left out (compilation and warm-up, 30-50% slower than the steady state on a
-  2-core CPU), and the median of the others is taken, so one call slowed by another process does
-  not fix a budget's step count.
+  first two calls are left out (compilation and warm-up), and the median of the others is taken,
+  so one call slowed by another process does not fix a budget's step count.
   """
   calibration = fit(
     steps=CALIBRATION_CALLS * steps_per_call, logging=tfpvi.train.Logging(every=steps_per_call, progress=False)

@@ -361,15 +361,16 @@ def timed(config: Config) -> bool:
   return not (config.full_protocol or config.epochs > 0 or config.steps > 0)
 
 
-def planned_steps(config: Config, run_dir: pathlib.Path, measure, index: int = 0) -> int:
+def planned_steps(config: Config, run_dir: pathlib.Path, fit, index: int = 0) -> int:
   """Total steps for one model, fixed at the first run and reused on resume (`common.plan_steps`).
 
-  Under the time budget the count comes from `measure()` (seconds per step on this machine).
+  Under the time budget the count comes from a short run of `fit` that times a step on this
+  machine (`common.budget_steps`; the full run resumes from it).
   """
 
   def choose() -> int:
     if timed(config):
-      return max(100, int(budget_seconds(config, index) / measure()))
+      return common.budget_steps(budget_seconds(config, index), fit, config.steps_per_call, minimum=100)
     return fixed_steps(config, index)
 
   return common.plan_steps(run_dir, plan_request(config), choose)
@@ -459,8 +460,7 @@ def train_one(name: str, k: int, config: Config, x_train: np.ndarray, run_dir: p
     loop=tfpvi.train.Loop(steps_per_call=config.steps_per_call, precision=precision(config)),
   )
 
-  # A short run at the first stage's rate times a step on this machine; the full run resumes from it.
-  steps = planned_steps(config, run_dir, lambda: common.seconds_per_step(fit, config.steps_per_call), index)
+  steps = planned_steps(config, run_dir, fit, index)
   schedule = learning_rate_schedule(steps, config.learning_rate, config.schedule_growth)
   history = fit(
     steps=steps,

@@ -212,6 +212,15 @@ def test_a_time_budget_fixes_the_steps_from_the_calibration_calls_after_warm_up(
   assert history["step"].is_unique and history["step"].is_monotonic_increasing  # the real run resumed it
 
 
+def test_a_time_budget_too_short_for_the_calibration_trains_the_calibrated_steps(tmp_path):
+  """A plan below the steps the calibration already trained would be refused as a folder past its plan."""
+  iwae = importlib.import_module("experiments.iwae")
+  per_call = 40  # 6 calls of 40 steps: 240 calibrated steps, above iwae's minimum of 100
+  flags = ["--smoke", "--steps", "0", "--time_budget", "0.001", "--steps_per_call", str(per_call)]
+  metrics = iwae.main([*flags, "--output_dir", str(tmp_path), "--models", "vae:1"])["vae_k1"]
+  assert metrics["planned_steps"] == metrics["train_steps"] == common.CALIBRATION_CALLS * per_call
+
+
 def test_project_deadline_reports_the_seed_quantities():
   out = pathlib.Path(tempfile.mkdtemp())
   metrics = importlib.import_module("experiments.project_deadline").main(["--smoke", "--output_dir", str(out)])
