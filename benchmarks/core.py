@@ -51,6 +51,11 @@ import tensorflow as tf  # noqa: E402
 
 HERE = pathlib.Path(__file__).parent
 SIZES = (784, 200, 200, 50)  # Burda et al.'s one-layer model: data, hidden, hidden, latent
+_D, _H1, _H2, _LATENT = SIZES
+# The [in, out] shapes of its six weight matrices: the encoder's three (the last gives loc and scale), the decoder's.
+ENCODER_SHAPES = ((_D, _H1), (_H1, _H2), (_H2, 2 * _LATENT))
+DECODER_SHAPES = ((_LATENT, _H2), (_H2, _H1), (_H1, _D))
+LAYER_SHAPES = ENCODER_SHAPES + DECODER_SHAPES
 
 
 def burda_model():
@@ -146,10 +151,8 @@ class RawIWAE(tf.Module):
 
   def __init__(self, seed: int = 0):
     rng = np.random.default_rng(seed)
-    d, h1, h2, latent = SIZES
-    shapes = [(d, h1), (h1, h2), (h2, 2 * latent), (latent, h2), (h2, h1), (h1, d)]
-    self.weights = [_glorot(a, b, rng) for a, b in shapes]
-    self.biases = [tf.Variable(tf.zeros([b])) for _, b in shapes]
+    self.weights = [_glorot(a, b, rng) for a, b in LAYER_SHAPES]
+    self.biases = [tf.Variable(tf.zeros([b])) for _, b in LAYER_SHAPES]
     self.params = self.weights + self.biases
     self.m = [tf.Variable(tf.zeros_like(p)) for p in self.params]
     self.v = [tf.Variable(tf.zeros_like(p)) for p in self.params]
@@ -268,16 +271,14 @@ def time_log_marginal_likelihood(
 
 
 def decoder_flops(rows: int) -> float:
-  _, h1, h2, latent = SIZES
-  return 2.0 * rows * (latent * h2 + h2 * h1 + h1 * SIZES[0])
+  return 2.0 * rows * sum(a * b for a, b in DECODER_SHAPES)
 
 
 def time_matmul_floor(rows: int, chunk_rows: int, dtype: tf.DType, repeats: int) -> float:
   """Median seconds of the decoder's three matmuls alone on `rows` latent rows, chunk by chunk (graph)."""
   rng = np.random.default_rng(0)
-  d, h1, h2, latent = SIZES
-  weights = [tf.constant(rng.normal(0, 0.1, s), dtype) for s in ((latent, h2), (h2, h1), (h1, d))]
-  z = tf.constant(rng.normal(size=[chunk_rows, latent]), dtype)
+  weights = [tf.constant(rng.normal(0, 0.1, s), dtype) for s in DECODER_SHAPES]
+  z = tf.constant(rng.normal(size=[chunk_rows, _LATENT]), dtype)
   num_chunks = rows // chunk_rows
 
   @tf.function
@@ -300,11 +301,8 @@ def training_matmul_flops(k: int, batch: int) -> float:
   needs each weight's gradient (one matmul per layer) and each layer input's gradient (one more),
   except the encoder's first layer, whose input is the data.
   """
-  d, h1, h2, latent = SIZES
-  encoder = [(d, h1), (h1, h2), (h2, 2 * latent)]
-  decoder = [(latent, h2), (h2, h1), (h1, d)]
-  macs = sum(batch * a * b * (3 if i else 2) for i, (a, b) in enumerate(encoder))
-  macs += sum(k * batch * a * b * 3 for a, b in decoder)
+  macs = sum(batch * a * b * (3 if i else 2) for i, (a, b) in enumerate(ENCODER_SHAPES))
+  macs += sum(k * batch * a * b * 3 for a, b in DECODER_SHAPES)
   return 2.0 * macs
 
 
@@ -335,11 +333,9 @@ def time_training_matmul_floor(k: int, batch: int, dtype: tf.DType, repeats: int
   The same layer shapes as the model's, with no biases, activations, sampling or optimizer.
   """
   rng = np.random.default_rng(0)
-  d, h1, h2, latent = SIZES
-  shapes = [(d, h1), (h1, h2), (h2, 2 * latent), (latent, h2), (h2, h1), (h1, d)]
-  weights = [tf.Variable(rng.normal(0, 0.05, s), dtype=dtype) for s in shapes]
-  x = tf.constant(rng.normal(size=[batch, d]), dtype)
-  z = tf.constant(rng.normal(size=[k * batch, latent]), dtype)
+  weights = [tf.Variable(rng.normal(0, 0.05, s), dtype=dtype) for s in LAYER_SHAPES]
+  x = tf.constant(rng.normal(size=[batch, _D]), dtype)
+  z = tf.constant(rng.normal(size=[k * batch, _LATENT]), dtype)
 
   @tf.function
   def run_steps():

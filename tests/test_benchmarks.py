@@ -23,9 +23,8 @@ def _graph_matmul_flops(graph: tf.Graph) -> float:
 
 @pytest.mark.parametrize("k,batch", [(1, 1), (3, 2), (50, 20)])
 def test_the_step_floor_counts_the_matmuls_tensorflow_builds_for_the_step(k, batch):
-  d, h1, h2, latent = core.SIZES
-  shapes = [(d, h1), (h1, h2), (h2, 2 * latent), (latent, h2), (h2, h1), (h1, d)]
-  weights = [tf.Variable(tf.zeros(s)) for s in shapes]
+  d, _, _, latent = core.SIZES
+  weights = [tf.Variable(tf.zeros(s)) for s in core.LAYER_SHAPES]
   graph = (
     tf.function(lambda x, z: core.matmul_chain_gradients(weights, x, z))
     .get_concrete_function(tf.TensorSpec([batch, d]), tf.TensorSpec([k * batch, latent]))
